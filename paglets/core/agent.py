@@ -1,0 +1,355 @@
+"""The programming model: a paglet is a class with dataclass state and hooks.
+
+A paglet author subclasses :class:`Paglet`, sets ``State`` to a ``@dataclass``
+derived from :class:`PagletState`, and overrides the hooks and
+``handle_message``. Only the state moves between nodes; the class must be
+importable by its qualified name wherever the paglet runs.
+
+Inside a worker process the runtime builds the instance, attaches a
+:class:`PagletContext` (what the running paglet can ask of its node) and calls
+the hooks. Up to ``MAILBOX_WORKERS`` handlers run at once, so state shared
+between handlers is guarded with :meth:`Paglet.locked` or ``@state_locked``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from paglets.core.events import (
+        CloneEvent,
+        CreationEvent,
+        MobilityEvent,
+        PersistencyEvent,
+    )
+    from paglets.core.messages import Message, ReplySet
+    from paglets.runtime.resources import ResourceRegistry
+
+ACTIVE = 0x1
+INACTIVE = 0x2
+
+
+class _NotHandled:
+    """Sentinel type: ``handle_message`` returns it to refuse a message."""
+
+    _instance: _NotHandled | None = None
+
+    def __new__(cls) -> _NotHandled:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_HANDLED"
+
+    def __reduce__(self) -> str:
+        return "NOT_HANDLED"
+
+
+NOT_HANDLED = _NotHandled()
+
+
+@dataclass
+class PagletState:
+    """Marker base for a paglet's ``@dataclass`` state. Only state moves."""
+
+
+StateT = TypeVar("StateT", bound=PagletState)
+
+
+class PagletContext:
+    """What a running paglet may ask of the node it runs on.
+
+    The runtime supplies the implementation; every method may be called from
+    handlers, ``run()``, hooks or threads the paglet starts.
+    """
+
+    name: str
+    address: str
+    agent_id: str
+
+    def _unsupported(self, what: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not support {what}")
+
+    def get_proxy(self, agent_id: str, host_url: str | None = None) -> Any:
+        return self._unsupported("get_proxy")
+
+    def get_proxies(self, state: int = ACTIVE) -> list[Any]:
+        return self._unsupported("get_proxies")
+
+    def get_property(self, key: str, default: Any = None) -> Any:
+        return self._unsupported("get_property")
+
+    def set_property(self, key: str, value: Any) -> None:
+        self._unsupported("set_property")
+
+    def create_paglet(
+        self,
+        cls: type[Paglet] | str,
+        state: PagletState | None = None,
+        *,
+        init: Any = None,
+        host_url: str | None = None,
+    ) -> Any:
+        return self._unsupported("create_paglet")
+
+    def send(self, agent_id: str, message: Message | str, host_url: str | None = None, **kwargs: Any) -> Any:
+        return self._unsupported("send")
+
+    def multicast(self, kind: str, args: dict[str, Any] | None = None, *, include_self: bool = True) -> ReplySet:
+        return self._unsupported("multicast")
+
+    def dispatch(self, agent_id: str, target: Any) -> Any:
+        return self._unsupported("dispatch")
+
+    def clone(self, agent_id: str, target: Any = None) -> Any:
+        return self._unsupported("clone")
+
+    def deactivate(self, agent_id: str, **kwargs: Any) -> Any:
+        return self._unsupported("deactivate")
+
+    def dispose(self, agent_id: str) -> None:
+        self._unsupported("dispose")
+
+    def available_hosts(self) -> list[Any]:
+        return self._unsupported("available_hosts")
+
+    def host_status(self, name_or_url: str) -> Any:
+        return self._unsupported("host_status")
+
+    def is_host_online(self, name_or_url: str) -> bool:
+        return self._unsupported("is_host_online")
+
+    def wait_for_host(self, name_or_url: str, timeout: float | None = None) -> Any:
+        return self._unsupported("wait_for_host")
+
+    def dispatch_to(self, agent_id: str, name_or_url: str) -> Any:
+        return self.dispatch(agent_id, name_or_url)
+
+    def clone_to(self, agent_id: str, name_or_url: str) -> Any:
+        return self.clone(agent_id, name_or_url)
+
+    def resources(self) -> ResourceRegistry:
+        return self._unsupported("resources")
+
+    def work_dir(self) -> Path:
+        return self._unsupported("work_dir")
+
+    def persistent_storage(self, quota_bytes: int | None = None) -> Any:
+        return self._unsupported("persistent_storage")
+
+    def register_file(self, path: str | Path, *, name: str | None = None, mode: str = "copy") -> Any:
+        return self._unsupported("register_file")
+
+    def registered_files(self) -> list[Any]:
+        return self._unsupported("registered_files")
+
+    def unregister_file(self, name: Any) -> None:
+        self._unsupported("unregister_file")
+
+    def file_path(self, name: Any) -> Path:
+        return self._unsupported("file_path")
+
+    def advertise_service(self, name: str, **kwargs: Any) -> Any:
+        return self._unsupported("advertise_service")
+
+    def unadvertise_service(self, name: str) -> None:
+        self._unsupported("unadvertise_service")
+
+    def lookup_service(self, name: str, **kwargs: Any) -> Any:
+        return self._unsupported("lookup_service")
+
+    def lookup_services(self, name: str | None = None, **kwargs: Any) -> list[Any]:
+        return self._unsupported("lookup_services")
+
+    def wait_message(self, timeout: float | None = None) -> bool:
+        return self._unsupported("wait_message")
+
+    def notify_message(self) -> None:
+        self._unsupported("notify_message")
+
+    def notify_all_messages(self) -> None:
+        self._unsupported("notify_all_messages")
+
+
+class Paglet(Generic[StateT]):
+    """Base class of every paglet. Subclasses set ``State``.
+
+    Attributes set by the runtime before any hook runs: ``agent_id``,
+    ``state``, ``context`` and ``resources``.
+    """
+
+    State: ClassVar[type[PagletState]] = PagletState
+    MAILBOX_WORKERS: ClassVar[int] = 4
+
+    agent_id: str
+    state: StateT
+    context: PagletContext
+
+    def __init__(self) -> None:
+        self._state_lock = threading.RLock()
+        self._state_changed = threading.Condition(self._state_lock)
+
+    # -- hooks (no-ops by default) ------------------------------------------
+    def on_creation(self, event: CreationEvent) -> None:
+        """Runs once, in the first node, before ``run()``."""
+
+    def on_dispatching(self, event: MobilityEvent) -> None:
+        """Runs on the source node before the paglet leaves."""
+
+    def on_arrival(self, event: MobilityEvent) -> None:
+        """Runs on the target node after the paglet lands."""
+
+    def on_reverting(self, event: MobilityEvent) -> None:
+        """Runs on the remote node before a retract pulls the paglet back."""
+
+    def on_cloning(self, event: CloneEvent) -> None:
+        """Runs in the original before a copy is made."""
+
+    def on_clone(self, event: CloneEvent) -> None:
+        """Runs in the new copy."""
+
+    def on_cloned(self, event: CloneEvent) -> None:
+        """Runs in the original after the copy exists."""
+
+    def on_deactivating(self, event: PersistencyEvent) -> None:
+        """Runs before the paglet is parked on disk."""
+
+    def on_activation(self, event: PersistencyEvent) -> None:
+        """Runs after the paglet wakes from disk."""
+
+    def on_disposing(self, event: PersistencyEvent) -> None:
+        """Runs before the paglet is disposed of."""
+
+    def deactivation_policy(self, request: Any) -> Any:
+        """Return the DeactivationPolicy to park with; None keeps the request's."""
+        return None
+
+    def run(self) -> None:
+        """Called after creation, arrival or activation, in its own thread."""
+
+    def handle_message(self, message: Message) -> Any:
+        """Answer a message; return ``self.not_handled()`` to refuse it."""
+        return NOT_HANDLED
+
+    # -- state helpers -------------------------------------------------------
+    @property
+    def resources(self) -> ResourceRegistry:
+        return self.context.resources()
+
+    def locked(self) -> threading.RLock:
+        """The lock guarding ``state`` (re-entrant); use as ``with self.locked():``."""
+        return self._state_lock
+
+    @contextmanager
+    def locked_state(self) -> Iterator[StateT]:
+        with self._state_lock:
+            yield self.state
+
+    def wait_state(self, predicate: Callable[[StateT], bool], timeout: float | None = None) -> bool:
+        """Wait until ``predicate(state)`` holds; False on timeout."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: predicate(self.state), timeout)
+
+    def notify_state_changed(self) -> None:
+        with self._state_changed:
+            self._state_changed.notify()
+
+    def notify_all_state_changed(self) -> None:
+        with self._state_changed:
+            self._state_changed.notify_all()
+
+    def not_handled(self) -> _NotHandled:
+        return NOT_HANDLED
+
+    # -- talking to the node -------------------------------------------------
+    def send(self, agent_id: str, message: Message | str, host_url: str | None = None, **kwargs: Any) -> Any:
+        return self.context.send(agent_id, message, host_url, **kwargs)
+
+    def multicast(self, kind: str, args: dict[str, Any] | None = None, include_self: bool = True) -> ReplySet:
+        return self.context.multicast(kind, args, include_self=include_self)
+
+    def wait_message(self, timeout: float | None = None) -> bool:
+        return self.context.wait_message(timeout)
+
+    def notify_message(self) -> None:
+        self.context.notify_message()
+
+    def notify_all_messages(self) -> None:
+        self.context.notify_all_messages()
+
+    def dispatch(self, target: Any) -> Any:
+        return self.context.dispatch(self.agent_id, target)
+
+    def clone(self, target: Any = None) -> Any:
+        return self.context.clone(self.agent_id, target)
+
+    def dispatch_to(self, name_or_url: str) -> Any:
+        return self.context.dispatch_to(self.agent_id, name_or_url)
+
+    def clone_to(self, name_or_url: str) -> Any:
+        return self.context.clone_to(self.agent_id, name_or_url)
+
+    def deactivate(self, reason: str = "", policy: Any = None, metadata: dict[str, Any] | None = None) -> Any:
+        return self.context.deactivate(self.agent_id, reason=reason, policy=policy, metadata=metadata)
+
+    def advertise_service(self, name: str, **kwargs: Any) -> Any:
+        return self.context.advertise_service(name, **kwargs)
+
+    def unadvertise_service(self, name: str) -> None:
+        self.context.unadvertise_service(name)
+
+    def lookup_service(self, name: str, **kwargs: Any) -> Any:
+        return self.context.lookup_service(name, **kwargs)
+
+    def lookup_services(self, name: str | None = None, **kwargs: Any) -> list[Any]:
+        return self.context.lookup_services(name, **kwargs)
+
+    def work_dir(self) -> Path:
+        return self.context.work_dir()
+
+    def persistent_storage(self, quota_bytes: int | None = None) -> Any:
+        return self.context.persistent_storage(quota_bytes)
+
+    def register_file(self, path: str | Path, name: str | None = None, mode: str = "copy") -> Any:
+        return self.context.register_file(path, name=name, mode=mode)
+
+    def registered_files(self) -> list[Any]:
+        return self.context.registered_files()
+
+    def unregister_file(self, name: Any) -> None:
+        self.context.unregister_file(name)
+
+    def file_path(self, name: Any) -> Path:
+        return self.context.file_path(name)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def state_locked(method: F) -> F:
+    """Run a paglet method with the paglet's state lock held."""
+
+    @functools.wraps(method)
+    def wrapper(self: Paglet[Any], *args: Any, **kwargs: Any) -> Any:
+        with self._state_lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+__all__ = [
+    "ACTIVE",
+    "INACTIVE",
+    "NOT_HANDLED",
+    "Paglet",
+    "PagletContext",
+    "PagletState",
+    "state_locked",
+]

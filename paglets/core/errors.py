@@ -1,0 +1,112 @@
+"""Every error paglets raises, all under :class:`PagletError`.
+
+Errors cross process and machine boundaries as ``{"type": name, "message": text}``
+(see :mod:`paglets.wire.errors`); the names below are the wire names, so renaming
+a class is a protocol change.
+"""
+
+from __future__ import annotations
+
+
+class PagletError(Exception):
+    """Base class of every paglets error."""
+
+
+class SerializationError(PagletError):
+    """A value cannot be encoded to, or decoded from, the wire format."""
+
+
+class HostError(PagletError):
+    """A node refused or failed an operation."""
+
+
+class AuthenticationError(HostError):
+    """The request carried no API key, or the wrong one."""
+
+
+class ForbiddenError(HostError):
+    """The caller is known but not allowed to do this."""
+
+
+class ServiceContractError(HostError):
+    """A service was called in a way its contract does not allow."""
+
+
+class ServiceNotFoundError(HostError):
+    """No paglet advertises the requested service."""
+
+
+class NodeUnreachableError(HostError):
+    """No answer from a node within the deadline: it is down, unreachable or overloaded."""
+
+    def __init__(self, message: str, *, address: str = "", op: str = ""):
+        super().__init__(message)
+        self.address = address
+        self.op = op
+
+
+class RequestTimeoutError(NodeUnreachableError, TimeoutError):
+    """A request got no reply before its deadline."""
+
+
+class OverloadedError(HostError):
+    """A bounded queue is full; retry later."""
+
+
+class ProtocolError(PagletError):
+    """A frame did not follow the paglets wire protocol."""
+
+
+class RemoteHostError(PagletError):
+    """An error of a type this side does not know, raised on the remote side."""
+
+    def __init__(self, message: str, *, remote_type: str = "Exception"):
+        super().__init__(f"{remote_type}: {message}" if remote_type else message)
+        self.remote_type = remote_type
+        self.remote_message = message
+
+
+class InvalidAgentError(PagletError):
+    """No such paglet where it was looked for."""
+
+
+class PagletInactiveError(PagletError):
+    """The paglet is parked and the call may not wake it or queue for it."""
+
+
+class PagletCrashedError(PagletError):
+    """The paglet's process exited or stopped answering."""
+
+
+class NotHandledError(PagletError):
+    """The paglet's ``handle_message`` refused the message."""
+
+
+class LifecycleError(PagletError):
+    """A lifecycle step (hook, cleanup, state change) failed."""
+
+
+class TransferError(PagletError):
+    """A move (dispatch, clone, retract, remote create) did not happen."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "ForbiddenError",
+    "HostError",
+    "InvalidAgentError",
+    "LifecycleError",
+    "NodeUnreachableError",
+    "NotHandledError",
+    "OverloadedError",
+    "PagletCrashedError",
+    "PagletError",
+    "PagletInactiveError",
+    "ProtocolError",
+    "RemoteHostError",
+    "RequestTimeoutError",
+    "SerializationError",
+    "ServiceContractError",
+    "ServiceNotFoundError",
+    "TransferError",
+]

@@ -1,0 +1,321 @@
+"""Request/reply over DEALER sockets: the bottom of the client SDK.
+
+Two ways to talk to a node, both one socket per thread:
+
+* :func:`channel` — the calling thread's own DEALER to a node address. A
+  synchronous request sends and waits on that socket directly, so a sync call
+  costs no thread hand-off. Oneway sends are pipelined on it: the node acks
+  each, and the channel keeps at most ``ONEWAY_WINDOW`` acks outstanding.
+* :class:`Reactor` — one background thread per process that owns its own
+  DEALERs and completes Futures (``send_future``, multicast).
+
+Replies are matched by correlation id; a reply to a request that already
+timed out is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import zmq
+
+from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError, RequestTimeoutError
+from paglets.runtime.loop_channel import LoopChannel
+from paglets.wire import protocol
+from paglets.wire.errors import error_from_wire
+
+ONEWAY_WINDOW = 512
+CONNECT_TIMEOUT = 5.0
+_local = threading.local()
+_cid_counter = itertools.count(1)
+
+
+def check_address(address: str) -> str:
+    """Normalise a node address ``tcp://HOST:PORT``; ValueError when it is not one."""
+    if not isinstance(address, str):
+        raise ValueError(f"node address must be a string, got {type(address).__name__}")
+    text = address.strip().rstrip("/")
+    if not text.startswith("tcp://"):
+        raise ValueError(f"node address {address!r} must look like tcp://HOST:PORT")
+    host, sep, port = text[len("tcp://") :].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"node address {address!r} must look like tcp://HOST:PORT")
+    return text
+
+
+def _new_dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.immediate = 1  # never queue for a node we are not connected to
+    sock.sndhwm = sock.rcvhwm = 100_000
+    sock.reconnect_ivl = 100
+    sock.reconnect_ivl_max = 2000
+    sock.connect(address)
+    return sock
+
+
+def _next_cid() -> bytes:
+    return next(_cid_counter).to_bytes(8, "big")
+
+
+def reply_value(reply: protocol.Reply) -> protocol.Reply:
+    """Return an ok reply, or raise the error it carries."""
+    if reply.ok:
+        return reply
+    raise error_from_wire(reply.header)
+
+
+class Channel:
+    """One thread's DEALER to one node."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self._sock = _new_dealer(zmq.Context.instance(), address)
+        self._oneway: dict[bytes, str] = {}
+        self._oneway_failures: collections.deque[PagletError] = collections.deque(maxlen=100)
+
+    def request(
+        self, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float
+    ) -> protocol.Reply:
+        cid = _next_cid()
+        self._send(op, protocol.request_frames(op, cid, header, payload), timeout)
+        deadline = time.monotonic() + timeout
+        sock = self._sock
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(remaining * 1000):
+                raise RequestTimeoutError(
+                    f"no reply from {self.address} to {op!r} within {timeout:g} s", address=self.address, op=op
+                )
+            reply = self._receive()
+            if reply is not None and reply.cid == cid:
+                return reply
+
+    def send_oneway(self, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float) -> None:
+        cid = _next_cid()
+        self._send("send", protocol.request_frames("send", cid, header, payload), timeout)
+        self._oneway[cid] = header.get("agent", "")
+        self._collect_acks(0)
+        if len(self._oneway) >= ONEWAY_WINDOW:
+            self._collect_acks(timeout, until=ONEWAY_WINDOW // 2)
+        self.raise_oneway_failure()
+
+    def flush(self, timeout: float) -> None:
+        """Wait until the node acked every oneway send of this thread."""
+        self._collect_acks(timeout, until=0)
+        self.raise_oneway_failure()
+
+    def raise_oneway_failure(self) -> None:
+        if self._oneway_failures:
+            raise self._oneway_failures.popleft()
+
+    def _collect_acks(self, timeout: float, until: int | None = None) -> None:
+        sock = self._sock
+        deadline = time.monotonic() + timeout
+        while self._oneway:
+            if until is not None and len(self._oneway) <= until:
+                return
+            remaining = deadline - time.monotonic()
+            if not sock.poll(max(0.0, remaining) * 1000):
+                if until is None:
+                    return
+                raise RequestTimeoutError(
+                    f"{self.address} did not accept {len(self._oneway)} oneway messages within {timeout:g} s",
+                    address=self.address,
+                    op="send",
+                )
+            self._receive()
+
+    def _send(self, op: str, frames: list[bytes], timeout: float) -> None:
+        sock = self._sock
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            pass
+        sock.sndtimeo = int(min(timeout, CONNECT_TIMEOUT) * 1000)
+        try:
+            sock.send_multipart(frames)
+        except zmq.Again:
+            raise NodeUnreachableError(
+                f"cannot reach node {self.address} for {op!r}: no connection within "
+                f"{min(timeout, CONNECT_TIMEOUT):g} s",
+                address=self.address,
+                op=op,
+            ) from None
+        finally:
+            sock.sndtimeo = -1
+
+    def _receive(self) -> protocol.Reply | None:
+        frames = self._sock.recv_multipart()
+        try:
+            reply = protocol.parse_reply(frames)
+        except ProtocolError:
+            return None
+        agent = self._oneway.pop(reply.cid, None)
+        if agent is not None:
+            if not reply.ok:
+                self._oneway_failures.append(error_from_wire(reply.header))
+            return None
+        return reply
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+
+def channel(address: str) -> Channel:
+    """The calling thread's channel to ``address`` (created on first use)."""
+    channels: dict[str, Channel] | None = getattr(_local, "channels", None)
+    if channels is None:
+        channels = _local.channels = {}
+    found = channels.get(address)
+    if found is None:
+        found = channels[address] = Channel(address)
+    return found
+
+
+class Reactor:
+    """A background thread that completes Futures for requests to any node."""
+
+    _instance: Reactor | None = None
+    _instance_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> Reactor:
+        with cls._instance_lock:
+            if cls._instance is None or not cls._instance._thread.is_alive():
+                cls._instance = cls()
+            return cls._instance
+
+    def __init__(self) -> None:
+        self._ctx = zmq.Context.instance()
+        self._channel = LoopChannel(self._ctx, "client-reactor")
+        self._sockets: dict[str, zmq.Socket] = {}
+        self._poller = zmq.Poller()
+        self._waiting: dict[bytes, tuple[Future[protocol.Reply], str, str]] = {}
+        self._deadlines: list[tuple[float, bytes]] = []
+        self._pending_sends: collections.deque[tuple[float, zmq.Socket, list[bytes], bytes]] = collections.deque()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="paglets-client-reactor", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def submit(
+        self, address: str, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float
+    ) -> Future[protocol.Reply]:
+        future: Future[protocol.Reply] = Future()
+        cid = _next_cid()
+        frames = protocol.request_frames(op, cid, header, payload)
+        self._channel.post(lambda: self._send(address, op, cid, frames, future, timeout))
+        return future
+
+    def _send(
+        self, address: str, op: str, cid: bytes, frames: list[bytes], future: Future[Any], timeout: float
+    ) -> None:
+        sock = self._sockets.get(address)
+        if sock is None:
+            sock = self._sockets[address] = _new_dealer(self._ctx, address)
+            self._poller.register(sock, zmq.POLLIN)
+        self._waiting[cid] = (future, address, op)
+        heapq.heappush(self._deadlines, (time.monotonic() + timeout, cid))
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            # Not connected (yet): the deadline decides, as for a lost reply.
+            self._pending_sends.append((time.monotonic() + min(timeout, CONNECT_TIMEOUT), sock, frames, cid))
+
+    def _run(self) -> None:
+        pull = self._channel.bind()
+        self._poller.register(pull, zmq.POLLIN)
+        self._ready.set()
+        while True:
+            timeout = self._next_timeout()
+            for sock, _ in self._poller.poll(timeout):
+                if sock is pull:
+                    self._channel.drain()
+                else:
+                    self._read(sock)
+            self._retry_sends()
+            self._expire()
+
+    def _next_timeout(self) -> float | None:
+        if self._pending_sends:
+            return 10
+        if not self._deadlines:
+            return None
+        return max(0.0, (self._deadlines[0][0] - time.monotonic()) * 1000)
+
+    def _read(self, sock: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = protocol.parse_reply(frames)
+            except ProtocolError:
+                continue
+            waiting = self._waiting.pop(reply.cid, None)
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_result(reply)
+
+    def _retry_sends(self) -> None:
+        now = time.monotonic()
+        for _ in range(len(self._pending_sends)):
+            give_up_at, sock, frames, cid = self._pending_sends.popleft()
+            if cid not in self._waiting:
+                continue
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                if now < give_up_at:
+                    self._pending_sends.append((give_up_at, sock, frames, cid))
+                else:
+                    future, address, op = self._waiting.pop(cid)
+                    _fail(future, NodeUnreachableError(
+                        f"cannot reach node {address} for {op!r}: no connection", address=address, op=op
+                    ))
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, cid = heapq.heappop(self._deadlines)
+            waiting = self._waiting.pop(cid, None)
+            if waiting is not None:
+                future, address, op = waiting
+                _fail(future, RequestTimeoutError(
+                    f"no reply from {address} to {op!r} in time", address=address, op=op
+                ))
+
+
+def _fail(future: Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def then(future: Future[Any], convert: Callable[[Any], Any]) -> Future[Any]:
+    """A Future completing with ``convert(result)`` (or the failure) of ``future``."""
+    out: Future[Any] = Future()
+
+    def done(source: Future[Any]) -> None:
+        exc = source.exception()
+        if exc is not None:
+            out.set_exception(exc)
+            return
+        try:
+            out.set_result(convert(source.result()))
+        except BaseException as conv_exc:
+            out.set_exception(conv_exc)
+
+    future.add_done_callback(done)
+    return out
+
+
+__all__ = ["Channel", "Reactor", "channel", "check_address", "reply_value", "then"]

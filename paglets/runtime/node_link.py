@@ -1,0 +1,104 @@
+"""A worker's per-thread sockets to its node's back ROUTER.
+
+Handler threads, the ``run()`` thread and any thread the paglet starts each
+get their own DEALER (routing id ``agent_id/N``), so a handler can reply, or
+ask its node something (a host call), without handing work to the I/O
+thread. One socket, one thread: a socket is only ever used by the thread
+that created it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from paglets.core.errors import PagletCrashedError, RequestTimeoutError
+from paglets.wire import protocol
+from paglets.wire.errors import error_from_wire
+
+REP = b"rep"
+HCALL = b"hcall"
+HREP = b"hrep"
+EVENT = b"event"
+DEFAULT_CALL_TIMEOUT = 120.0
+
+
+class NodeLink:
+    """Per-thread DEALER sockets of one worker process."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, agent_id: str):
+        self._ctx = ctx
+        self._endpoint = endpoint
+        self._agent_id = agent_id
+        self._local = threading.local()
+        self._ids = itertools.count(1)
+        self._sockets: list[zmq.Socket] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def socket(self) -> zmq.Socket:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            if self.closed:
+                raise PagletCrashedError(f"paglet {self._agent_id!r} is shutting down")
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.linger = 1000
+            sock.identity = f"{self._agent_id}/{next(self._ids)}".encode()
+            sock.connect(self._endpoint)
+            self._local.sock = sock
+            self._local.rids = itertools.count(1)
+            with self._lock:
+                self._sockets.append(sock)
+        return sock
+
+    def reply_ok(self, rid: bytes, payload: bytes | None = None) -> None:
+        frames = [REP, rid, protocol.OK] if payload is None else [REP, rid, protocol.OK, payload]
+        self.socket().send_multipart(frames)
+
+    def reply_error(self, rid: bytes, error: dict[str, Any]) -> None:
+        self.socket().send_multipart([REP, rid, protocol.ERR, protocol.pack(error)])
+
+    def event(self, header: dict[str, Any]) -> None:
+        self.socket().send_multipart([EVENT, b"", protocol.pack(header)])
+
+    def call(self, header: dict[str, Any], payload: tuple[bytes, ...] = (), timeout: float | None = None) -> bytes:
+        """Ask the node; returns the codec-encoded result frame, or raises the node's error."""
+        sock = self.socket()
+        rid = next(self._local.rids).to_bytes(8, "big")
+        sock.send_multipart([HCALL, rid, protocol.pack(header), *payload])
+        limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(remaining * 1000):
+                raise RequestTimeoutError(
+                    f"node did not answer host call {header.get('op')!r} within {limit:.1f} s",
+                    op=str(header.get("op")),
+                )
+            frames = sock.recv_multipart()
+            if len(frames) < 3 or frames[0] != HREP or frames[1] != rid:
+                continue  # an answer to an earlier call that timed out
+            if frames[2] == protocol.OK:
+                return frames[3] if len(frames) > 3 else b""
+            raise error_from_wire(_unpack_error(frames[3:]))
+
+    def close(self) -> None:
+        self.closed = True
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close(100)
+
+
+def _unpack_error(rest: list[bytes]) -> dict[str, Any]:
+    try:
+        return protocol.unpack_map(rest[0], "error") if rest else {}
+    except Exception as exc:
+        return {"type": "ProtocolError", "message": str(exc)}
+
+
+__all__ = ["NodeLink"]

@@ -1,0 +1,122 @@
+"""Answers to front requests and paglets' host calls that leave the broker loop.
+
+The broker routes messages itself; everything slower (create, dispose,
+listings, state, properties) arrives here on the op pool and is performed by
+calling the :class:`~paglets.runtime.host.Host` facade. Owns no state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from paglets.core.agent import ACTIVE
+from paglets.core.errors import HostError, InvalidAgentError
+from paglets.wire import codec, protocol
+
+if TYPE_CHECKING:
+    from paglets.runtime.host import Host
+
+log = logging.getLogger("paglets.node")
+
+Answer = tuple[dict[str, Any], list[bytes]]
+
+
+class NodeOps:
+    """The broker's services: slow ops, host calls and worker notifications."""
+
+    def __init__(self, host: Host):
+        self._host = host
+
+    # -- front ---------------------------------------------------------------------
+    def handle_front(self, request: protocol.Request) -> Answer:
+        handler = getattr(self, f"_front_{request.op}", None)
+        if handler is None:
+            raise HostError(f"op {request.op!r} is not supported by node {self._host.name}")
+        return handler(request.header, request.payload)
+
+    def _front_health(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.health(), []
+
+    def _front_list(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agents = self._host.list_agents(
+            active=header.get("active", True),
+            inactive=header.get("inactive", False),
+            include_state=header.get("state", False),
+        )
+        return {"agents": agents}, []
+
+    def _front_info(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.agent_info(header["agent"]), []
+
+    def _front_state(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agent_id = header["agent"]
+        info = self._host.agent_info(agent_id)
+        return {"class_name": info["class_name"]}, [self._host.state_bytes(agent_id)]
+
+    def _front_create(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agent_id = self._host.start_paglet(
+            header["cls"], payload, agent_id=header.get("agent"), plain=bool(header.get("plain"))
+        )
+        return {"agent": agent_id, "address": self._host.address}, []
+
+    def _front_dispose(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        self._host.dispose(header["agent"])
+        return {}, []
+
+    def route_unknown(self, request: protocol.Request) -> Answer:
+        """A message for a paglet the broker has no slot for."""
+        raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
+
+    # -- host calls from paglets ---------------------------------------------------------
+    def handle_host_call(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> list[bytes]:
+        op = header.get("op")
+        handler = getattr(self, f"_call_{op}", None) if isinstance(op, str) else None
+        if handler is None:
+            raise HostError(f"host call {op!r} is not supported by node {self._host.name}")
+        result = handler(agent_id, header, payload)
+        return [codec.encode(result, root=f"{op} result")]
+
+    def _call_send(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        raise InvalidAgentError(f"no paglet {header.get('agent')!r} on node {self._host.name}")
+
+    def _call_list(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        state = header.get("state", ACTIVE)
+        return self._host.agent_ids(state if isinstance(state, int) else ACTIVE)
+
+    def _call_create(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        new_id = header.get("agent")
+        return self._host.start_paglet(
+            str(header.get("cls")),
+            payload,
+            agent_id=protocol.validate_agent_id(new_id) if new_id else None,
+            plain=bool(header.get("plain")),
+        )
+
+    def _call_dispose(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        self._host.dispose(str(header.get("agent")))
+
+    def _call_get_property(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._host.get_property(str(header.get("key")))
+
+    def _call_set_property(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        value = codec.decode(payload[0]) if payload else None
+        self._host.set_property(str(header.get("key")), value)
+
+    def _call_hosts(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._host.list_hosts()
+
+    # -- notifications -------------------------------------------------------------------
+    def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
+        log.warning("node %s: paglet %s crashed: %s", self._host.name, agent_id, reason)
+        self._host.events.emit("paglet-crashed", agent_id=agent_id, pid=pid, reason=reason)
+        if pid is not None:
+            self._host.processes.kill(pid)  # a hung worker: make sure it is really gone
+
+    def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
+        kind = header.get("kind")
+        if kind == "run-finished":
+            self._host.events.emit("paglet-run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
+
+
+__all__ = ["NodeOps"]

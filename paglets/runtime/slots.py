@@ -1,0 +1,169 @@
+"""What the broker loop knows about each worker, and who waits for answers.
+
+Everything here is owned by the broker thread and touched by nothing else.
+
+* :class:`WorkerSlot` — one paglet's worker process as the broker sees it:
+  its phase, liveness deadline, credit and mailbox.
+* :class:`Delivery` — a message waiting in a mailbox.
+* Origins — who gets the answer to a request: a front peer
+  (:class:`FrontOrigin`), a worker's host call (:class:`BackOrigin`) or a
+  thread in the node process (:class:`FutureOrigin`).
+"""
+
+from __future__ import annotations
+
+import enum
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from paglets.runtime.mailbox_queue import MailboxQueue, MailboxStatus
+from paglets.wire import protocol
+from paglets.wire.errors import error_from_wire
+
+EMPTY_MAP = protocol.pack({})
+HREP = b"hrep"
+
+
+class Sender(Protocol):
+    def send_front(self, frames: list[bytes]) -> None: ...
+
+    def send_back(self, frames: list[bytes]) -> None: ...
+
+
+class Origin(Protocol):
+    """Who is waiting for the answer to one request."""
+
+    def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None: ...
+
+    def fail(self, sender: Sender, error: dict[str, Any]) -> None: ...
+
+
+@dataclass(slots=True)
+class FrontOrigin:
+    """A client, peer node or relay on the front socket."""
+
+    peer: bytes
+    cid: bytes
+
+    def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None:
+        sender.send_front([self.peer, protocol.MAGIC, protocol.OK, self.cid, header, *payload])
+
+    def fail(self, sender: Sender, error: dict[str, Any]) -> None:
+        sender.send_front([self.peer, *protocol.err_frames(self.cid, error)])
+
+
+@dataclass(slots=True)
+class BackOrigin:
+    """A paglet's host call, answered on the worker socket that made it."""
+
+    ident: bytes
+    rid: bytes
+
+    def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None:
+        sender.send_back([self.ident, HREP, self.rid, protocol.OK, *payload])
+
+    def fail(self, sender: Sender, error: dict[str, Any]) -> None:
+        sender.send_back([self.ident, HREP, self.rid, protocol.ERR, protocol.pack(error)])
+
+
+@dataclass(slots=True)
+class FutureOrigin:
+    """A thread in the node process waiting on a Future for ``(header, payload)``."""
+
+    future: Future[Any]
+
+    def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None:
+        if not self.future.done():
+            self.future.set_result((header, payload))
+
+    def fail(self, sender: Sender, error: dict[str, Any]) -> None:
+        if not self.future.done():
+            self.future.set_exception(error_from_wire(error))
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"  # forked or about to be; waiting for ready + start reply
+    READY = "ready"
+    CRASHED = "crashed"
+    STOPPING = "stopping"  # asked to exit; replies still accepted
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    """A message waiting in a mailbox (body stays encoded: the broker never decodes it)."""
+
+    body: bytes
+    oneway: bool
+    origin: Origin | None
+    ack_deferred: bool = False
+    unqueued: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A request sent to a worker and not answered yet."""
+
+    slot: WorkerSlot
+    origin: Origin | None
+    is_message: bool = False  # counts in the mailbox status
+    takes_credit: bool = False  # a queued message: its reply returns a credit
+    is_start: bool = False  # the start hook: its reply makes the slot READY
+
+
+@dataclass(slots=True, eq=False)
+class WorkerSlot:
+    """One paglet's worker process, as the broker loop sees it."""
+
+    agent_id: str
+    ident: bytes
+    nonce: str
+    class_name: str
+    start_header: bytes
+    start_payload: list[bytes]
+    start_origin: Origin | None
+    start_deadline: float
+    phase: Phase = Phase.STARTING
+    pid: int | None = None
+    connected: bool = False
+    credit: int = 0
+    max_credit: int = 0
+    expires_at: float = 0.0
+    queue: MailboxQueue[Delivery] = field(default_factory=MailboxQueue)
+    pending_rids: set[bytes] = field(default_factory=set)
+    in_flight: int = 0
+    delivered: int = 0
+    failed: int = 0
+    crash_reason: str = ""
+
+    def status(self) -> MailboxStatus:
+        return MailboxStatus(
+            queued_count=len(self.queue),
+            in_flight_count=self.in_flight,
+            delivered_count=self.delivered,
+            failed_count=self.failed,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "class_name": self.class_name,
+            "phase": self.phase.value,
+            "pid": self.pid,
+            "crashed": self.phase is Phase.CRASHED,
+            "error": self.crash_reason,
+            "mailbox": self.status().to_wire(),
+        }
+
+
+__all__ = [
+    "EMPTY_MAP",
+    "BackOrigin",
+    "Delivery",
+    "FrontOrigin",
+    "FutureOrigin",
+    "Origin",
+    "Pending",
+    "Phase",
+    "WorkerSlot",
+]

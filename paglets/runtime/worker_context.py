@@ -1,0 +1,151 @@
+"""The PagletContext a running paglet sees, inside its worker process.
+
+Anything that touches node-wide state is a host call: the worker asks over
+its thread's back socket and the node (the only writer of its registries)
+validates and performs. Calls to other nodes go straight out through a
+:class:`~paglets.remote.client.HostClient`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paglets.core.agent import ACTIVE, PagletContext
+from paglets.core.messages import FUTURE, Message, ReplySet
+from paglets.remote.client import HostClient, create_request
+from paglets.runtime.resources import ResourceRegistry
+from paglets.wire import codec
+from paglets.wire.message_codec import encode_message
+
+if TYPE_CHECKING:
+    from paglets.remote.proxy import PagletProxy
+    from paglets.runtime.worker import Worker
+
+
+class WorkerContext(PagletContext):
+    """Node services for the one paglet in this worker process."""
+
+    def __init__(self, worker: Worker):
+        self._worker = worker
+        self.name = worker.node_name
+        self.address = worker.node_address
+        self.agent_id = worker.agent_id
+        self._resources = ResourceRegistry()
+        self._client: HostClient | None = None
+
+    @property
+    def client(self) -> HostClient:
+        if self._client is None:
+            self._client = HostClient(api_key=self._worker.spec.get("api_key"))
+        return self._client
+
+    def host_call(self, op: str, payload: tuple[bytes, ...] = (), timeout: float | None = None, **fields: Any) -> Any:
+        data = self._worker.link.call({"op": op, **fields}, payload, timeout)
+        return codec.decode(data) if data else None
+
+    def _is_local(self, host_url: str | None) -> bool:
+        return host_url is None or host_url.rstrip("/") == self.address
+
+    # -- messages -------------------------------------------------------------
+    def send(
+        self,
+        agent_id: str,
+        message: Message | str,
+        host_url: str | None = None,
+        *,
+        oneway: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        message = Message(message) if isinstance(message, str) else message
+        if message.sender is None:
+            message.sender = self.agent_id
+        if not self._is_local(host_url):
+            if oneway:
+                return self.client.send_oneway(host_url, agent_id, message)
+            return self.client.send(host_url, agent_id, message, timeout=timeout)
+        return self.host_call(
+            "send",
+            (encode_message(message),),
+            timeout,
+            local=True,
+            agent=agent_id,
+            oneway=oneway,
+            prio=message.priority,
+        )
+
+    def multicast(self, kind: str, args: dict[str, Any] | None = None, *, include_self: bool = True) -> ReplySet:
+        replies = ReplySet()
+        for agent_id in self.host_call("list"):
+            if agent_id == self.agent_id and not include_self:
+                continue
+            message = Message(kind, args or {}, sender=self.agent_id, message_type=FUTURE)
+            replies.add_future_reply(self.client.send_future(self.address, agent_id, message))
+        return replies
+
+    def wait_message(self, timeout: float | None = None) -> bool:
+        with self._worker.mail_arrived:
+            return self._worker.mail_arrived.wait(timeout)
+
+    def notify_message(self) -> None:
+        with self._worker.mail_arrived:
+            self._worker.mail_arrived.notify()
+
+    def notify_all_messages(self) -> None:
+        with self._worker.mail_arrived:
+            self._worker.mail_arrived.notify_all()
+
+    # -- paglets ----------------------------------------------------------------
+    def get_proxy(self, agent_id: str, host_url: str | None = None) -> PagletProxy:
+        return self.client.proxy(host_url or self.address, agent_id)
+
+    def get_proxies(self, state: int = ACTIVE) -> list[PagletProxy]:
+        return [self.client.proxy(self.address, agent_id) for agent_id in self.host_call("list", state=state)]
+
+    def create_paglet(
+        self, cls: Any, state: Any = None, *, init: Any = None, host_url: str | None = None
+    ) -> PagletProxy:
+        if not self._is_local(host_url):
+            return self.client.create(host_url, cls, state, init)
+        header, payload = create_request(cls, state, init, None)
+        agent_id = self.host_call("create", payload, **header)
+        return self.client.proxy(self.address, agent_id)
+
+    def dispose(self, agent_id: str) -> None:
+        self.host_call("dispose", agent=agent_id)
+
+    def dispatch(self, agent_id: str, target: Any) -> Any:
+        return self.host_call("dispatch", agent=agent_id, target=_target_wire(target))
+
+    def clone(self, agent_id: str, target: Any = None) -> Any:
+        return self.host_call("clone", agent=agent_id, target=_target_wire(target))
+
+    def deactivate(self, agent_id: str, **kwargs: Any) -> Any:
+        return self.host_call("deactivate", agent=agent_id, **kwargs)
+
+    # -- node ---------------------------------------------------------------------
+    def get_property(self, key: str, default: Any = None) -> Any:
+        value = self.host_call("get_property", key=key)
+        return default if value is None else value
+
+    def set_property(self, key: str, value: Any) -> None:
+        self.host_call("set_property", (codec.encode(value, root="property"),), key=key)
+
+    def available_hosts(self) -> list[Any]:
+        return self.host_call("hosts")
+
+    # -- per-paglet resources ---------------------------------------------------
+    def resources(self) -> ResourceRegistry:
+        return self._resources
+
+    def work_dir(self) -> Path:
+        path = Path(self._worker.spec["work_dir"])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _target_wire(target: Any) -> Any:
+    return target.to_wire() if hasattr(target, "to_wire") else target
+
+
+__all__ = ["WorkerContext"]

@@ -1,0 +1,48 @@
+"""Errors on the wire: ``{"type": name, "message": text}`` both ways.
+
+A known name becomes the matching :mod:`paglets.core.errors` class on the
+receiving side; anything else (a ``ValueError`` raised by a handler, say)
+becomes :class:`RemoteHostError` carrying the remote type and message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paglets.core import errors as _errors
+
+_KNOWN: dict[str, type[_errors.PagletError]] = {
+    name: getattr(_errors, name)
+    for name in _errors.__all__
+    if isinstance(getattr(_errors, name), type)
+}
+
+
+def error_to_wire(exc: BaseException) -> dict[str, Any]:
+    """Describe ``exc`` for the other side."""
+    if isinstance(exc, _errors.RemoteHostError):
+        return {"type": "RemoteHostError", "message": exc.remote_message, "remote_type": exc.remote_type}
+    wire: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, _errors.NodeUnreachableError):
+        wire["address"] = exc.address
+        wire["op"] = exc.op
+    return wire
+
+
+def error_from_wire(wire: Any) -> _errors.PagletError:
+    """Rebuild the exception ``error_to_wire`` described (never raises itself)."""
+    if not isinstance(wire, dict):
+        return _errors.ProtocolError(f"malformed error payload: {wire!r:.200}")
+    name = str(wire.get("type") or "Exception")
+    message = str(wire.get("message") or "")
+    if name == "RemoteHostError":
+        return _errors.RemoteHostError(message, remote_type=str(wire.get("remote_type") or "Exception"))
+    cls = _KNOWN.get(name)
+    if cls is None:
+        return _errors.RemoteHostError(message, remote_type=name)
+    if issubclass(cls, _errors.NodeUnreachableError):
+        return cls(message, address=str(wire.get("address") or ""), op=str(wire.get("op") or ""))
+    return cls(message)
+
+
+__all__ = ["error_from_wire", "error_to_wire"]

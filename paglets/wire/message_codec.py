@@ -1,0 +1,27 @@
+"""Messages on the wire: a compact msgpack array, values through the state codec.
+
+``[kind, args, arg, sender, reply_to, priority, message_type, timestamp, message_id]``
+"""
+
+from __future__ import annotations
+
+from paglets.core.errors import SerializationError
+from paglets.core.messages import Message
+from paglets.wire import codec
+
+_FIELDS = ("kind", "args", "arg", "sender", "reply_to", "priority", "message_type", "timestamp", "message_id")
+
+
+def encode_message(message: Message) -> bytes:
+    wire = message.to_wire()
+    return codec.encode([wire[name] for name in _FIELDS], root=f"message[{message.kind!r}]")
+
+
+def decode_message(data: bytes) -> Message:
+    values = codec.decode(data)
+    if not isinstance(values, list) or len(values) != len(_FIELDS):
+        raise SerializationError("message: expected an array of 9 fields")
+    return Message.from_wire(dict(zip(_FIELDS, values, strict=True)))
+
+
+__all__ = ["decode_message", "encode_message"]

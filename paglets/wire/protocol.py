@@ -1,0 +1,263 @@
+"""The paglets wire protocol: frames, ops and validation.
+
+Front protocol (client, peer node or relay DEALER -> node front ROUTER)
+=======================================================================
+
+Request, as the DEALER sends it (the ROUTER prepends the peer's routing id):
+
+=====  ========  ===========================================================
+frame  type      meaning
+=====  ========  ===========================================================
+0      bytes     magic ``b"PG"`` + protocol version byte (``MAGIC``)
+1      ascii     op name, e.g. ``b"send"`` (see ``FRONT_OPS``)
+2      bytes     correlation id, 1..32 bytes, echoed in the reply
+3      msgpack   header: a map of op fields (below); ``key`` = API key
+4..    bytes     payload frames, op specific (codec-encoded message, state)
+=====  ========  ===========================================================
+
+Reply:
+
+=====  ========  ===========================================================
+0      bytes     ``MAGIC``
+1      ascii     ``b"ok"`` or ``b"err"``
+2      bytes     the request's correlation id
+3      msgpack   ok: result header (map); err: ``{"type", "message", ...}``
+4..    bytes     payload frames (ok only): codec-encoded result, state
+=====  ========  ===========================================================
+
+Ops and header fields (``?`` = optional):
+
+=========  ===================================================  ==============
+op         header                                               payload
+=========  ===================================================  ==============
+ping       -                                                    -
+health     -                                                    -
+list       active?, inactive?, state?                           -
+info       agent                                                -
+state      agent                                                -> [state]
+send       agent, oneway?, prio?, mid?, act?, nodelay?          [message] -> [result]
+create     cls, agent?, plain?                                  [state, init]
+dispose    agent                                                -
+mailbox    agent                                                -
+=========  ===================================================  ==============
+
+Every inbound frame set is validated by :func:`parse_request` before anything
+acts on it; a bad one is answered with a ``ProtocolError`` (when it at least
+carries a correlation id) and the node carries on.
+
+Back protocol (worker DEALER <-> node back ROUTER, ipc in the runtime dir)
+=========================================================================
+
+``[op, rid, header(msgpack), *payload]`` both ways; the ROUTER side adds the
+worker's routing id (the agent id, or ``agent_id/N`` for a handler thread).
+
+=======  =========  ========================================================
+op       direction  meaning
+=======  =========  ========================================================
+ready    w -> n     process is up: ``{pid, workers}`` (MAILBOX_WORKERS)
+start    n -> w     run a hook and begin: ``{event, ...}`` + [state, init]
+msg      n -> w     deliver a message: ``{oneway}`` + [message]
+rep      w -> n     reply to ``start``/``msg``/``call``: status frame
+                    (``ok``/``err``) instead of a header, + [result]
+call     n -> w     node request: ``{op, ...}`` (state, hook, shutdown...)
+hcall    w -> n     paglet asks its node: ``{op, ...}`` + payload
+hrep     n -> w     reply to ``hcall``: status frame + [result]
+event    w -> n     notification: ``{kind, ...}`` (run finished, log)
+hb       both       heartbeat; any traffic also counts as liveness
+=======  =========  ========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from paglets.core.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+MAGIC_PREFIX = b"PG"
+MAGIC = MAGIC_PREFIX + bytes([PROTOCOL_VERSION])
+
+OK = b"ok"
+ERR = b"err"
+
+MAX_CORRELATION_ID = 32
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+_STR = (str,)
+_BOOL = (bool,)
+_INT = (int,)
+
+# op -> {field: (accepted types, required)}
+FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "ping": {},
+    "health": {},
+    "list": {"active": (_BOOL, False), "inactive": (_BOOL, False), "state": (_BOOL, False)},
+    "info": {"agent": (_STR, True)},
+    "state": {"agent": (_STR, True)},
+    "send": {
+        "agent": (_STR, True),
+        "oneway": (_BOOL, False),
+        "prio": (_INT, False),
+        "mid": (_STR, False),
+        "act": (_BOOL, False),
+        "nodelay": (_BOOL, False),
+    },
+    "create": {"cls": (_STR, True), "agent": (_STR, False), "plain": (_BOOL, False)},
+    "dispose": {"agent": (_STR, True)},
+    "mailbox": {"agent": (_STR, True)},
+}
+
+PAYLOAD_FRAMES: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2)}
+
+
+@dataclass(slots=True)
+class Request:
+    """A validated front request."""
+
+    peer: bytes
+    op: str
+    cid: bytes
+    header: dict[str, Any]
+    payload: list[bytes] = field(default_factory=list)
+
+
+class BadRequest(ProtocolError):
+    """A request that cannot be served; ``cid`` says whether it can be answered."""
+
+    def __init__(self, message: str, cid: bytes | None):
+        super().__init__(message)
+        self.cid = cid
+
+
+def unpack_map(data: bytes, what: str) -> dict[str, Any]:
+    """Decode a msgpack map with string keys, or raise ProtocolError naming ``what``."""
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise ProtocolError(f"{what} is not valid msgpack: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{what} must be a map, got {type(value).__name__}")
+    return value
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def validate_agent_id(agent_id: Any) -> str:
+    if not isinstance(agent_id, str) or not AGENT_ID_PATTERN.match(agent_id):
+        raise ProtocolError(
+            f"invalid agent id {agent_id!r:.80}: use 1-128 of A-Z a-z 0-9 . _ - (not starting with . _ -)"
+        )
+    return agent_id
+
+
+def parse_request(frames: list[bytes]) -> Request:
+    """Validate a front request as received by the ROUTER (``frames[0]`` is the peer id)."""
+    if len(frames) < 5:
+        cid = _plausible_cid(frames)
+        raise BadRequest(f"request has {max(0, len(frames) - 1)} frames; at least 4 expected", cid)
+    peer, magic, raw_op, cid, raw_header, *payload = frames
+    if not 1 <= len(cid) <= MAX_CORRELATION_ID:
+        raise BadRequest("correlation id must be 1-32 bytes", None)
+    if magic != MAGIC:
+        if magic[:2] == MAGIC_PREFIX and len(magic) == 3:
+            raise BadRequest(
+                f"unsupported protocol version {magic[2]}; this node speaks {PROTOCOL_VERSION}", cid
+            )
+        raise BadRequest("not a paglets request (bad magic)", cid)
+    op = raw_op.decode("ascii", "replace")
+    schema = FRONT_OPS.get(op)
+    if schema is None:
+        raise BadRequest(f"unknown op {op!r:.40}", cid)
+    try:
+        header = unpack_map(raw_header, f"{op} header")
+        _check_fields(op, header, schema)
+        _check_payload(op, payload)
+    except ProtocolError as exc:
+        raise BadRequest(str(exc), cid) from None
+    return Request(peer=peer, op=op, cid=cid, header=header, payload=payload)
+
+
+def _plausible_cid(frames: list[bytes]) -> bytes | None:
+    if len(frames) >= 4 and frames[1] == MAGIC and 1 <= len(frames[3]) <= MAX_CORRELATION_ID:
+        return frames[3]
+    return None
+
+
+def _check_fields(op: str, header: dict[str, Any], schema: dict[str, tuple[tuple[type, ...], bool]]) -> None:
+    for name, (types, required) in schema.items():
+        value = header.get(name)
+        if value is None:
+            if required:
+                raise ProtocolError(f"{op}: missing field {name!r}")
+            continue
+        if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
+            raise ProtocolError(f"{op}: field {name!r} must be {types[0].__name__}, got {type(value).__name__}")
+    if "agent" in header and header["agent"] is not None:
+        validate_agent_id(header["agent"])
+
+
+def _check_payload(op: str, payload: list[bytes]) -> None:
+    low, high = PAYLOAD_FRAMES.get(op, (0, 0))
+    if not low <= len(payload) <= high:
+        raise ProtocolError(f"{op}: expected {low}-{high} payload frames, got {len(payload)}")
+
+
+def request_frames(op: str, cid: bytes, header: dict[str, Any], payload: tuple[bytes, ...] = ()) -> list[bytes]:
+    """The frames a client sends (without the routing id its DEALER adds)."""
+    return [MAGIC, op.encode("ascii"), cid, pack(header), *payload]
+
+
+def ok_frames(cid: bytes, header: dict[str, Any] | None = None, payload: tuple[bytes, ...] = ()) -> list[bytes]:
+    return [MAGIC, OK, cid, pack(header or {}), *payload]
+
+
+def err_frames(cid: bytes, error: dict[str, Any]) -> list[bytes]:
+    return [MAGIC, ERR, cid, pack(error)]
+
+
+@dataclass(slots=True)
+class Reply:
+    """A validated front reply, as a client receives it."""
+
+    ok: bool
+    cid: bytes
+    header: dict[str, Any]
+    payload: list[bytes]
+
+
+def parse_reply(frames: list[bytes]) -> Reply:
+    """Validate a reply frame set (client side)."""
+    if len(frames) < 4 or frames[0] != MAGIC or frames[1] not in (OK, ERR):
+        raise ProtocolError(f"malformed reply ({len(frames)} frames)")
+    header = unpack_map(frames[3], "reply header")
+    return Reply(ok=frames[1] == OK, cid=frames[2], header=header, payload=list(frames[4:]))
+
+
+__all__ = [
+    "AGENT_ID_PATTERN",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "ERR",
+    "FRONT_OPS",
+    "MAGIC",
+    "OK",
+    "PROTOCOL_VERSION",
+    "BadRequest",
+    "Reply",
+    "Request",
+    "err_frames",
+    "ok_frames",
+    "pack",
+    "parse_reply",
+    "parse_request",
+    "request_frames",
+    "unpack_map",
+    "validate_agent_id",
+]
