@@ -472,7 +472,7 @@ def test_foreign_msgpack_timestamp_decodes_as_utc_datetime():
 def test_expected_class_must_match_exactly():
     data = encode(ct.Point(1, 2))
     assert decode(data, expected=ct.Point) == ct.Point(1, 2)
-    with pytest.raises(SerializationError, match="expected tests.unit.codec_types:FrozenPoint"):
+    with pytest.raises(SerializationError, match=r"expected tests\.unit\.codec_types:FrozenPoint"):
         decode(data, expected=ct.FrozenPoint)
     with pytest.raises(SerializationError, match="expected"):
         decode(encode(None), expected=ct.Point)

@@ -209,7 +209,7 @@ def test_handler_timeout_error_is_not_mistaken_for_a_reply_timeout():
 
 def test_get_reply_times_out_with_request_timeout_error():
     reply = FutureReply()
-    with pytest.raises(RequestTimeoutError, match="not available within 0.02 s"):
+    with pytest.raises(RequestTimeoutError, match=r"not available within 0\.02 s"):
         reply.get_reply(timeout=0.02)
     assert not reply.wait_for_reply(timeout=0.01)
 
