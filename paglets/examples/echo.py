@@ -50,7 +50,7 @@ class EchoPaglet(Paglet[EchoState]):
             return self.state.handled
         if kind == "add":
             with self.locked():
-                self.state.total += int(message.get_arg() or 1)
+                self.state.total += 1 if message.arg is None else int(message.arg)
                 return self.state.total
         if kind == "history":
             return list(self.state.history)

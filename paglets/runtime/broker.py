@@ -27,6 +27,7 @@ import zmq
 
 from paglets.core.errors import (
     AuthenticationError,
+    HostError,
     InvalidAgentError,
     OverloadedError,
     PagletCrashedError,
@@ -151,12 +152,15 @@ class Broker:
         start_payload: list[bytes],
         start_timeout: float,
     ) -> Future[Any]:
-        """Open a slot for a worker about to start; the Future completes when its start hook did."""
+        """Open a slot for a worker about to start; the Future completes when its start hook did.
+
+        Blocks until the slot exists, so the caller forks only once the agent id is ours.
+        """
         future: Future[Any] = Future()
 
         def open_slot() -> None:
             if agent_id in self._slots and self._slots[agent_id].phase is not Phase.CRASHED:
-                raise PagletError(f"paglet {agent_id!r} already exists on node {self.node_name}")
+                raise HostError(f"paglet {agent_id!r} already exists on node {self.node_name}")
             self._forget(self._slots.get(agent_id))
             slot = WorkerSlot(
                 agent_id=agent_id,
@@ -171,7 +175,7 @@ class Broker:
             self._slots[agent_id] = slot
             self._by_ident[slot.ident] = slot
 
-        self.channel.call(open_slot).add_done_callback(lambda f: _propagate_failure(f, future))
+        self.channel.call(open_slot).result(10)
         return future
 
     def worker_forked(self, agent_id: str, pid: int) -> None:
@@ -506,10 +510,10 @@ class Broker:
         if isinstance(pid, int) and slot.pid is None:
             slot.pid = pid
             self._by_pid[pid] = slot
-        if header.get("error"):
-            self._reply_error(slot.start_origin, _start_error(header["error"]))
+        if header.get("error"):  # it could not even load its class; it exits by itself
+            slot.start_origin.fail(self, header["error"])
             slot.start_origin = None
-            self._crash(slot, f"could not start: {header['error'].get('message', '')}")
+            self._stop_worker(slot.agent_id)
             return
         slot.connected = True
         workers = header.get("workers", 4)
@@ -653,18 +657,6 @@ def _error_payload(payload: list[bytes]) -> dict[str, Any]:
         return protocol.unpack_map(payload[0], "error body")
     except PagletError as exc:
         return error_to_wire(exc)
-
-
-def _start_error(error: Any) -> PagletError:
-    from paglets.wire.errors import error_from_wire
-
-    return error_from_wire(error)
-
-
-def _propagate_failure(source: Future[Any], target: Future[Any]) -> None:
-    exc = source.exception()
-    if exc is not None and not target.done():
-        target.set_exception(exc)
 
 
 __all__ = ["Broker", "BrokerServices"]

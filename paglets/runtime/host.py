@@ -308,6 +308,9 @@ class Host:
             raise RequestTimeoutError(
                 f"paglet {agent_id!r} ({class_name}) did not start within {self.start_timeout:g} s on {self.name}"
             ) from None
+        except BaseException:
+            self._remove_worker(agent_id)
+            raise
         self.events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
         return agent_id
 

@@ -22,11 +22,20 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
     """Describe ``exc`` for the other side."""
     if isinstance(exc, _errors.RemoteHostError):
         return {"type": "RemoteHostError", "message": exc.remote_message, "remote_type": exc.remote_type}
-    wire: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    wire: dict[str, Any] = {"type": _wire_name(exc), "message": str(exc)}
     if isinstance(exc, _errors.NodeUnreachableError):
         wire["address"] = exc.address
         wire["op"] = exc.op
     return wire
+
+
+def _wire_name(exc: BaseException) -> str:
+    """The nearest paglets error class the other side knows, else the type's own name."""
+    if isinstance(exc, _errors.PagletError):
+        for cls in type(exc).__mro__:
+            if _KNOWN.get(cls.__name__) is cls:
+                return cls.__name__
+    return type(exc).__name__
 
 
 def error_from_wire(wire: Any) -> _errors.PagletError:

@@ -1,0 +1,116 @@
+"""Paglets used by the tests. They live in an importable module because workers
+import paglet classes by qualified name."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from paglets.core.agent import Paglet, PagletState
+from paglets.core.events import CreationEvent
+from paglets.core.messages import Message
+
+
+@dataclass
+class GateState(PagletState):
+    open: bool = False
+    order: list[str] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+
+
+class GatedPaglet(Paglet[GateState]):
+    """Handlers of kind ``hold`` wait until an unqueued ``open`` message arrives.
+
+    Every handled message's ``arg`` is appended to ``order``; ``max_running``
+    records the most handlers that ever ran at once.
+    """
+
+    State = GateState
+    MAILBOX_WORKERS = 1
+
+    def handle_message(self, message: Message) -> Any:
+        if message.kind == "open":
+            with self.locked():
+                self.state.open = True
+            self.notify_all_state_changed()
+            return True
+        with self.locked():
+            self.state.running += 1
+            self.state.max_running = max(self.state.max_running, self.state.running)
+        try:
+            if message.kind == "hold":
+                if not self.wait_state(lambda s: s.open, timeout=20):
+                    raise TimeoutError("gate never opened")
+            with self.locked():
+                self.state.order.append(str(message.arg))
+            return message.arg
+        finally:
+            with self.locked():
+                self.state.running -= 1
+
+
+class WideGatedPaglet(GatedPaglet):
+    MAILBOX_WORKERS = 3
+
+
+@dataclass
+class WorkState(PagletState):
+    created_init: Any = None
+    ran: bool = False
+    children: list[str] = field(default_factory=list)
+    replies: list[Any] = field(default_factory=list)
+
+
+class WorkingPaglet(Paglet[WorkState]):
+    """Exercises the context from handlers and run()."""
+
+    State = WorkState
+
+    def on_creation(self, event: CreationEvent) -> None:
+        self.state.created_init = event.init
+
+    def run(self) -> None:
+        with self.locked():
+            self.state.ran = True
+
+    def handle_message(self, message: Message) -> Any:
+        kind = message.kind
+        if kind == "spawn":
+            proxy = self.context.create_paglet("paglets.examples.echo:EchoPaglet", init=message.arg)
+            self.state.children.append(proxy.agent_id)
+            return proxy.agent_id
+        if kind == "ask":
+            reply = self.send(message.get_arg("agent"), Message("echo", arg=message.get_arg("value")))
+            self.state.replies.append(reply)
+            return reply
+        if kind == "set-property":
+            self.context.set_property(message.get_arg("key"), message.get_arg("value"))
+            return True
+        if kind == "get-property":
+            return self.context.get_property(message.arg)
+        if kind == "peers":
+            return sorted(p.agent_id for p in self.context.get_proxies())
+        if kind == "pid":
+            return os.getpid()
+        if kind == "exit":
+            os._exit(3)
+        if kind == "sleep":
+            time.sleep(float(message.arg))
+            return "slept"
+        if kind == "spin-thread":
+            threading.Thread(target=lambda: time.sleep(30), daemon=True).start()
+            return True
+        return self.not_handled()
+
+
+class BrokenStartPaglet(Paglet[PagletState]):
+    def on_creation(self, event: CreationEvent) -> None:
+        raise RuntimeError("refusing to be born")
+
+
+class NotAPaglet:
+    pass
