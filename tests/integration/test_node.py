@@ -295,7 +295,7 @@ def test_unreachable_node_is_a_clear_error_naming_address_and_op():
 
 def test_slow_handler_times_out_with_request_timeout(node):
     proxy = node.create(sp.WorkingPaglet)
-    with pytest.raises(RequestTimeoutError, match="within 0.3 s"):
+    with pytest.raises(RequestTimeoutError, match=r"within 0\.3 s"):
         proxy.send(Message("sleep", arg=1.0), timeout=0.3)
     assert proxy.send(Message("sleep", arg=0)) == "slept"
 
