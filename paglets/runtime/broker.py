@@ -1,9 +1,11 @@
 """The broker loop: one thread that owns the node's front, back and control sockets.
 
 It routes every message: a ``send`` from the front (or a paglet's host call)
-goes into the target paglet's mailbox, the mailbox hands the worker at most
-``MAILBOX_WORKERS`` messages at a time (credit), and each worker reply goes
-back to whoever asked. It also runs the heartbeats and declares silent or
+goes into the target paglet's mailbox, and the mailbox hands each message
+straight to an idle handler thread of the worker. A worker has at most
+``MAILBOX_WORKERS`` handler threads, each with its own socket, and each
+handler holds one message at a time: idle handler sockets are the credits.
+Each reply goes back to whoever asked. It also runs the heartbeats and declares silent or
 dead workers crashed. It never blocks on disk or on a paglet: anything slow
 (create, state, listing...) runs on the op pool and answers through
 :class:`~paglets.runtime.loop_channel.LoopChannel`.
@@ -396,7 +398,7 @@ class Broker:
             self._reply_error(origin, InvalidAgentError(f"paglet {slot.agent_id!r} is being removed"))
             return
         if priority == UNQUEUED_PRIORITY and slot.phase is Phase.READY:
-            self._dispatch(slot, Delivery(body, oneway, origin, unqueued=True), takes_credit=False)
+            self._dispatch(slot, Delivery(body, oneway, origin, unqueued=True), slot.ident)
             return
         if len(slot.queue) >= self._mailbox_limit:
             self._reply_error(
@@ -417,22 +419,23 @@ class Broker:
         self._pump(slot)
 
     def _pump(self, slot: WorkerSlot) -> None:
-        while slot.credit > 0 and slot.queue and slot.phase is Phase.READY:
-            slot.credit -= 1
-            self._dispatch(slot, slot.queue.pop(), takes_credit=True)
+        idle = slot.idle_handlers
+        while idle and slot.queue and slot.phase is Phase.READY:
+            self._dispatch(slot, slot.queue.pop(), idle.popleft())
 
-    def _dispatch(self, slot: WorkerSlot, delivery: Delivery, *, takes_credit: bool) -> None:
+    def _dispatch(self, slot: WorkerSlot, delivery: Delivery, handler: bytes) -> None:
+        """Send one message to a handler socket (or, unqueued, to the worker's main socket)."""
         rid = self._next_rid()
         origin = delivery.origin
         if delivery.oneway:
             if delivery.ack_deferred and origin is not None:
                 origin.ok(self, [], ACCEPTED)
             origin = None
-        self._pending[rid] = Pending(slot, origin, is_message=True, takes_credit=takes_credit)
+        self._pending[rid] = Pending(slot, origin, is_message=True, handler=None if delivery.unqueued else handler)
         slot.pending_rids.add(rid)
         slot.in_flight += 1
         headers = MSG_HEADER_UNQUEUED if delivery.unqueued else MSG_HEADER
-        self.send_back([slot.ident, MSG, rid, headers[delivery.oneway], delivery.body])
+        self.send_back([handler, MSG, rid, headers[delivery.oneway], delivery.body])
 
     def _next_rid(self) -> bytes:
         return next(self._rids).to_bytes(8, "big")
@@ -464,6 +467,10 @@ class Broker:
             self._on_reply(rid, frames)
         elif op == b"hcall":
             self._on_host_call(slot, ident, rid, frames[3:])
+        elif op == b"idle":
+            if ident not in slot.idle_handlers:
+                slot.idle_handlers.append(ident)
+                self._pump(slot)
         elif op == b"ready":
             self._on_ready(slot, frames[3:])
         elif op == b"event":
@@ -496,8 +503,8 @@ class Broker:
             slot.delivered += 1
         else:
             slot.failed += 1
-        if pending.takes_credit:
-            slot.credit += 1
+        if pending.handler is not None:
+            slot.idle_handlers.append(pending.handler)
 
     def _on_ready(self, slot: WorkerSlot, rest: list[bytes]) -> None:
         try:
@@ -516,8 +523,6 @@ class Broker:
             self._stop_worker(slot.agent_id)
             return
         slot.connected = True
-        workers = header.get("workers", 4)
-        slot.max_credit = slot.credit = max(1, min(int(workers) if isinstance(workers, int) else 4, 64))
         rid = self._next_rid()
         self._pending[rid] = Pending(slot, slot.start_origin, is_start=True)
         slot.pending_rids.add(rid)
@@ -599,6 +604,7 @@ class Broker:
                     slot.failed += 1
                 self._reply_error(pending.origin, error)
         slot.pending_rids.clear()
+        slot.idle_handlers.clear()
         slot.in_flight = 0
         for delivery in slot.queue.drain():
             slot.failed += 1

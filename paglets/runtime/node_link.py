@@ -36,8 +36,6 @@ class NodeLink:
         self._agent_id = agent_id
         self._local = threading.local()
         self._ids = itertools.count(1)
-        self._sockets: list[zmq.Socket] = []
-        self._lock = threading.Lock()
         self.closed = False
 
     def socket(self) -> zmq.Socket:
@@ -51,8 +49,6 @@ class NodeLink:
             sock.connect(self._endpoint)
             self._local.sock = sock
             self._local.rids = itertools.count(1)
-            with self._lock:
-                self._sockets.append(sock)
         return sock
 
     def reply_ok(self, rid: bytes, payload: bytes | None = None) -> None:
@@ -74,23 +70,34 @@ class NodeLink:
         deadline = time.monotonic() + limit
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(remaining * 1000):
+            if remaining <= 0 or not self._poll(sock, remaining):
                 raise RequestTimeoutError(
                     f"node did not answer host call {header.get('op')!r} within {limit:.1f} s",
                     op=str(header.get("op")),
                 )
-            frames = sock.recv_multipart()
+            try:
+                frames = sock.recv_multipart()
+            except zmq.ContextTerminated:
+                self.close_own()
+                raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None
             if len(frames) < 3 or frames[0] != HREP or frames[1] != rid:
                 continue  # an answer to an earlier call that timed out
             if frames[2] == protocol.OK:
                 return frames[3] if len(frames) > 3 else b""
             raise error_from_wire(_unpack_error(frames[3:]))
 
-    def close(self) -> None:
-        self.closed = True
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
+    def _poll(self, sock: zmq.Socket, seconds: float) -> bool:
+        try:
+            return bool(sock.poll(seconds * 1000))
+        except zmq.ContextTerminated:
+            self.close_own()
+            raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None
+
+    def close_own(self) -> None:
+        """Close the calling thread's socket, if it has one."""
+        sock = getattr(self._local, "sock", None)
+        if sock is not None:
+            self._local.sock = None
             sock.close(100)
 
 

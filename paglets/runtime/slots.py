@@ -3,7 +3,7 @@
 Everything here is owned by the broker thread and touched by nothing else.
 
 * :class:`WorkerSlot` — one paglet's worker process as the broker sees it:
-  its phase, liveness deadline, credit and mailbox.
+  its phase, liveness deadline, idle handler sockets and mailbox.
 * :class:`Delivery` — a message waiting in a mailbox.
 * Origins — who gets the answer to a request: a front peer
   (:class:`FrontOrigin`), a worker's host call (:class:`BackOrigin`) or a
@@ -12,6 +12,7 @@ Everything here is owned by the broker thread and touched by nothing else.
 
 from __future__ import annotations
 
+import collections
 import enum
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class Pending:
     slot: WorkerSlot
     origin: Origin | None
     is_message: bool = False  # counts in the mailbox status
-    takes_credit: bool = False  # a queued message: its reply returns a credit
+    handler: bytes | None = None  # the handler socket holding it; idle again on reply
     is_start: bool = False  # the start hook: its reply makes the slot READY
 
 
@@ -126,8 +127,7 @@ class WorkerSlot:
     phase: Phase = Phase.STARTING
     pid: int | None = None
     connected: bool = False
-    credit: int = 0
-    max_credit: int = 0
+    idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     expires_at: float = 0.0
     queue: MailboxQueue[Delivery] = field(default_factory=MailboxQueue)
     pending_rids: set[bytes] = field(default_factory=set)

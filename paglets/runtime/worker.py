@@ -1,10 +1,15 @@
 """A paglet's worker process: the child side of the back protocol.
 
 The main thread is the I/O thread. It owns the DEALER whose routing id is the
-agent id, answers heartbeats, and hands every message, hook and node request
-to another thread, so it keeps serving the node while a handler blocks — a
-handler may itself ask the node for something. Handler threads reply on
-sockets of their own (:class:`~paglets.runtime.node_link.NodeLink`).
+agent id, sends heartbeats, and runs every hook and node request on another
+thread, so it keeps serving the node while a paglet blocks.
+
+Messages do not pass through it: each handler thread owns a DEALER of its
+own (:class:`~paglets.runtime.node_link.NodeLink`), tells the node it is
+idle, and the node hands it one message at a time straight to that socket.
+The worker starts one handler and adds one whenever the last idle handler
+takes a message, up to ``MAILBOX_WORKERS``. A handler may itself ask the
+node for something (a host call) on the same socket.
 
 The worker exits when the node says so, or when the node has been silent for
 ``heartbeat * misses`` seconds: no orphans, whatever happened to the node.
@@ -25,7 +30,6 @@ import zmq
 from paglets.core.agent import NOT_HANDLED, Paglet
 from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, event_from_wire
-from paglets.runtime.handler_pool import HandlerPool
 from paglets.runtime.node_link import NodeLink
 from paglets.runtime.worker_context import WorkerContext
 from paglets.wire import codec, protocol
@@ -35,6 +39,7 @@ from paglets.wire.plain import state_from_plain
 
 log = logging.getLogger("paglets.worker")
 
+ONEWAY_HEADER = protocol.pack({"oneway": True})
 START_HOOKS = frozenset({"on_creation", "on_arrival", "on_clone", "on_activation"})
 CALL_HOOKS = frozenset(
     {"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"}
@@ -78,7 +83,10 @@ class Worker:
         self._main = self.ctx.socket(zmq.DEALER)
         self._main.linger = 1000
         self._main.identity = self.agent_id.encode()
-        self._handlers: HandlerPool | None = None
+        self._max_handlers = 1
+        self._handlers = 0
+        self._idle_handlers = 0
+        self._handler_lock = threading.Lock()
 
     # -- start-up -------------------------------------------------------------
     def serve(self) -> NoReturn:
@@ -90,9 +98,8 @@ class Worker:
             ready["error"] = error_to_wire(exc)
             self._main.send_multipart([b"ready", b"", protocol.pack(ready)])
             self.exit(1)
-        workers = max(1, min(int(getattr(self.cls, "MAILBOX_WORKERS", 4)), 64))
-        ready["workers"] = workers
-        self._handlers = HandlerPool(workers, f"paglet-{self.agent_id[:8]}")
+        self._max_handlers = max(1, min(int(getattr(self.cls, "MAILBOX_WORKERS", 4)), 64))
+        ready["workers"] = self._max_handlers
         self._main.send_multipart([b"ready", b"", protocol.pack(ready)])
         self._loop()
 
@@ -140,15 +147,45 @@ class Worker:
 
     # -- messages ---------------------------------------------------------------
     def _on_message(self, rid: bytes, header: bytes, body: bytes) -> None:
-        flags = protocol.unpack_map(header, "msg header")
-        oneway = bool(flags.get("oneway"))
+        """An unqueued message: it bypasses the handlers and runs on a thread of its own."""
+        oneway = bool(protocol.unpack_map(header, "msg header").get("oneway"))
+        self._notify_mail()
+        _spawn(self._run_message, rid, oneway, body)
+
+    def _notify_mail(self) -> None:
         with self.mail_arrived:
             self.mail_arrived.notify_all()
-        job = lambda: self._run_message(rid, oneway, body)  # noqa: E731 - a tiny closure
-        if flags.get("unqueued"):
-            self._handlers.submit_unqueued(job)
-        else:
-            self._handlers.submit(job)
+
+    def _add_handler(self) -> None:
+        with self._handler_lock:
+            if self._handlers >= self._max_handlers:
+                return
+            self._handlers += 1
+            self._idle_handlers += 1
+        threading.Thread(target=self._handle_forever, name=f"paglet-handler-{self._handlers}", daemon=True).start()
+
+    def _handle_forever(self) -> None:
+        """A handler thread: announce idle, then take one message at a time from its own socket."""
+        try:
+            self._handle_messages(self.link.socket())
+        except zmq.ContextTerminated:
+            self.link.close_own()  # the worker is exiting; each thread closes its own socket
+
+    def _handle_messages(self, sock: zmq.Socket) -> None:
+        sock.send_multipart([b"idle", b"", b""])
+        while True:
+            frames = sock.recv_multipart()
+            if frames[0] != b"msg" or len(frames) < 4:
+                continue  # e.g. the late answer to a host call that timed out
+            with self._handler_lock:
+                self._idle_handlers -= 1
+                grow = self._idle_handlers == 0
+            if grow:
+                self._add_handler()  # keep one handler free for the next message, up to the limit
+            self._notify_mail()
+            self._run_message(frames[1], frames[2] == ONEWAY_HEADER, frames[3])
+            with self._handler_lock:
+                self._idle_handlers += 1
 
     def _run_message(self, rid: bytes, oneway: bool, body: bytes) -> None:
         try:
@@ -174,6 +211,7 @@ class Worker:
             self.link.reply_error(rid, error_to_wire(_as_lifecycle(exc, "start")))
             return
         self.link.reply_ok(rid)
+        self._add_handler()
         _spawn(self._run)
 
     def _build(self, header: dict[str, Any], payload: list[bytes]) -> Paglet[Any]:
@@ -266,11 +304,13 @@ class Worker:
         """Flush what is queued to the node (bounded), then leave at once."""
         flusher = threading.Thread(target=self._flush, daemon=True)
         flusher.start()
-        flusher.join(1.0)
+        flusher.join(0.5)
         os._exit(code)
 
     def _flush(self) -> None:
-        self.link.close()
+        # Never close another thread's socket: term() wakes threads blocked on
+        # theirs with ETERM and they close them; queued frames still go out.
+        self.link.closed = True
         self._main.close(linger=1000)
         self.ctx.term()
 
