@@ -63,10 +63,12 @@ class HostClient:
         return then(future, reply_value)
 
     def _header(self, header: dict[str, Any] | None) -> dict[str, Any]:
-        out = dict(header or {})
+        """Add the API key (to a header the caller built for this request)."""
+        if header is None:
+            header = {}
         if self.api_key:
-            out["key"] = self.api_key
-        return out
+            header["key"] = self.api_key
+        return header
 
     def _timeout(self, timeout: float | None, op: str) -> float:
         if timeout is not None:

@@ -30,6 +30,7 @@ from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
+from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
 
 ONEWAY_WINDOW = 512
 CONNECT_TIMEOUT = 5.0
@@ -37,8 +38,21 @@ _local = threading.local()
 _cid_counter = itertools.count(1)
 
 
+_checked: dict[str, str] = {}
+
+
 def check_address(address: str) -> str:
     """Normalise a node address ``tcp://HOST:PORT``; ValueError when it is not one."""
+    known = _checked.get(address) if isinstance(address, str) else None
+    if known is not None:
+        return known
+    if len(_checked) > 10_000:
+        _checked.clear()
+    _checked[address] = text = _parse_address(address)
+    return text
+
+
+def _parse_address(address: str) -> str:
     if not isinstance(address, str):
         raise ValueError(f"node address must be a string, got {type(address).__name__}")
     text = address.strip().rstrip("/")
@@ -136,13 +150,13 @@ class Channel:
     def _send(self, op: str, frames: list[bytes], timeout: float) -> None:
         sock = self._sock
         try:
-            sock.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(sock, frames, NOBLOCK)
             return
         except zmq.Again:
             pass
         sock.sndtimeo = int(min(timeout, CONNECT_TIMEOUT) * 1000)
         try:
-            sock.send_multipart(frames)
+            send_frames(sock, frames)
         except zmq.Again:
             raise NodeUnreachableError(
                 f"cannot reach node {self.address} for {op!r}: no connection within "
@@ -154,7 +168,7 @@ class Channel:
             sock.sndtimeo = -1
 
     def _receive(self) -> protocol.Reply | None:
-        frames = self._sock.recv_multipart()
+        frames = recv_frames(self._sock)
         try:
             reply = protocol.parse_reply(frames)
         except ProtocolError:

@@ -50,6 +50,7 @@ from paglets.runtime.slots import (
 )
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
+from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
 
 log = logging.getLogger("paglets.broker")
 
@@ -286,7 +287,7 @@ class Broker:
     def _read(sock: zmq.Socket, handle: Callable[[list[bytes]], None]) -> None:
         for _ in range(READ_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(sock, NOBLOCK)
             except zmq.Again:
                 return
             try:
@@ -305,13 +306,13 @@ class Broker:
     # -- sending ----------------------------------------------------------------
     def send_front(self, frames: list[bytes]) -> None:
         try:
-            self._front.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(self._front, frames, NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone or not reading: its loss, not ours
             log.debug("broker: dropped a reply to a front peer: %s", exc)
 
     def send_back(self, frames: list[bytes]) -> None:
         try:
-            self._back.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(self._back, frames, NOBLOCK)
         except zmq.ZMQError as exc:
             log.debug("broker: could not reach worker %r: %s", frames[0], exc)
 

@@ -19,6 +19,7 @@ import zmq
 from paglets.core.errors import PagletCrashedError, RequestTimeoutError
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
+from paglets.wire.frames import recv_frames, send_frames
 
 REP = b"rep"
 HCALL = b"hcall"
@@ -53,19 +54,19 @@ class NodeLink:
 
     def reply_ok(self, rid: bytes, payload: bytes | None = None) -> None:
         frames = [REP, rid, protocol.OK] if payload is None else [REP, rid, protocol.OK, payload]
-        self.socket().send_multipart(frames)
+        send_frames(self.socket(), frames)
 
     def reply_error(self, rid: bytes, error: dict[str, Any]) -> None:
-        self.socket().send_multipart([REP, rid, protocol.ERR, protocol.pack(error)])
+        send_frames(self.socket(), [REP, rid, protocol.ERR, protocol.pack(error)])
 
     def event(self, header: dict[str, Any]) -> None:
-        self.socket().send_multipart([EVENT, b"", protocol.pack(header)])
+        send_frames(self.socket(), [EVENT, b"", protocol.pack(header)])
 
     def call(self, header: dict[str, Any], payload: tuple[bytes, ...] = (), timeout: float | None = None) -> bytes:
         """Ask the node; returns the codec-encoded result frame, or raises the node's error."""
         sock = self.socket()
         rid = next(self._local.rids).to_bytes(8, "big")
-        sock.send_multipart([HCALL, rid, protocol.pack(header), *payload])
+        send_frames(sock, [HCALL, rid, protocol.pack(header), *payload])
         limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
@@ -76,7 +77,7 @@ class NodeLink:
                     op=str(header.get("op")),
                 )
             try:
-                frames = sock.recv_multipart()
+                frames = recv_frames(sock)
             except zmq.ContextTerminated:
                 self.close_own()
                 raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None

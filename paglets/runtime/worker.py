@@ -34,6 +34,7 @@ from paglets.runtime.node_link import NodeLink
 from paglets.runtime.worker_context import WorkerContext
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
+from paglets.wire.frames import recv_frames
 from paglets.wire.message_codec import decode_message
 from paglets.wire.plain import state_from_plain
 
@@ -174,7 +175,7 @@ class Worker:
     def _handle_messages(self, sock: zmq.Socket) -> None:
         sock.send_multipart([b"idle", b"", b""])
         while True:
-            frames = sock.recv_multipart()
+            frames = recv_frames(sock)
             if frames[0] != b"msg" or len(frames) < 4:
                 continue  # e.g. the late answer to a host call that timed out
             with self._handler_lock:

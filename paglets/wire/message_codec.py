@@ -13,8 +13,9 @@ _FIELDS = ("kind", "args", "arg", "sender", "reply_to", "priority", "message_typ
 
 
 def encode_message(message: Message) -> bytes:
-    wire = message.to_wire()
-    return codec.encode([wire[name] for name in _FIELDS], root=f"message[{message.kind!r}]")
+    m = message
+    fields = [m.kind, m.args, m.arg, m.sender, m.reply_to, m.priority, m.message_type, m.timestamp, m.message_id]
+    return codec.encode(fields, root=f"message[{m.kind!r}]")
 
 
 def decode_message(data: bytes) -> Message:
