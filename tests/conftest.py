@@ -25,7 +25,6 @@ def make_node(tmp_path: Path) -> Iterator:
     def factory(name: str = "alpha", **options) -> Host:
         options.setdefault("persistence_dir", tmp_path / name)
         options.setdefault("mesh_lan_discovery", False)
-        options.setdefault("http_port", None)  # TEMP until the shim lands
         node = Host(name, **options)
         node.start_background()
         nodes.append(node)

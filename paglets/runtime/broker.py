@@ -135,8 +135,13 @@ class Broker:
         if self._start_error is not None:
             raise self._start_error
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        if not self.running:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             return
         self.channel.post(self._request_stop)
         self._thread.join(timeout)

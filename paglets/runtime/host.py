@@ -218,8 +218,9 @@ class Host:
         if self.http is not None:
             self.http.stop()
             self.http = None
-        if self.broker is not None:
+        if self.broker is not None and self.broker.running:
             self._stop_all_workers()
+        if self.broker is not None:
             self.broker.stop()
         if self.zygote is not None:
             self.zygote.stop()  # it SIGKILLs any worker still there

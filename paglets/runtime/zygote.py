@@ -40,6 +40,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import IO, Any
 
 import msgpack
@@ -113,6 +114,7 @@ class Zygote:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            env=_child_env(),
         )
         self._reader = threading.Thread(target=self._read_loop, name="paglets-zygote-reader", daemon=True)
         self._reader.start()
@@ -168,7 +170,9 @@ class Zygote:
                 future.set_exception(HostError("paglet template process exited"))
 
     def _spawn(self, spec: dict[str, Any]) -> int:
-        proc = subprocess.Popen([sys.executable, "-m", "paglets.runtime.zygote", "--spawn"], stdin=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "paglets.runtime.zygote", "--spawn"], stdin=subprocess.PIPE, env=_child_env()
+        )
         write_frame(proc.stdin, {"spec": spec})
         proc.stdin.close()
         self._on_forked(spec["agent_id"], proc.pid)
@@ -197,6 +201,13 @@ class Zygote:
         self._proc = None
 
 
+def _child_env() -> dict[str, str]:
+    """The node's environment, with paglets importable even if only sys.path (not PYTHONPATH) found it."""
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)))
+
+
 # -- zygote side -----------------------------------------------------------------
 def _prctl(option: int, value: Any) -> None:
     with contextlib.suppress(Exception):
@@ -206,8 +217,10 @@ def _prctl(option: int, value: Any) -> None:
 def _become_worker(spec: dict[str, Any], zygote_pid: int, fds: list[int]) -> None:
     """Runs in the forked child: shed the zygote's plumbing, then serve."""
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
+    # Ctrl-C in a terminal reaches the whole process group; stopping workers is the node's job.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
         os._exit(0)

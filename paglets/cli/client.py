@@ -1,0 +1,234 @@
+"""``paglets``: talk to running nodes from a shell.
+
+Every command takes the node address (``tcp://HOST:PORT``) first. Output is
+readable text by default and JSON with ``--json``. Any paglets error, bad
+JSON argument or bad address prints ``Error: <type>: <message>`` on stderr
+and exits 1; usage errors exit 2.
+
+Replies and states are decoded to plain data (a dataclass becomes a dict with
+a ``__class__`` key), so the CLI never needs the paglets' own code. Each
+command is one small function on :data:`main`; add one the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from paglets.cli.common import api_key_from_env, fail, parse_json, to_json
+from paglets.core.errors import PagletError
+from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
+from paglets.remote.client import DEFAULT_TIMEOUT, HostClient
+from paglets.remote.transport import check_address
+from paglets.wire import codec
+from paglets.wire.message_codec import encode_message
+
+LIST_COLUMNS = (
+    ("AGENT ID", lambda a: a.get("agent_id")),
+    ("CLASS", lambda a: a.get("class_name")),
+    ("PHASE", lambda a: a.get("phase")),
+    ("PID", lambda a: a.get("pid")),
+    ("QUEUED", lambda a: a.get("mailbox", {}).get("queued")),
+    ("IN-FLIGHT", lambda a: a.get("mailbox", {}).get("in_flight")),
+    ("DELIVERED", lambda a: a.get("mailbox", {}).get("delivered")),
+    ("FAILED", lambda a: a.get("mailbox", {}).get("failed")),
+)
+
+
+@dataclass
+class Cli:
+    """What every command needs: the client and the output mode."""
+
+    client: HostClient
+    as_json: bool
+
+    def emit(self, value: Any, readable: Callable[[Any], str]) -> None:
+        """Print ``value`` as JSON, or as ``readable(value)`` text (nothing when that is empty)."""
+        text = to_json(value) if self.as_json else readable(value)
+        if text:
+            click.echo(text)
+
+
+class CliGroup(click.Group):
+    """A group that turns paglets errors into one ``Error:`` line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (PagletError, ValueError) as exc:
+            fail(exc)
+
+
+def address_argument(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("address", metavar="ADDR")(function)
+
+
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--api-key-env", metavar="VAR", help="Send the API key held in environment VAR.")
+@click.option("--api-key", metavar="KEY", help="Send this API key (others may see it in ps; prefer --api-key-env).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for a node's answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_context
+def main(ctx: click.Context, api_key_env: str | None, api_key: str | None, timeout: float, as_json: bool) -> None:
+    """Inspect and drive paglets nodes. ADDR is a node's tcp://HOST:PORT."""
+    if api_key_env and api_key:
+        raise click.UsageError("give --api-key-env or --api-key, not both")
+    if api_key_env:
+        api_key = api_key_from_env(api_key_env)
+    ctx.obj = Cli(HostClient(api_key=api_key or None, timeout=timeout), as_json)
+
+
+# -- node ----------------------------------------------------------------------
+@main.command()
+@address_argument
+@click.pass_obj
+def health(cli: Cli, address: str) -> None:
+    """Show a node's name, version, counts and uptime."""
+    cli.emit(cli.client.health(check_address(address)), key_value_lines)
+
+
+@main.command("ls")
+@address_argument
+@click.option("--state", "include_state", is_flag=True, help="Also fetch each paglet's state.")
+@click.pass_obj
+def list_agents(cli: Cli, address: str, include_state: bool) -> None:
+    """List the paglets on a node."""
+    agents = cli.client.list_agents(check_address(address), include_state=include_state)
+    cli.emit(agents, lambda rows: agent_table(rows, include_state))
+
+
+# -- one paglet ----------------------------------------------------------------
+@main.command()
+@address_argument
+@click.argument("class_name", metavar="CLASS")
+@click.option("--state", "state_json", metavar="JSON", help="Initial state: a JSON object of field values.")
+@click.option("--init", "init_json", metavar="JSON", help="Argument for on_creation (event.init), as JSON.")
+@click.option("--id", "agent_id", metavar="ID", help="Agent id to use instead of a generated one.")
+@click.pass_obj
+def create(
+    cli: Cli, address: str, class_name: str, state_json: str | None, init_json: str | None, agent_id: str | None
+) -> None:
+    """Start a paglet of CLASS (package.module:ClassName) on a node."""
+    state = parse_json(state_json, "--state")
+    if state is not None and not isinstance(state, dict):
+        raise ValueError(f"--state must be a JSON object, got {type(state).__name__}")
+    init = parse_json(init_json, "--init")
+    proxy = cli.client.create(check_address(address), class_name, state, init, agent_id)
+    cli.emit({"agent_id": proxy.agent_id, "address": proxy.host_url}, key_value_lines)
+
+
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.argument("kind")
+@click.option("--arg", "arg_json", metavar="JSON", help="The message's single argument, as JSON.")
+@click.option("--args", "args_json", metavar="JSON", help="The message's named arguments, as a JSON object.")
+@click.option(
+    "--priority",
+    type=click.IntRange(UNQUEUED_PRIORITY, MAX_PRIORITY),
+    default=NORMAL_PRIORITY,
+    show_default=True,
+    help="Message priority (0 bypasses the queue).",
+)
+@click.option("--oneway", is_flag=True, help="Do not wait for the handler; only for the node to accept it.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the reply.")
+@click.pass_obj
+def send(
+    cli: Cli,
+    address: str,
+    agent_id: str,
+    kind: str,
+    arg_json: str | None,
+    args_json: str | None,
+    priority: int,
+    oneway: bool,
+    timeout: float | None,
+) -> None:
+    """Send a KIND message to paglet AGENT and print its reply."""
+    args = parse_json(args_json, "--args")
+    if args is not None and not isinstance(args, dict):
+        raise ValueError(f"--args must be a JSON object, got {type(args).__name__}")
+    message = Message(kind, args, parse_json(arg_json, "--arg"), priority=priority)
+    address = check_address(address)
+    if oneway:
+        cli.client.send_oneway(address, agent_id, message)
+        cli.client.flush(address, timeout)  # a refused message (unknown paglet, full mailbox) raises here
+        cli.emit({"agent_id": agent_id, "queued": True}, lambda _: f"queued for {agent_id}")
+        return
+    cli.emit(send_plain(cli.client, address, agent_id, message, timeout), reply_text)
+
+
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.pass_obj
+def dispose(cli: Cli, address: str, agent_id: str) -> None:
+    """Dispose of paglet AGENT (runs its on_disposing, stops its worker)."""
+    cli.client.dispose(check_address(address), agent_id)
+    cli.emit({"agent_id": agent_id, "disposed": True}, lambda _: f"disposed {agent_id}")
+
+
+# -- requests and output -------------------------------------------------------
+def send_plain(client: HostClient, address: str, agent_id: str, message: Message, timeout: float | None) -> Any:
+    """Send ``message`` and decode the reply to plain data (``HostClient.send`` would import its classes)."""
+    header: dict[str, Any] = {"agent": agent_id}
+    if message.priority != NORMAL_PRIORITY:
+        header["prio"] = message.priority
+    reply = client.request(address, "send", header, (encode_message(message),), timeout=timeout)
+    return codec.decode_plain(reply.payload[0]) if reply.payload and reply.payload[0] else None
+
+
+def reply_text(value: Any) -> str:
+    """A string reply as it is; anything else as JSON."""
+    return value if isinstance(value, str) else to_json(value)
+
+
+def key_value_lines(info: dict[str, Any]) -> str:
+    width = max((len(key) for key in info), default=0)
+    return "\n".join(f"{key:<{width}}  {cell_text(value)}" for key, value in info.items())
+
+
+def agent_table(agents: Sequence[dict[str, Any]], include_state: bool) -> str:
+    if not agents:
+        return "no paglets"
+    headers = [name for name, _ in LIST_COLUMNS]
+    rows = [[cell_text(get(agent)) for _, get in LIST_COLUMNS] for agent in agents]
+    if include_state:
+        headers.append("STATE")
+        states = [cell_text(agent.get("state", agent.get("state_error"))) for agent in agents]
+        rows = [[*row, state] for row, state in zip(rows, states, strict=True)]
+    return format_table(headers, rows)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    table = [list(headers), *rows]
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(headers))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) for cells in table)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cell_text(value: Any) -> str:
+    """One value on one line: strings bare, None as '-', lists comma-separated, the rest compact JSON."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ", ".join(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return str(value)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+"""HTTP shim: a thin stdlib HTTP server in front of a node's :class:`~paglets.runtime.host.Host`.
+
+It owns no paglet state: every handler validates its request and calls the host
+facade. It owns only its listening socket and serving thread; each connection
+gets its own daemon thread and socket timeout, so a slow or silent client ties
+up nothing but that thread.
+
+=======  ==========================  ==============================================
+method   path                        host call
+=======  ==========================  ==============================================
+GET      /health                     ``health()``
+GET      /agents?state=&include_...  ``list_agents(...)`` (state: active|inactive|all)
+POST     /agents                     ``create(class_name, state, init, agent_id)`` -> 201
+GET      /agents/{id}                ``agent_info(id)``
+DELETE   /agents/{id}                ``dispose(id)``
+GET      /agents/{id}/state          ``get_state(id)`` (plain data)
+POST     /agents/{id}/messages       ``deliver_message(id, Message(...))`` (202 if oneway)
+=======  ==========================  ==============================================
+
+Every response is JSON; an error is ``{"error": {"type": name, "message": text}}``
+where ``type`` is a :mod:`paglets.core.errors` class name (see ``ERROR_STATUS``).
+When the host has an ``api_key``, every request needs ``Authorization: Bearer KEY``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from paglets.core import errors
+from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
+from paglets.wire import codec, protocol
+from paglets.wire.errors import error_to_wire
+
+log = logging.getLogger("paglets.http")
+
+CONNECTION_TIMEOUT = 30.0  # seconds a connection may sit idle mid-request
+DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, so the close is not a reset
+MAX_CONNECTIONS = 128  # connections served at once; one more is told 503 and closed
+STOP_TIMEOUT = 5.0
+MAX_TIMEOUT = 3600.0  # the longest a message request may ask the shim to wait for its reply
+_CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]{0,255}:[A-Za-z_][\w.]{0,255}$")
+_LENGTH = re.compile(r"^[0-9]{1,19}$")
+
+ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.InvalidAgentError, 404),
+    (errors.NotHandledError, 422),
+    (errors.AuthenticationError, 401),
+    (errors.ForbiddenError, 403),
+    (errors.PagletCrashedError, 409),
+    (errors.PagletInactiveError, 409),
+    (errors.NodeUnreachableError, 504),  # RequestTimeoutError too
+    (errors.OverloadedError, 503),
+    (errors.SerializationError, 400),
+    (errors.ProtocolError, 400),
+    (TimeoutError, 504),  # a facade Future that did not complete
+)
+
+
+def _is_agent_id(v: Any) -> bool:
+    return isinstance(v, str) and protocol.AGENT_ID_PATTERN.match(v) is not None
+
+
+def _is_seconds(v: Any) -> bool:
+    return type(v) in (int, float) and 0 < v <= MAX_TIMEOUT
+
+
+# How each JSON body field is checked (a field not listed may hold anything): name -> (valid, what it must be).
+FIELD_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "kind": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "args": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
+    "state": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
+    "priority": (lambda v: type(v) is int and UNQUEUED_PRIORITY <= v <= MAX_PRIORITY, "an integer 0..10"),
+    "oneway": (lambda v: isinstance(v, bool), "true or false"),
+    "timeout": (lambda v: v is None or _is_seconds(v), f"a number of seconds, 0 < t <= {MAX_TIMEOUT:g}"),
+    "class_name": (lambda v: isinstance(v, str) and _CLASS_NAME.match(v), "like 'package.module:ClassName'"),
+    "agent_id": (lambda v: v is None or _is_agent_id(v), "1-128 of A-Z a-z 0-9 . _ - (not starting with . _ -)"),
+}
+
+
+class HttpRefusal(Exception):
+    """A request the shim answers with ``status`` before (or instead of) calling the host."""
+
+    def __init__(self, status: int, message: str, error_type: str = "ProtocolError", headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.headers = headers or {}
+
+
+@dataclass
+class Request:
+    """What a route handler sees: path parameters, query and the decoded JSON body."""
+
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: Any = None
+
+    def flag(self, name: str) -> bool:
+        value = self.query.get(name, ["0"])[-1].lower()
+        if value not in ("1", "true", "yes", "0", "false", "no", ""):
+            raise HttpRefusal(400, f"query parameter {name!r} must be 1/0 or true/false, got {value!r:.40}")
+        return value in ("1", "true", "yes")
+
+    def fields(self, *names: str, **defaults: Any) -> dict[str, Any]:
+        """The body's fields ``names`` (absent ones from ``defaults`` or None), each checked by FIELD_CHECKS."""
+        if not isinstance(self.body, dict):
+            raise HttpRefusal(400, f"request body must be a JSON object, got {type(self.body).__name__}")
+        unknown = sorted(set(self.body) - set(names))
+        if unknown:
+            raise HttpRefusal(400, f"unknown field(s) {unknown} (allowed: {sorted(names)})")
+        values = {name: self.body.get(name, defaults.get(name)) for name in names}
+        for name, value in values.items():
+            valid, what = FIELD_CHECKS.get(name, (None, ""))
+            if valid is not None and not valid(value):
+                raise HttpRefusal(400, f"{name} must be {what}, got {value!r:.80}")
+        return values
+
+
+Reply = tuple[int, Any]
+
+
+# -- handlers: each one validates, then calls the host facade --------------------------
+def get_health(host: Any, req: Request) -> Reply:
+    return 200, host.health()
+
+
+def list_agents(host: Any, req: Request) -> Reply:
+    state = req.query.get("state", ["active"])[-1]
+    if state not in ("active", "inactive", "all"):
+        raise HttpRefusal(400, f"state must be active, inactive or all, got {state!r:.40}")
+    agents = host.list_agents(
+        active=state != "inactive", inactive=state != "active", include_state=req.flag("include_state")
+    )
+    return 200, {"agents": agents}
+
+
+def create_agent(host: Any, req: Request) -> Reply:
+    body = req.fields("class_name", "state", "init", "agent_id")
+    proxy = host.create(body["class_name"], state=body["state"], init=body["init"], agent_id=body["agent_id"])
+    return 201, {"agent_id": proxy.agent_id, "address": host.address}
+
+
+def get_agent(host: Any, req: Request) -> Reply:
+    return 200, host.agent_info(req.params["agent_id"], include_state=req.flag("include_state"))
+
+
+def get_agent_state(host: Any, req: Request) -> Reply:
+    agent_id = req.params["agent_id"]
+    info = host.agent_info(agent_id)
+    return 200, {"agent_id": agent_id, "class_name": info["class_name"], "state": host.get_state(agent_id)}
+
+
+def post_message(host: Any, req: Request) -> Reply:
+    body = req.fields("kind", "args", "arg", "priority", "oneway", "timeout", priority=NORMAL_PRIORITY, oneway=False)
+    try:
+        message = Message(body["kind"], body["args"], body["arg"], priority=body["priority"])
+    except (TypeError, ValueError) as exc:
+        raise HttpRefusal(400, f"invalid message: {exc}") from None
+    agent_id, oneway = req.params["agent_id"], body["oneway"]
+    result = host.deliver_message(agent_id, message, oneway=oneway, timeout=body["timeout"])
+    if oneway:
+        return 202, {"accepted": True}
+    return 200, {"result": codec.decode_plain(codec.encode(result, root="result"))}
+
+
+def dispose_agent(host: Any, req: Request) -> Reply:
+    host.dispose(req.params["agent_id"])
+    return 200, {"disposed": req.params["agent_id"]}
+
+
+def _route(method: str, template: str, handler: Callable[[Any, Request], Reply]) -> tuple:
+    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+    return method, re.compile(pattern), handler
+
+
+# One line per endpoint; every {param} in a path is an agent id, checked before the handler runs.
+ROUTES = [
+    _route("GET", "/health", get_health),
+    _route("GET", "/agents", list_agents),
+    _route("POST", "/agents", create_agent),
+    _route("GET", "/agents/{agent_id}", get_agent),
+    _route("DELETE", "/agents/{agent_id}", dispose_agent),
+    _route("GET", "/agents/{agent_id}/state", get_agent_state),
+    _route("POST", "/agents/{agent_id}/messages", post_message),
+]
+
+
+def find_route(method: str, raw_path: str) -> tuple[Callable[[Any, Request], Reply], dict[str, str]]:
+    """The handler for ``method raw_path`` and its (checked) path parameters, or a 404/405/400 refusal."""
+    path = raw_path.rstrip("/") or "/"
+    allowed = []
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.fullmatch(path)
+        if match and route_method == method:
+            params = {name: unquote(value) for name, value in match.groupdict().items()}
+            for value in params.values():
+                if not _is_agent_id(value):
+                    raise HttpRefusal(400, f"invalid agent id {value!r:.80} in path")
+            return handler, params
+        if match:
+            allowed.append(route_method)
+    if allowed:
+        raise HttpRefusal(405, f"{method} not allowed on {path:.200}", headers={"Allow": ", ".join(allowed)})
+    raise HttpRefusal(404, f"no route {method} {path:.200}")
+
+
+def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The status and ``{"error": ...}`` body for an exception a handler raised."""
+    if isinstance(exc, HttpRefusal):
+        return exc.status, {"error": {"type": exc.error_type, "message": str(exc)}}
+    status = next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), 500)
+    if type(exc) is errors.HostError and "not running" in str(exc):
+        status = 503
+    if isinstance(exc, errors.PagletError):
+        return status, {"error": error_to_wire(exc)}
+    if isinstance(exc, TimeoutError):
+        return status, {"error": {"type": "RequestTimeoutError", "message": f"no answer in time: {exc}"}}
+    return 500, {"error": {"type": "HostError", "message": f"internal error: {type(exc).__name__}: {exc}"[:500]}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # so even a garbled request line gets a status line back
+    server_version = "paglets-http"
+
+    def setup(self) -> None:
+        self.timeout = self.server.connection_timeout
+        self._unread = 0
+        super().setup()
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def _dispatch(self) -> None:
+        self.close_connection = True
+        declared = self.headers.get("Content-Length") or ""
+        self._unread = int(declared) if _LENGTH.match(declared) else 0  # drained after the reply
+        headers: dict[str, str] = {}
+        try:
+            status, body = self._answer()
+        except HttpRefusal as exc:
+            (status, body), headers = error_reply(exc), exc.headers
+        except Exception as exc:
+            status, body = error_reply(exc)
+            if status == 500 and not isinstance(exc, errors.PagletError):
+                log.error("http %s %s failed", self.command, self.path[:200], exc_info=True)
+        self._send_json(status, body, headers)
+        self._drain()
+
+    def _answer(self) -> Reply:
+        host = self.server.host
+        self._check_auth(host.api_key)
+        url = urlsplit(self.path)
+        handler, params = find_route(self.command, url.path)
+        request = Request(params, parse_qs(url.query, keep_blank_values=True))
+        if self.command == "POST":
+            request.body = self._read_json(host.max_message_size)
+        return handler(host, request)
+
+    def _check_auth(self, api_key: str | None) -> None:
+        if not api_key:
+            return
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        offered = token.strip().encode("latin-1", "replace") if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(offered, api_key.encode("utf-8")):
+            raise HttpRefusal(
+                401, "missing or wrong API key", "AuthenticationError", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    def _read_json(self, limit: int) -> Any:
+        lengths = set(self.headers.get_all("Content-Length") or ())
+        if "Transfer-Encoding" in self.headers or not lengths:
+            raise HttpRefusal(411, "a request body needs a Content-Length header (chunked is not supported)")
+        raw = lengths.pop()
+        if lengths or not _LENGTH.match(raw):
+            raise HttpRefusal(400, f"bad Content-Length {raw!r:.40}")
+        length = int(raw)
+        if length > limit:
+            self._unread = 0  # and never will be: the point is not to take it in
+            raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            raise HttpRefusal(408, "timed out reading the request body") from None
+        except OSError as exc:
+            raise HttpRefusal(400, f"could not read the request body: {exc}") from None
+        self._unread = 0
+        if len(data) < length:
+            raise HttpRefusal(400, f"body truncated: got {len(data)} of {length} bytes")
+        if not data:
+            return None
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise HttpRefusal(400, f"body is not valid JSON: {exc}"[:300]) from None
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        try:
+            data = json.dumps(body, allow_nan=False, default=str, separators=(",", ":")).encode()
+        except (ValueError, RecursionError) as exc:
+            log.error("http %s: reply is not JSON-encodable: %s", getattr(self, "path", "?")[:200], exc)
+            status, data = 500, b'{"error":{"type":"SerializationError","message":"reply is not JSON-encodable"}}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _drain(self) -> None:
+        """Read a small unread body so closing the socket does not reset the client's read."""
+        if 0 < self._unread <= DRAIN_LIMIT:
+            with contextlib.suppress(OSError, ValueError):
+                self.wfile.flush()
+                self.connection.settimeout(1.0)
+                self.rfile.read(self._unread)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, oversized headers...): answer in JSON too."""
+        self.close_connection = True
+        self.log_error("code %d, message %s", code, message)
+        text = message or self.responses.get(code, ("error",))[0]
+        self._send_json(code, {"error": {"type": "ProtocolError", "message": text}}, {})
+
+    def version_string(self) -> str:
+        return self.server_version  # not the Python version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_BUSY_BODY = b'{"error":{"type":"OverloadedError","message":"too many open HTTP connections; retry later"}}'
+_BUSY_REPLY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+_BUSY_REPLY += b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], host: Any, connection_timeout: float):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.host = host
+        self.connection_timeout = connection_timeout
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # a fresh socket's send buffer is empty: this cannot block
+                request.sendall(_BUSY_REPLY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the fqdn, which can stall on a host without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http connection from %s ended badly", client_address, exc_info=True)
+
+
+class HttpShim:
+    """The node's HTTP endpoint. Owns its listening socket and serving thread, nothing else."""
+
+    def __init__(self, host: Any, bind_host: str, port: int):
+        self.host = host
+        bind = "" if bind_host == "*" else bind_host
+        self._server = _Server((bind, int(port)), host, CONNECTION_TIMEOUT)
+        self._thread: threading.Thread | None = None
+        public = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
+        self.port = int(self._server.server_address[1])
+        self._public_host = f"[{public}]" if ":" in public else public
+
+    @property
+    def address(self) -> str:
+        return f"http://{self._public_host}:{self.port}"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        name = f"paglets-http-{self.host.name}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.2,), name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._server.shutdown()  # returns once serve_forever notices, within a poll interval
+            thread.join(STOP_TIMEOUT)
+            if thread.is_alive():
+                log.warning("http shim thread %s did not stop within %g s", thread.name, STOP_TIMEOUT)
+        self._server.server_close()
+
+
+__all__ = ["CONNECTION_TIMEOUT", "ROUTES", "HttpShim", "Request", "error_reply"]

@@ -1,0 +1,233 @@
+"""The command-line tools as a user runs them: ``paglets-node`` and ``paglets`` as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from paglets.remote.client import HostClient
+from tests.conftest import ROOT, child_pids, pid_alive, wait_until
+
+ECHO = "paglets.examples.echo:EchoPaglet"
+API_KEY_VAR = "PAGLETS_TEST_API_KEY"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run the ``paglets`` client CLI to completion."""
+    cmd = [sys.executable, "-m", "paglets.cli.client", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or cli_env(), timeout=timeout)
+
+
+def run_node_to_exit(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run ``paglets-node`` when it is expected to refuse to start."""
+    cmd = [sys.executable, "-m", "paglets.cli.node", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def failed(result: subprocess.CompletedProcess, code: int = 1) -> str:
+    assert result.returncode == code, f"exit {result.returncode}: {result.stdout} {result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def closed_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def alpha(node_process):
+    return node_process("alpha")
+
+
+# -- the client round trip --------------------------------------------------------
+def test_node_prints_its_addresses_before_ready(alpha):
+    assert alpha.address.startswith("tcp://127.0.0.1:")
+    assert alpha.http_address.startswith("http://127.0.0.1:")
+
+
+def test_node_without_http_prints_no_http_line(node_process):
+    node = node_process("quiet", "--no-http")
+    assert node.address.startswith("tcp://127.0.0.1:")
+    assert node.http_address is None
+
+
+def test_echo_paglet_round_trip_with_readable_output(alpha):
+    address = alpha.address
+    health = dict(line.split(None, 1) for line in ok(run_cli("health", address)).splitlines())
+    assert health["name"] == "alpha"
+    assert health["address"] == address
+
+    created = ok(run_cli("create", address, ECHO, "--id", "echo-1", "--state", '{"greeting": "hey"}'))
+    assert created.split() == ["agent_id", "echo-1", "address", address]
+    assert ok(run_cli("send", address, "echo-1", "echo", "--arg", '"hi"')) == "hi\n"
+    assert json.loads(ok(run_cli("send", address, "echo-1", "echo", "--args", '{"a": [1, 2]}'))) == {"a": [1, 2]}
+    assert ok(run_cli("send", address, "echo-1", "add", "--arg", "4", "--priority", "9")) == "4\n"
+
+    table = ok(run_cli("ls", address)).splitlines()
+    assert table[0].split() == ["AGENT", "ID", "CLASS", "PHASE", "PID", "QUEUED", "IN-FLIGHT", "DELIVERED", "FAILED"]
+    assert table[1].split()[:3] == ["echo-1", ECHO, "ready"]
+    assert table[1].split()[-4:] == ["0", "0", "3", "0"]
+    assert '"greeting":"hey"' in ok(run_cli("ls", "--state", address))
+
+    assert ok(run_cli("dispose", address, "echo-1")) == "disposed echo-1\n"
+    assert ok(run_cli("ls", address)) == "no paglets\n"
+
+
+def test_every_command_prints_json_with_the_json_flag(alpha):
+    address = alpha.address
+    health = json.loads(ok(run_cli("--json", "health", address)))
+    assert health["name"] == "alpha" and health["active_count"] == 0
+
+    created = json.loads(ok(run_cli("--json", "create", address, ECHO, "--init", '{"n": 1}')))
+    agent_id = created["agent_id"]
+    assert created["address"] == address
+    assert json.loads(ok(run_cli("--json", "send", address, agent_id, "echo", "--arg", '"hi"'))) == "hi"
+    assert json.loads(ok(run_cli("--json", "send", address, agent_id, "count", "--oneway"))) == {
+        "agent_id": agent_id,
+        "queued": True,
+    }
+
+    agents = json.loads(ok(run_cli("--json", "ls", "--state", address)))
+    assert [a["agent_id"] for a in agents] == [agent_id]
+    assert agents[0]["state"]["created_with"] == {"n": 1}
+    assert agents[0]["state"]["__class__"] == "paglets.examples.echo:EchoState"
+
+    assert json.loads(ok(run_cli("--json", "dispose", address, agent_id))) == {"agent_id": agent_id, "disposed": True}
+    assert json.loads(ok(run_cli("--json", "ls", address))) == []
+
+
+# -- client errors ---------------------------------------------------------------
+def test_unknown_agent_exits_1_with_an_error_line(alpha):
+    stderr = failed(run_cli("send", alpha.address, "nobody", "echo"))
+    assert stderr.startswith("Error: InvalidAgentError: ")
+    assert "'nobody'" in stderr
+    stderr = failed(run_cli("dispose", alpha.address, "nobody"))
+    assert stderr.startswith("Error: InvalidAgentError: ")
+
+
+def test_handler_error_exits_1_naming_the_remote_error(alpha):
+    agent_id = json.loads(ok(run_cli("--json", "create", alpha.address, ECHO)))["agent_id"]
+    stderr = failed(run_cli("send", alpha.address, agent_id, "fail", "--arg", '"boom"'))
+    assert stderr.strip() == "Error: RemoteHostError: ValueError: boom"
+
+
+def test_unreachable_address_exits_1_naming_the_address():
+    address = f"tcp://127.0.0.1:{closed_loopback_port()}"
+    stderr = failed(run_cli("--timeout", "2", "health", address))
+    assert stderr.startswith("Error: NodeUnreachableError: ")
+    assert address in stderr
+
+
+def test_bad_address_or_json_exits_1_and_bad_usage_exits_2():
+    assert failed(run_cli("health", "localhost:7700")).startswith("Error: ValueError: node address")
+    stderr = failed(run_cli("send", "tcp://127.0.0.1:1", "a", "echo", "--arg", "{nope"))
+    assert stderr.startswith("Error: ValueError: --arg is not valid JSON")
+    stderr = failed(run_cli("create", "tcp://127.0.0.1:1", ECHO, "--state", "[1]"))
+    assert stderr.startswith("Error: ValueError: --state must be a JSON object")
+    failed(run_cli("send", "tcp://127.0.0.1:1", "a", "echo", "--priority", "11"), code=2)
+
+
+# -- configuration and API keys -----------------------------------------------------
+def test_sample_config_loads_with_the_port_overridden(node_process):
+    node = node_process("configured", "--config", str(ROOT / "configs" / "node.toml"), "--port", "0")
+    assert not node.address.endswith(":7700")
+    assert json.loads(ok(run_cli("--json", "health", node.address)))["name"] == "configured"
+
+
+def test_unknown_config_key_is_a_usage_error(tmp_path):
+    config = tmp_path / "node.toml"
+    config.write_text('port = 0\nflavour = "mint"\n')
+    stderr = failed(run_node_to_exit("--config", str(config)), code=2)
+    assert "unknown key(s) flavour" in stderr
+
+
+def test_node_with_api_key_refuses_clients_without_it(node_process):
+    node = node_process("keyed", "--api-key-env", API_KEY_VAR, env={API_KEY_VAR: "s3cret"})
+    assert failed(run_cli("health", node.address)).startswith("Error: AuthenticationError: ")
+    assert failed(run_cli("--api-key", "wrong", "health", node.address)).startswith("Error: AuthenticationError: ")
+    keyed_env = cli_env(**{API_KEY_VAR: "s3cret"})
+    health = ok(run_cli("--json", "--api-key-env", API_KEY_VAR, "health", node.address, env=keyed_env))
+    assert json.loads(health)["name"] == "keyed"
+    assert "keyed" in ok(run_cli("--api-key", "s3cret", "health", node.address))
+
+
+def test_api_key_env_that_is_unset_is_a_usage_error(tmp_path):
+    env_without = {k: v for k, v in cli_env().items() if k != API_KEY_VAR}
+    stderr = failed(run_cli("--api-key-env", API_KEY_VAR, "health", "tcp://127.0.0.1:1", env=env_without), code=2)
+    assert API_KEY_VAR in stderr
+    stderr = failed(run_node_to_exit("--api-key-env", API_KEY_VAR, "--data-dir", str(tmp_path)), code=2)
+    assert API_KEY_VAR in stderr
+
+
+# -- stopping ---------------------------------------------------------------------
+def create_three_paglets(address: str) -> None:
+    client = HostClient(timeout=10)
+    for _ in range(3):
+        client.create(address, ECHO)
+
+
+def test_sigterm_stops_the_node_and_every_worker(alpha):
+    create_three_paglets(alpha.address)
+    descendants = child_pids(alpha.pid)
+    assert len(descendants) >= 4  # three workers and the template process
+    assert alpha.stop(signal.SIGTERM) == 0
+    wait_until(lambda: not any(pid_alive(pid) for pid in descendants), 5, "the node's workers to exit")
+    assert "stopped" in alpha.log_path.read_text()
+
+
+def test_ctrl_c_stops_the_node_with_exit_code_0(alpha):
+    assert alpha.stop(signal.SIGINT) == 0
+    assert "Traceback" not in alpha.log_path.read_text()
+
+
+def test_sigkill_of_the_node_takes_its_workers_and_template_down(alpha):
+    create_three_paglets(alpha.address)
+    descendants = child_pids(alpha.pid)
+    assert len(descendants) >= 4
+    assert alpha.stop(signal.SIGKILL) == -signal.SIGKILL
+    wait_until(lambda: not any(pid_alive(pid) for pid in descendants), 5, "orphaned workers to exit")
+
+
+def test_port_in_use_exits_1_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_node_to_exit("--name", "late", "--port", str(port), "--no-http", "--data-dir", str(tmp_path))
+    stderr = failed(result)
+    assert f"Error: cannot start node late on 127.0.0.1 (port {port}, http off): ZMQError: " in stderr
+    assert "Address already in use" in stderr
+    assert result.stdout == ""
+
+
+def test_http_port_in_use_exits_1_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_node_to_exit(
+            "--name", "late", "--port", "0", "--http-port", str(port), "--data-dir", str(tmp_path)
+        )
+    stderr = failed(result)
+    assert f"Error: cannot start node late on 127.0.0.1 (port 0, http port {port}): " in stderr
+    assert "Address already in use" in stderr
