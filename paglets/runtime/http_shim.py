@@ -49,6 +49,7 @@ CONNECTION_TIMEOUT = 30.0  # seconds a connection may sit idle mid-request
 DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, so the close is not a reset
 MAX_CONNECTIONS = 128  # connections served at once; one more is told 503 and closed
 STOP_TIMEOUT = 5.0
+POLL_INTERVAL = 0.05  # how soon the serving loop notices stop(); node teardown waits up to this long
 MAX_TIMEOUT = 3600.0  # the longest a message request may ask the shim to wait for its reply
 _CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]{0,255}:[A-Za-z_][\w.]{0,255}$")
 _LENGTH = re.compile(r"^[0-9]{1,19}$")
@@ -291,15 +292,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpRefusal(400, f"bad Content-Length {raw!r:.40}")
         length = int(raw)
         if length > limit:
-            self._unread = 0  # and never will be: the point is not to take it in
+            self._unread = 0  # and it never will be: the point is not to take it in
             raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+        self._unread = 0  # read now, or never
         try:
             data = self.rfile.read(length)
         except TimeoutError:
             raise HttpRefusal(408, "timed out reading the request body") from None
         except OSError as exc:
             raise HttpRefusal(400, f"could not read the request body: {exc}") from None
-        self._unread = 0
         if len(data) < length:
             raise HttpRefusal(400, f"body truncated: got {len(data)} of {length} bytes")
         if not data:
@@ -416,7 +417,9 @@ class HttpShim:
         if self._thread is not None:
             return
         name = f"paglets-http-{self.host.name}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.2,), name=name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_INTERVAL,), name=name, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
