@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import time
 
@@ -96,6 +97,7 @@ def measure_rtt(samples: int = 3000, warmup: int = 300) -> list[float]:
         for proc in (broker, worker):
             if proc.is_alive():
                 proc.kill()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 if __name__ == "__main__":

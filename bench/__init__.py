@@ -1,0 +1,1 @@
+"""Benchmarks for paglets: scripts that print JSON figures (not tests)."""

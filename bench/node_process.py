@@ -1,0 +1,139 @@
+"""Start a paglets node in its own process (and its own process group) for benchmarks.
+
+Prefers the real ``paglets-node`` CLI (``python -m paglets.cli.node``); falls
+back to :mod:`bench.node_stub`, which prints the same ``address``/``ready``
+lines, while the CLI does not exist yet or fails to start. Both run in a new
+session so :meth:`NodeProcess.stop` can kill the node, its template process
+and every worker with one ``killpg``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+PR_SET_PDEATHSIG = 1
+
+
+class NodeProcess:
+    """A node process: its address, its pid, and how to make it go away."""
+
+    def __init__(self, proc: subprocess.Popen, address: str, launcher: str, log_path: Path):
+        self.proc = proc
+        self.address = address
+        self.launcher = launcher
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the node, then SIGKILL its whole process group whatever happened."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
+
+def cli_available() -> bool:
+    return importlib.util.find_spec("paglets.cli.node") is not None
+
+
+def node_command(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> list[str]:
+    module = "paglets.cli.node" if launcher == "cli" else "bench.node_stub"
+    command = [
+        sys.executable, "-m", module, "--name", name, "--bind", "127.0.0.1",
+        "--port", "0", "--http-port", "0", "--data-dir", str(data_dir),
+    ]  # fmt: skip
+    if launcher == "cli" and importlib.util.find_spec("paglets.runtime.http_shim") is None:
+        command.append("--no-http")  # the HTTP shim is not written yet; the node would refuse to start
+    return [*command, *extra]
+
+
+def start_node(name: str, data_dir: Path, *extra: str, launcher: str = "auto") -> NodeProcess:
+    """Start a node; ``launcher`` is ``cli``, ``stub`` or ``auto`` (the CLI when it exists, else the stub)."""
+    if launcher != "auto":
+        return _start(launcher, name, data_dir, extra)
+    if not cli_available():
+        return _start("stub", name, data_dir, extra)
+    try:
+        return _start("cli", name, data_dir, extra)
+    except RuntimeError as exc:
+        print(f"bench: paglets-node failed, using bench.node_stub instead: {exc}", file=sys.stderr)
+        node = _start("stub", name, data_dir, extra)
+        node.launcher = "stub (cli failed to start)"
+        return node
+
+
+def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> NodeProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    log_path = data_dir.parent / f"{name}-{launcher}.log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            node_command(launcher, name, data_dir, extra),
+            stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=ROOT, text=True, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+    # One thread reads stdout for the node's whole life: the start-up lines
+    # come through ``lines`` (so waiting for them has a deadline) and a chatty
+    # node never blocks on a full pipe.
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    address = None
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if line.startswith("address "):
+                address = line.split()[1]
+            elif line.startswith("ready") and address:
+                return NodeProcess(proc, address, launcher, log_path)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    _kill_group(proc)
+    raise RuntimeError(f"{launcher} node {name} did not start: {log_path.read_text()[-1500:]}")
+
+
+def _die_with_parent() -> None:
+    """In the node child: get SIGTERM if the benchmark dies without cleaning up (Linux only)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def _read_lines(stream, lines: queue.Queue) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        for line in stream:
+            lines.put(line)
+    lines.put(None)
