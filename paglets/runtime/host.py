@@ -300,7 +300,7 @@ class Host:
         try:
             self.zygote.fork(self._worker_spec(agent_id, nonce, class_name))
         except BaseException:
-            broker.forget(agent_id)
+            broker.stop_worker(agent_id)
             raise
         try:
             started.result(self.start_timeout + 1)

@@ -69,7 +69,9 @@ class NodeOps:
         raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
 
     # -- host calls from paglets ---------------------------------------------------------
-    def handle_host_call(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> list[bytes]:
+    def handle_host_call(
+        self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]
+    ) -> list[bytes]:
         op = header.get("op")
         handler = getattr(self, f"_call_{op}", None) if isinstance(op, str) else None
         if handler is None:
