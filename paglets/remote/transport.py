@@ -95,9 +95,7 @@ class Channel:
         self._oneway: dict[bytes, str] = {}
         self._oneway_failures: collections.deque[PagletError] = collections.deque(maxlen=100)
 
-    def request(
-        self, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float
-    ) -> protocol.Reply:
+    def request(self, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float) -> protocol.Reply:
         cid = _next_cid()
         self._send(op, protocol.request_frames(op, cid, header, payload), timeout)
         deadline = time.monotonic() + timeout
@@ -293,9 +291,12 @@ class Reactor:
                     self._pending_sends.append((give_up_at, sock, frames, cid))
                 else:
                     future, address, op = self._waiting.pop(cid)
-                    _fail(future, NodeUnreachableError(
-                        f"cannot reach node {address} for {op!r}: no connection", address=address, op=op
-                    ))
+                    _fail(
+                        future,
+                        NodeUnreachableError(
+                            f"cannot reach node {address} for {op!r}: no connection", address=address, op=op
+                        ),
+                    )
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -304,9 +305,7 @@ class Reactor:
             waiting = self._waiting.pop(cid, None)
             if waiting is not None:
                 future, address, op = waiting
-                _fail(future, RequestTimeoutError(
-                    f"no reply from {address} to {op!r} in time", address=address, op=op
-                ))
+                _fail(future, RequestTimeoutError(f"no reply from {address} to {op!r} in time", address=address, op=op))
 
 
 def _fail(future: Future[Any], exc: BaseException) -> None:

@@ -42,7 +42,9 @@ class BrokerServices(Protocol):
 
     def handle_front(self, request: protocol.Request) -> Answer: ...
 
-    def handle_host_call(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> list[bytes]: ...
+    def handle_host_call(
+        self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]
+    ) -> list[bytes]: ...
 
     def route_unknown(self, request: protocol.Request) -> Answer: ...
 
@@ -183,9 +185,7 @@ class Broker:
     ) -> Future[Any]:
         future: Future[Any] = Future()
         header = protocol.pack(start_header)
-        self.channel.post(
-            lambda: self.table.start_prepared(agent_id, header, payload, FutureOrigin(future), seen_ids)
-        )
+        self.channel.post(lambda: self.table.start_prepared(agent_id, header, payload, FutureOrigin(future), seen_ids))
         return future
 
     def freeze(self, agent_id: str, except_ident: bytes | None) -> Future[Any]:

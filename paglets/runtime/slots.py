@@ -204,9 +204,9 @@ class SeenMessages:
 
 
 __all__ = [
+    "EMPTY_MAP",
     "BackOrigin",
     "Delivery",
-    "EMPTY_MAP",
     "FrontOrigin",
     "FutureOrigin",
     "Origin",

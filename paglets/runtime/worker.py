@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
-from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletError
+from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletCrashedError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, event_from_wire
 from paglets.runtime.node_link import NodeLink
 from paglets.runtime.worker_context import WorkerContext
@@ -42,9 +42,7 @@ log = logging.getLogger("paglets.worker")
 
 ONEWAY_HEADER = protocol.pack({"oneway": True})
 START_HOOKS = frozenset({"on_creation", "on_arrival", "on_clone", "on_activation"})
-CALL_HOOKS = frozenset(
-    {"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"}
-)
+CALL_HOOKS = frozenset({"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"})
 
 
 def load_paglet_class(name: str) -> type[Paglet[Any]]:
@@ -169,7 +167,7 @@ class Worker:
         """A handler thread: announce idle, then take one message at a time from its own socket."""
         try:
             self._handle_messages(self.link.socket())
-        except zmq.ContextTerminated:
+        except (zmq.ContextTerminated, PagletCrashedError):
             self.link.close_own()  # the worker is exiting; each thread closes its own socket
 
     def _handle_messages(self, sock: zmq.Socket) -> None:

@@ -28,7 +28,7 @@ from paglets.core.errors import (
 )
 from paglets.core.messages import UNQUEUED_PRIORITY
 from paglets.runtime.peer_links import PeerLinks
-from paglets.runtime.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, SeenMessages, Sender, WorkerSlot
+from paglets.runtime.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, Sender, WorkerSlot
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 
@@ -154,12 +154,14 @@ class WorkerTable:
             return
         if delivery.mid is not None and self._is_duplicate(slot, delivery):
             return
-        if delivery.priority == UNQUEUED_PRIORITY and slot.phase is Phase.READY:
+        if delivery.priority == UNQUEUED_PRIORITY and self._may_bypass(slot):
             delivery.unqueued = True
             self._dispatch(slot, delivery, slot.ident)
             return
         if len(slot.queue) >= self._mailbox_limit:
-            self._fail(origin, OverloadedError(f"mailbox of paglet {slot.agent_id!r} is full ({len(slot.queue)} queued)"))
+            self._fail(
+                origin, OverloadedError(f"mailbox of paglet {slot.agent_id!r} is full ({len(slot.queue)} queued)")
+            )
             return
         if delivery.oneway and origin is not None:
             # Accept at once while the mailbox is short; past that the ack waits
@@ -172,6 +174,11 @@ class WorkerTable:
                 delivery.ack_deferred = True
         slot.queue.push(delivery.priority, delivery)
         self._pump(slot)
+
+    @staticmethod
+    def _may_bypass(slot: WorkerSlot) -> bool:
+        """Unqueued messages go straight in — while moving, only until the state snapshot."""
+        return slot.phase is Phase.READY or (slot.phase is Phase.MOVING and slot.freeze_origin is not None)
 
     def _is_duplicate(self, slot: WorkerSlot, delivery: Delivery) -> bool:
         seen, reply = slot.seen.lookup(delivery.mid)
@@ -219,10 +226,12 @@ class WorkerTable:
     def call(self, agent_id: str, frames: list[bytes], origin: Origin) -> None:
         """Send a node request (state, hook, dispose...) to the worker's main socket."""
         slot = self.slots.get(agent_id)
-        if slot is None or slot.phase is Phase.CRASHED or not slot.connected:
-            reason = "not running" if slot is None else (slot.crash_reason or slot.phase.value)
-            error = InvalidAgentError if slot is None else PagletCrashedError
-            self._fail(origin, error(f"paglet {agent_id!r} on node {self.node_name}: {reason}"))
+        if slot is None or slot.phase in (Phase.STARTING, Phase.PREPARED) or not slot.connected:
+            reason = "is not here" if slot is None else f"is not active here yet ({slot.phase.value})"
+            if slot is not None and slot.phase is Phase.CRASHED:
+                self._fail(origin, PagletCrashedError(f"paglet {agent_id!r} crashed: {slot.crash_reason}"))
+            else:
+                self._fail(origin, InvalidAgentError(f"paglet {agent_id!r} {reason} on node {self.node_name}"))
             return
         rid = self._next_rid()
         self._pending[rid] = Pending(slot, origin)
@@ -351,7 +360,9 @@ class WorkerTable:
         if slot.freeze_origin is None:
             return
         busy = [
-            p for rid in slot.pending_rids if (p := self._pending.get(rid)) and p.is_message
+            p
+            for rid in slot.pending_rids
+            if (p := self._pending.get(rid)) and p.is_message
             if p.handler is None or p.handler != slot.freeze_except
         ]
         if not busy:
@@ -384,7 +395,10 @@ class WorkerTable:
             self._exit_worker(slot)
 
     def seen_ids(self, agent_id: str) -> list[str]:
-        return self.require(agent_id).seen.ids()
+        """Ids of messages this paglet already took in — not those still queued, which travel separately."""
+        slot = self.require(agent_id)
+        queued = {d.mid for d in slot.queue.items()}
+        return [mid for mid in slot.seen.ids() if mid not in queued]
 
     def set_forward(self, agent_id: str, address: str) -> None:
         self._forwards[agent_id] = (address, time.monotonic() + self._forward_ttl)
