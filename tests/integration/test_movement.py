@@ -229,7 +229,7 @@ def test_sync_sender_loses_nothing_while_the_paglet_moves_twenty_times(two):
         while not stop.is_set():
             try:
                 sender.send("count", timeout=20)
-            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            except BaseException as exc:  # collected for the assertion
                 errors.append(exc)
                 return
             acked += 1
