@@ -46,10 +46,18 @@ class HostClient:
         header: dict[str, Any] | None = None,
         payload: tuple[bytes, ...] = (),
         timeout: float | None = None,
+        watch_connection: bool = False,
     ) -> protocol.Reply:
-        """Send one request and wait for its reply; raises the node's error."""
+        """Send one request and wait for its reply; raises the node's error.
+
+        With ``watch_connection`` a connection the node drops meanwhile fails
+        the request at once (for long operations such as moves) instead of at
+        the deadline.
+        """
         address = check_address(address)
-        reply = channel(address).request(op, self._header(header), payload, self._timeout(timeout, op))
+        reply = channel(address).request(
+            op, self._header(header), payload, self._timeout(timeout, op), watch_connection
+        )
         return reply_value(reply)
 
     def request_future(

@@ -93,7 +93,9 @@ class Movement:
             if attempt:
                 threading.Event().wait(ticket.retry_interval)  # a deliberate back-off between attempts
             try:
-                return host.client.request(address, "prepare", dict(header), timeout=ticket.timeout).header
+                return host.client.request(
+                    address, "prepare", dict(header), timeout=ticket.timeout, watch_connection=True
+                ).header
             except NodeUnreachableError as exc:
                 last = exc
             except PagletError as exc:
@@ -205,7 +207,9 @@ class Movement:
                     chunk = handle.read(CHUNK_SIZE)
                     final = offset + len(chunk) >= size
                     header = {"sha": sha, "offset": offset, "size": size, "final": final}
-                    client.request(address, "blob_put", header, (chunk,), timeout=_left(deadline))
+                    client.request(
+                        address, "blob_put", header, (chunk,), timeout=_left(deadline), watch_connection=True
+                    )
                     offset += len(chunk)
                     if final:
                         break
@@ -217,7 +221,7 @@ class Movement:
         header = {"agent": envelope.agent_id, "token": envelope.metadata["token"]}
         try:
             return client.request(
-                address, "arrive", dict(header), (envelope.to_bytes(),), timeout=_left(deadline)
+                address, "arrive", dict(header), (envelope.to_bytes(),), timeout=_left(deadline), watch_connection=True
             ).header
         except NodeUnreachableError:
             # Did it arrive and only the answer got lost? Ask before deciding.
