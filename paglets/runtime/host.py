@@ -97,6 +97,8 @@ class Host:
         mailbox_limit: int = 10_000,
         start_timeout: float = 30.0,
         forward_ttl: float = 3600.0,
+        worker_pool: int = 2,
+        learn_preload: bool = True,
     ):
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
@@ -135,6 +137,8 @@ class Host:
         self.mailbox_limit = mailbox_limit
         self.start_timeout = start_timeout
         self.forward_ttl = forward_ttl
+        self.worker_pool = worker_pool
+        self.learn_preload = learn_preload
         self.events = ContextEventLog()
         self.files = FileRegistry(artifact_max_bytes)
         self.artifacts = ArtifactStore(
@@ -184,7 +188,13 @@ class Host:
         self._runtime_dir = tempfile.mkdtemp(prefix=f"pgl-{self.name[:16]}-", dir=_short_tmp())
 
     def _start_parts(self) -> None:
-        self.zygote = Zygote(self.preload, self._worker_forked, self._worker_exited)
+        self.zygote = Zygote(
+            self.preload,
+            self._worker_forked,
+            self._worker_exited,
+            pool_size=self.worker_pool,
+            learn=self.learn_preload,
+        )
         self.zygote.start()
         self.broker = Broker(
             zmq.Context.instance(),
@@ -322,6 +332,7 @@ class Host:
         started = broker.expect_worker(agent_id, nonce, class_name, start_header, payload, limit, source)
         try:
             self.zygote.fork(self._worker_spec(agent_id, nonce, class_name))
+            self.zygote.note_class(class_name, list(sys.path))
         except BaseException:
             broker.stop_worker(agent_id)
             raise

@@ -25,7 +25,7 @@ arrival_mode           ``activate`` or ``inactive``
 =====================  ============================================================
 
 An envelope (``POST /envelopes``) is a msgpack :class:`~paglets.runtime.envelope.PagletEnvelope`
-map; its kind, agent id, class name and state are checked here too.
+map; its kind, agent id, class name, state and source address are checked here too.
 """
 
 from __future__ import annotations
@@ -95,8 +95,10 @@ def _is_destination(v: Any) -> bool:
 
 
 def _is_capabilities(v: Any) -> bool:
-    return isinstance(v, list) and len(v) <= MAX_CAPABILITIES and all(
-        isinstance(c, str) and _CAPABILITY.match(c) for c in v
+    return (
+        isinstance(v, list)
+        and len(v) <= MAX_CAPABILITIES
+        and all(isinstance(c, str) and _CAPABILITY.match(c) for c in v)
     )
 
 
@@ -189,6 +191,10 @@ def envelope_from_body(data: bytes) -> PagletEnvelope:
         raise HttpRefusal(400, f"envelope agent_id {envelope.agent_id!r:.80} is not a valid agent id")
     if not _CLASS_NAME.match(envelope.agent_class_name):
         raise HttpRefusal(400, f"envelope agent_class_name {envelope.agent_class_name!r:.80} is not 'module:Class'")
+    if envelope.source_host_address and not _is_destination(envelope.source_host_address):
+        raise HttpRefusal(
+            400, f"envelope source_host_address {envelope.source_host_address!r:.80} is not {_DESTINATION}"
+        )
     if envelope.clone_of is not None and not is_agent_id(envelope.clone_of):
         raise HttpRefusal(400, f"envelope clone_of {envelope.clone_of!r:.80} is not a valid agent id")
     return envelope

@@ -453,6 +453,13 @@ class Movement:
         envelope.metadata["token"] = token
         if envelope.metadata.get("files"):
             raise TransferError("an envelope pushed in one piece cannot carry registered files")
+        try:
+            self._prepare_here(envelope, token)
+        except BaseException as exc:
+            raise _transfer_error(exc, f"receiving paglet {envelope.agent_id} on {self._host.name}") from None
+        return self.arrive({"agent": envelope.agent_id, "token": token}, [envelope.to_bytes()])
+
+    def _prepare_here(self, envelope: PagletEnvelope, token: str) -> None:
         self.prepare(
             {
                 "agent": envelope.agent_id,
@@ -463,7 +470,6 @@ class Movement:
                 "ttl": 60.0,
             }
         )
-        return self.arrive({"agent": envelope.agent_id, "token": token}, [envelope.to_bytes()])
 
 
 def _left(deadline: float) -> float:

@@ -31,6 +31,7 @@ from paglets.core.agent import NOT_HANDLED, Paglet
 from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletCrashedError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, event_from_wire
 from paglets.runtime.node_link import NodeLink
+from paglets.runtime.thread_pool import ThreadPool
 from paglets.runtime.worker_context import WorkerContext
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
@@ -86,6 +87,7 @@ class Worker:
         self._handlers = 0
         self._idle_handlers = 0
         self._handler_lock = threading.Lock()
+        self._control = ThreadPool(f"paglet-control-{self.agent_id[:8]}")
 
     # -- start-up -------------------------------------------------------------
     def serve(self) -> NoReturn:
@@ -137,19 +139,20 @@ class Worker:
         except PagletError as exc:
             self.link.reply_error(rid, error_to_wire(exc))
             return
+        payload = frames[3:]
         if op == b"start":
-            _spawn(self._start, rid, header, frames[3:])
+            self._control.submit(lambda: self._start(rid, header, payload))
         elif op == b"call":
             if header.get("op") == "exit":
                 self.exit(0)
-            _spawn(self._call, rid, header, frames[3:])
+            self._control.submit(lambda: self._call(rid, header, payload))
 
     # -- messages ---------------------------------------------------------------
     def _on_message(self, rid: bytes, header: bytes, body: bytes) -> None:
         """An unqueued message: it bypasses the handlers and runs on a thread of its own."""
         oneway = bool(protocol.unpack_map(header, "msg header").get("oneway"))
         self._notify_mail()
-        _spawn(self._run_message, rid, oneway, body)
+        self._control.submit(lambda: self._run_message(rid, oneway, body))
 
     def _notify_mail(self) -> None:
         with self.mail_arrived:

@@ -61,9 +61,7 @@ def test_class_missing_on_the_target_is_refused_and_the_paglet_stays(node_proces
 
 
 @pytest.mark.timeout(120)
-def test_target_killed_during_a_50_mib_file_transfer_leaves_the_paglet_at_the_source(
-    make_node, node_process, tmp_path
-):
+def test_target_killed_during_a_50_mib_file_transfer_leaves_the_paglet_at_the_source(make_node, node_process, tmp_path):
     alpha = make_node("alpha")
     beta = node_process("beta")
     big = tmp_path / "big.bin"
