@@ -11,6 +11,7 @@ from typing import Any
 
 from paglets.core.agent import Paglet, PagletState
 from paglets.core.events import CreationEvent
+from paglets.core.itinerary import ItineraryAgentMixin, ItineraryPlan
 from paglets.core.messages import Message
 
 
@@ -114,3 +115,83 @@ class BrokenStartPaglet(Paglet[PagletState]):
 
 class NotAPaglet:
     pass
+
+
+@dataclass
+class TravelState(PagletState):
+    count: int = 0
+    events: list[dict] = field(default_factory=list)
+    touring: bool = False
+    itinerary: ItineraryPlan = field(default_factory=ItineraryPlan)
+    stops: list[str] = field(default_factory=list)
+    file_text: str = ""
+
+
+class TravellerPaglet(ItineraryAgentMixin, Paglet[TravelState]):
+    """Records every lifecycle hook with its event fields; moves on request."""
+
+    State = TravelState
+
+    def _record(self, hook: str, event: Any) -> None:
+        with self.locked():
+            self.state.events.append({"hook": hook, "node": self.context.name, **event.to_wire()})
+
+    def on_creation(self, event: CreationEvent) -> None:
+        self._record("on_creation", event)
+
+    def on_dispatching(self, event: Any) -> None:
+        self._record("on_dispatching", event)
+
+    def on_arrival(self, event: Any) -> None:
+        self._record("on_arrival", event)
+
+    def on_reverting(self, event: Any) -> None:
+        self._record("on_reverting", event)
+
+    def on_cloning(self, event: Any) -> None:
+        self._record("on_cloning", event)
+
+    def on_clone(self, event: Any) -> None:
+        self._record("on_clone", event)
+
+    def on_cloned(self, event: Any) -> None:
+        self._record("on_cloned", event)
+
+    def run(self) -> None:
+        if self.state.touring:
+            with self.locked():
+                self.state.stops.append(self.context.name)
+            if self.go_to_next_destination() is None:
+                with self.locked():
+                    self.state.touring = False
+
+    def handle_message(self, message: Message) -> Any:
+        kind = message.kind
+        if kind == "count":
+            with self.locked():
+                self.state.count += 1
+                return self.state.count
+        if kind == "where":
+            return self.context.name
+        if kind == "go":
+            proxy = self.dispatch(message.arg)
+            return {"left": True, "now_at": proxy.host_url}
+        if kind == "clone-to":
+            return self.clone(message.arg).agent_id
+        if kind == "tour":
+            with self.locked():
+                for stop in message.arg:
+                    self.state.itinerary.add_destination(stop)
+                self.state.touring = True
+            self.go_to_next_destination()
+            return "touring"
+        if kind == "register":
+            return self.register_file(message.get_arg("path"), mode=message.get_arg("mode", "copy")).name
+        if kind == "read-file":
+            return self.file_path(message.arg).read_text()
+        return self.not_handled()
+
+
+class FussyTravellerPaglet(TravellerPaglet):
+    def on_arrival(self, event: Any) -> None:
+        raise RuntimeError("will not land here")

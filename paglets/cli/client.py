@@ -23,8 +23,9 @@ from paglets.cli.common import api_key_from_env, fail, parse_json, to_json
 from paglets.core.errors import PagletError
 from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
 from paglets.remote.client import DEFAULT_TIMEOUT, HostClient
+from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address
-from paglets.wire import codec
+from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
 
 LIST_COLUMNS = (
@@ -65,6 +66,31 @@ class CliGroup(click.Group):
 
 def address_argument(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("address", metavar="ADDR")(function)
+
+
+def ticket_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The terms of a move, each named after its TransferTicket field (unset: the ticket's default)."""
+    options = (
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds the move may take before it is called off (default 10).",
+        ),
+        click.option("--retries", type=click.IntRange(min=0), help="Further tries to reach the target (default 0)."),
+        click.option(
+            "--require-capability",
+            "required_capabilities",
+            metavar="CAP",
+            multiple=True,
+            help="Move only if the target has this capability (repeatable).",
+        ),
+        click.option(
+            "--code-version", "expected_code_version", metavar="V", help="Move only if the target runs this version."
+        ),
+    )
+    for option in reversed(options):
+        function = option(function)
+    return function
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,7 +204,55 @@ def dispose(cli: Cli, address: str, agent_id: str) -> None:
     cli.emit({"agent_id": agent_id, "disposed": True}, lambda _: f"disposed {agent_id}")
 
 
+# -- movement ------------------------------------------------------------------
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.argument("target", metavar="TARGET")
+@ticket_options
+@click.pass_obj
+def dispatch(cli: Cli, address: str, agent_id: str, target: str, **terms: Any) -> None:
+    """Move paglet AGENT from node ADDR to TARGET (a node address or name); print its new address."""
+    new_address = cli.client.dispatch(check_address(address), agent_id, transfer_ticket(target, terms))
+    cli.emit({"agent_id": agent_id, "address": new_address}, lambda moved: moved["address"])
+
+
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.argument("target", metavar="[TARGET]", required=False)
+@ticket_options
+@click.pass_obj
+def clone(cli: Cli, address: str, agent_id: str, target: str | None, **terms: Any) -> None:
+    """Copy paglet AGENT of node ADDR, onto TARGET or onto ADDR itself; print the copy's id and address."""
+    if target is None:
+        params = click.get_current_context().command.params
+        given = [param.opts[0] for param in params if terms.get(param.name or "") not in (None, ())]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to a move: give a TARGET too")
+    ticket = None if target is None else transfer_ticket(target, terms)
+    proxy = cli.client.clone(check_address(address), agent_id, ticket)
+    cli.emit({"agent_id": proxy.agent_id, "address": proxy.host_url}, key_value_lines)
+
+
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.option("--to", "to_address", metavar="NODE_ADDR", required=True, help="The node that takes the paglet back.")
+@click.pass_obj
+def retract(cli: Cli, address: str, agent_id: str, to_address: str) -> None:
+    """Pull paglet AGENT, now on node ADDR, back to node NODE_ADDR; print its new address."""
+    new_address = cli.client.retract(check_address(address), agent_id, check_address(to_address))
+    cli.emit({"agent_id": agent_id, "address": new_address}, lambda moved: moved["address"])
+
+
 # -- requests and output -------------------------------------------------------
+def transfer_ticket(target: str, terms: dict[str, Any]) -> TransferTicket:
+    """A ticket to TARGET (a node address, or a name the node knows) with the terms given on the command line."""
+    destination = target if protocol.AGENT_ID_PATTERN.match(target) else check_address(target)
+    return TransferTicket(destination, **{name: value for name, value in terms.items() if value not in (None, ())})
+
+
 def send_plain(client: HostClient, address: str, agent_id: str, message: Message, timeout: float | None) -> Any:
     """Send ``message`` and decode the reply to plain data (``HostClient.send`` would import its classes)."""
     header: dict[str, Any] = {"agent": agent_id}

@@ -84,8 +84,7 @@ class PersistencyEvent(PagletEvent):
 
 
 _EVENT_CLASSES: dict[str, type[PagletEvent]] = {
-    cls.__name__: cls
-    for cls in (PagletEvent, CreationEvent, MobilityEvent, CloneEvent, PersistencyEvent)
+    cls.__name__: cls for cls in (PagletEvent, CreationEvent, MobilityEvent, CloneEvent, PersistencyEvent)
 }
 
 
@@ -96,9 +95,7 @@ def event_from_wire(payload: dict[str, Any]) -> PagletEvent:
     or missing fields, or a str field holding something else.
     """
     if not isinstance(payload, dict):
-        raise SerializationError(
-            f"event payload must be a dict, got {type(payload).__name__}"
-        )
+        raise SerializationError(f"event payload must be a dict, got {type(payload).__name__}")
     name = payload.get("event")
     cls = _EVENT_CLASSES.get(name) if isinstance(name, str) else None
     if cls is None:
@@ -118,15 +115,9 @@ def _check_event_fields(cls: type[PagletEvent], values: dict[str, Any]) -> None:
         if item is None:
             raise SerializationError(f"{cls.__name__} has no field {key!r}")
         if item.type == "str" and not isinstance(value, str):
-            raise SerializationError(
-                f"{cls.__name__} field {key!r} must be a str, got {type(value).__name__}"
-            )
-        if key == "timestamp" and (
-            isinstance(value, bool) or not isinstance(value, (int, float))
-        ):
-            raise SerializationError(
-                f"{cls.__name__} field 'timestamp' must be a number, got {type(value).__name__}"
-            )
+            raise SerializationError(f"{cls.__name__} field {key!r} must be a str, got {type(value).__name__}")
+        if key == "timestamp" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SerializationError(f"{cls.__name__} field 'timestamp' must be a number, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -153,33 +144,25 @@ class ContextEvent:
     def from_wire(cls, payload: dict[str, Any]) -> ContextEvent:
         """Rebuild from ``to_wire()`` output; SerializationError names a bad field."""
         if not isinstance(payload, dict):
-            raise SerializationError(
-                f"context event payload must be a dict, got {type(payload).__name__}"
-            )
+            raise SerializationError(f"context event payload must be a dict, got {type(payload).__name__}")
         seq = _wire_field(payload, "seq", int)
         kind = _wire_field(payload, "kind", str)
         timestamp = _wire_field(payload, "timestamp", (int, float))
         agent_id = payload.get("agent_id")
         if agent_id is not None and not isinstance(agent_id, str):
-            raise SerializationError(
-                "context event field 'agent_id' must be a str or None"
-            )
+            raise SerializationError("context event field 'agent_id' must be a str or None")
         data = payload.get("data", {})
         if not isinstance(data, dict):
             raise SerializationError("context event field 'data' must be a dict")
         return cls(seq, kind, float(timestamp), agent_id, dict(data))
 
 
-def _wire_field(
-    payload: dict[str, Any], name: str, types: type | tuple[type, ...]
-) -> Any:
+def _wire_field(payload: dict[str, Any], name: str, types: type | tuple[type, ...]) -> Any:
     if name not in payload:
         raise SerializationError(f"context event payload has no {name!r} field")
     value = payload[name]
     if isinstance(value, bool) or not isinstance(value, types):
-        raise SerializationError(
-            f"context event field {name!r} has the wrong type {type(value).__name__}"
-        )
+        raise SerializationError(f"context event field {name!r} has the wrong type {type(value).__name__}")
     return value
 
 
@@ -225,9 +208,7 @@ class ContextEventLog:
         try:
             listener(event)
         except Exception:
-            logger.exception(
-                "event listener %r failed on %s #%d", listener, event.kind, event.seq
-            )
+            logger.exception("event listener %r failed on %s #%d", listener, event.kind, event.seq)
 
     def events_since(self, since: int = 0, limit: int = 100) -> list[ContextEvent]:
         """Events with ``seq > since``, oldest first, at most ``limit`` of them."""

@@ -92,31 +92,21 @@ def _check_args(args: object) -> dict[str, Any]:
 
 def _check_priority(priority: object) -> int:
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(
-            f"message priority must be an int, got {type(priority).__name__}"
-        )
+        raise TypeError(f"message priority must be an int, got {type(priority).__name__}")
     if not UNQUEUED_PRIORITY <= priority <= SYSTEM_PRIORITY:
-        raise ValueError(
-            f"message priority must be within {UNQUEUED_PRIORITY}..{SYSTEM_PRIORITY}, "
-            f"got {priority}"
-        )
+        raise ValueError(f"message priority must be within {UNQUEUED_PRIORITY}..{SYSTEM_PRIORITY}, got {priority}")
     return priority
 
 
 def _check_message_type(message_type: object) -> int:
     if isinstance(message_type, bool) or message_type not in MESSAGE_TYPES:
-        raise ValueError(
-            "message_type must be SYNCHRONOUS (0), FUTURE (1) or ONEWAY (2), "
-            f"got {message_type!r}"
-        )
+        raise ValueError(f"message_type must be SYNCHRONOUS (0), FUTURE (1) or ONEWAY (2), got {message_type!r}")
     return message_type  # type: ignore[return-value]
 
 
 def _check_optional_str(name: str, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise TypeError(
-            f"message {name} must be a str or None, got {type(value).__name__}"
-        )
+        raise TypeError(f"message {name} must be a str or None, got {type(value).__name__}")
     return value
 
 
@@ -124,9 +114,7 @@ def _check_timestamp(timestamp: object) -> float:
     if timestamp is None:
         return time.time()
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
-        raise TypeError(
-            f"message timestamp must be a number, got {type(timestamp).__name__}"
-        )
+        raise TypeError(f"message timestamp must be a number, got {type(timestamp).__name__}")
     return float(timestamp)
 
 
@@ -207,9 +195,7 @@ class Message:
         Raises :class:`SerializationError` naming the first malformed field.
         """
         if not isinstance(payload, dict):
-            raise SerializationError(
-                f"message payload must be a dict, got {type(payload).__name__}"
-            )
+            raise SerializationError(f"message payload must be a dict, got {type(payload).__name__}")
         if "kind" not in payload:
             raise SerializationError("message payload has no 'kind' field")
         return cls(**_fields_from_wire(payload))
@@ -256,9 +242,7 @@ def _fields_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
             try:
                 check(payload[name])
             except (TypeError, ValueError) as exc:
-                raise SerializationError(
-                    f"message field {name!r} is malformed: {exc}"
-                ) from exc
+                raise SerializationError(f"message field {name!r} is malformed: {exc}") from exc
         fields[name] = payload[name]
     return fields
 
@@ -309,9 +293,7 @@ class FutureReply:
         Raises :class:`RequestTimeoutError` when nothing arrived in time.
         """
         if not self.wait_for_reply(timeout):
-            raise RequestTimeoutError(
-                f"reply was not available within {timeout} s", op="get_reply"
-            )
+            raise RequestTimeoutError(f"reply was not available within {timeout} s", op="get_reply")
         return self._future.result()
 
     def get_boolean_reply(self, timeout: float | None = None) -> bool:
@@ -344,9 +326,7 @@ _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
 def _not_convertible(value: Any, target: str) -> TypeError:
-    return TypeError(
-        f"reply {value!r} ({type(value).__name__}) is not convertible to {target}"
-    )
+    return TypeError(f"reply {value!r} ({type(value).__name__}) is not convertible to {target}")
 
 
 def _to_bool(value: Any) -> bool:
@@ -496,9 +476,7 @@ class ReplySet:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.has_more_future_replies():
-            remaining = (
-                None if deadline is None else max(0.0, deadline - time.monotonic())
-            )
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             reply = self.get_next_future_reply(remaining)
             if reply is None:
                 if not self.has_more_future_replies():

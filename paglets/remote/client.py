@@ -10,11 +10,13 @@ threads: each thread talks over its own socket.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
+from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import Reactor, channel, check_address, reply_value, then
 from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
@@ -44,10 +46,18 @@ class HostClient:
         header: dict[str, Any] | None = None,
         payload: tuple[bytes, ...] = (),
         timeout: float | None = None,
+        watch_connection: bool = False,
     ) -> protocol.Reply:
-        """Send one request and wait for its reply; raises the node's error."""
+        """Send one request and wait for its reply; raises the node's error.
+
+        With ``watch_connection`` a connection the node drops meanwhile fails
+        the request at once (for long operations such as moves) instead of at
+        the deadline.
+        """
         address = check_address(address)
-        reply = channel(address).request(op, self._header(header), payload, self._timeout(timeout, op))
+        reply = channel(address).request(
+            op, self._header(header), payload, self._timeout(timeout, op), watch_connection
+        )
         return reply_value(reply)
 
     def request_future(
@@ -126,9 +136,18 @@ class HostClient:
         activate_if_inactive: bool = True,
         no_delay: bool = False,
         timeout: float | None = None,
+        on_moved: Callable[[str], None] | None = None,
     ) -> Any:
+        """Deliver ``message`` and return the handler's reply.
+
+        If the paglet has moved and the old node forwarded the message,
+        ``on_moved`` is called with its new address.
+        """
         header, payload = self._send_request(agent_id, message, False, activate_if_inactive, no_delay)
         reply = self.request(address, "send", header, payload, timeout=timeout)
+        moved_to = reply.header.get("moved_to")
+        if moved_to and on_moved is not None:
+            on_moved(moved_to)
         return decode_result(reply)
 
     def send_future(
@@ -172,7 +191,7 @@ class HostClient:
     ) -> tuple[dict[str, Any], tuple[bytes, ...]]:
         if isinstance(message, str):
             message = Message(message)
-        header: dict[str, Any] = {"agent": agent_id}
+        header: dict[str, Any] = {"agent": agent_id, "mid": message.message_id}
         if oneway:
             header["oneway"] = True
         if message.priority != NORMAL_PRIORITY:
@@ -182,6 +201,30 @@ class HostClient:
         if no_delay:
             header["nodelay"] = True
         return header, (encode_message(message),)
+
+    # -- movement ---------------------------------------------------------------------
+    def dispatch(self, address: str, agent_id: str, target: Any) -> str:
+        """Ask ``address`` to move its paglet to ``target``; returns the paglet's new address."""
+        ticket = TransferTicket.of(target)
+        reply = self.request(
+            address, "dispatch", {"agent": agent_id, "ticket": ticket.to_wire()}, timeout=ticket.timeout + 10
+        )
+        return str(reply.header["address"])
+
+    def clone(self, address: str, agent_id: str, target: Any = None) -> PagletProxy:
+        header: dict[str, Any] = {"agent": agent_id}
+        timeout = None
+        if target is not None:
+            ticket = TransferTicket.of(target)
+            header["ticket"] = ticket.to_wire()
+            timeout = ticket.timeout + 10
+        reply = self.request(address, "clone", header, timeout=timeout)
+        return self.proxy(reply.header["address"], reply.header["agent"])
+
+    def retract(self, from_address: str, agent_id: str, to_address: str, timeout: float = 10.0) -> str:
+        """Pull the paglet living at ``from_address`` back to the node ``to_address``; returns its address."""
+        header = {"agent": agent_id, "target": to_address}
+        return str(self.request(from_address, "retract", header, timeout=timeout + 10).header["address"])
 
     def proxy(self, address: str, agent_id: str) -> PagletProxy:
         from paglets.remote.proxy import PagletProxy

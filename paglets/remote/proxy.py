@@ -41,7 +41,11 @@ class PagletProxy:
             activate_if_inactive=activate_if_inactive,
             no_delay=no_delay,
             timeout=timeout,
+            on_moved=self._moved,
         )
+
+    def _moved(self, address: str) -> None:
+        self.host_url = address
 
     def send_future(
         self,
@@ -65,6 +69,15 @@ class PagletProxy:
         )
 
     # -- lifecycle ---------------------------------------------------------------
+    def dispatch(self, target: Any) -> PagletProxy:
+        """Move the paglet to ``target`` (address, mesh name or TransferTicket); this proxy follows it."""
+        self.host_url = self.client.dispatch(self.host_url, self.agent_id, target)
+        return self
+
+    def clone(self, target: Any = None) -> PagletProxy:
+        """Copy the paglet (on its node, or to ``target``); returns the copy's proxy."""
+        return self.client.clone(self.host_url, self.agent_id, target)
+
     def dispose(self) -> None:
         self.client.dispose(self.host_url, self.agent_id)
 

@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError, RequestTimeoutError
 from paglets.runtime.loop_channel import LoopChannel
@@ -92,25 +93,57 @@ class Channel:
     def __init__(self, address: str):
         self.address = address
         self._sock = _new_dealer(zmq.Context.instance(), address)
+        self._monitor: zmq.Socket | None = None
         self._oneway: dict[bytes, str] = {}
         self._oneway_failures: collections.deque[PagletError] = collections.deque(maxlen=100)
 
     def request(
-        self, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float
+        self,
+        op: str,
+        header: dict[str, Any],
+        payload: tuple[bytes, ...],
+        timeout: float,
+        watch_connection: bool = False,
     ) -> protocol.Reply:
+        """Send and wait for the reply; with ``watch_connection`` a dropped connection fails at once."""
         cid = _next_cid()
+        monitor = self._connection_monitor() if watch_connection else None
         self._send(op, protocol.request_frames(op, cid, header, payload), timeout)
         deadline = time.monotonic() + timeout
         sock = self._sock
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(remaining * 1000):
+            if remaining <= 0 or not self._wait(sock, monitor, remaining, op):
                 raise RequestTimeoutError(
                     f"no reply from {self.address} to {op!r} within {timeout:g} s", address=self.address, op=op
                 )
             reply = self._receive()
             if reply is not None and reply.cid == cid:
                 return reply
+
+    def _wait(self, sock: zmq.Socket, monitor: zmq.Socket | None, seconds: float, op: str) -> bool:
+        if monitor is None:
+            return bool(sock.poll(seconds * 1000))
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        ready = dict(poller.poll(seconds * 1000))
+        if sock in ready:
+            return True
+        if monitor in ready and _drain_events(monitor):
+            raise NodeUnreachableError(
+                f"{self.address} closed the connection while {op!r} was waiting for a reply",
+                address=self.address,
+                op=op,
+            )
+        return bool(ready)
+
+    def _connection_monitor(self) -> zmq.Socket:
+        """A monitor of this channel's connection, emptied of events older than the request."""
+        if self._monitor is None:
+            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        _drain_events(self._monitor)
+        return self._monitor
 
     def send_oneway(self, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float) -> None:
         cid = _next_cid()
@@ -181,7 +214,21 @@ class Channel:
         return reply
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(0)
         self._sock.close(0)
+
+
+def _drain_events(monitor: zmq.Socket) -> bool:
+    """Read every pending monitor event; True if any was a disconnect."""
+    dropped = False
+    while True:
+        try:
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)
+        except zmq.Again:
+            return dropped
+        dropped = dropped or event["event"] == zmq.EVENT_DISCONNECTED
 
 
 def channel(address: str) -> Channel:
@@ -293,9 +340,12 @@ class Reactor:
                     self._pending_sends.append((give_up_at, sock, frames, cid))
                 else:
                     future, address, op = self._waiting.pop(cid)
-                    _fail(future, NodeUnreachableError(
-                        f"cannot reach node {address} for {op!r}: no connection", address=address, op=op
-                    ))
+                    _fail(
+                        future,
+                        NodeUnreachableError(
+                            f"cannot reach node {address} for {op!r}: no connection", address=address, op=op
+                        ),
+                    )
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -304,9 +354,7 @@ class Reactor:
             waiting = self._waiting.pop(cid, None)
             if waiting is not None:
                 future, address, op = waiting
-                _fail(future, RequestTimeoutError(
-                    f"no reply from {address} to {op!r} in time", address=address, op=op
-                ))
+                _fail(future, RequestTimeoutError(f"no reply from {address} to {op!r} in time", address=address, op=op))
 
 
 def _fail(future: Future[Any], exc: BaseException) -> None:

@@ -1,23 +1,18 @@
-"""The broker loop: one thread that owns the node's front, back and control sockets.
+"""The broker loop: one thread that owns the node's sockets.
 
-It routes every message: a ``send`` from the front (or a paglet's host call)
-goes into the target paglet's mailbox, and the mailbox hands each message
-straight to an idle handler thread of the worker. A worker has at most
-``MAILBOX_WORKERS`` handler threads, each with its own socket, and each
-handler holds one message at a time: idle handler sockets are the credits.
-Each reply goes back to whoever asked. It also runs the heartbeats and declares silent or
-dead workers crashed. It never blocks on disk or on a paglet: anything slow
-(create, state, listing...) runs on the op pool and answers through
-:class:`~paglets.runtime.loop_channel.LoopChannel`.
-
-State owned here and nowhere else: the worker slots, their mailboxes and the
-table of pending requests.
+It owns the front ROUTER (tcp), the back ROUTER (ipc, the workers), the
+control PULL (other threads of the node) and the DEALERs to other nodes
+(:class:`~paglets.runtime.peer_links.PeerLinks`). It validates and
+authenticates every front request, routes messages through the
+:class:`~paglets.runtime.worker_table.WorkerTable` (mailboxes, credits,
+lifecycles, forwarding) and runs the heartbeats. It never blocks on disk or
+on a paglet: anything slow (create, state, moves, listings) runs on the op
+pool and answers through the control channel.
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
 import logging
 import threading
 import time
@@ -27,55 +22,31 @@ from typing import Any, Protocol
 
 import zmq
 
-from paglets.core.errors import (
-    AuthenticationError,
-    HostError,
-    InvalidAgentError,
-    OverloadedError,
-    PagletCrashedError,
-    PagletError,
-)
-from paglets.core.messages import UNQUEUED_PRIORITY
+from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
 from paglets.runtime.loop_channel import LoopChannel
-from paglets.runtime.slots import (
-    EMPTY_MAP,
-    BackOrigin,
-    Delivery,
-    FrontOrigin,
-    FutureOrigin,
-    Origin,
-    Pending,
-    Phase,
-    WorkerSlot,
-)
+from paglets.runtime.peer_links import PeerLinks
+from paglets.runtime.slots import BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
+from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
 
 log = logging.getLogger("paglets.broker")
 
-MSG = b"msg"
-START = b"start"
-CALL = b"call"
-HB = b"hb"
-MSG_HEADER = {False: protocol.pack({"oneway": False}), True: protocol.pack({"oneway": True})}
-MSG_HEADER_UNQUEUED = {
-    False: protocol.pack({"oneway": False, "unqueued": True}),
-    True: protocol.pack({"oneway": True, "unqueued": True}),
-}
-ACCEPTED = protocol.pack({"accepted": True})
-LOOP_OPS = frozenset({"ping", "send", "mailbox"})
 READ_BATCH = 64
+Answer = tuple[dict[str, Any], list[bytes]]
 
 
 class BrokerServices(Protocol):
-    """What the broker asks of the node facade (called on the op pool)."""
+    """What the broker asks of the node (called on the op pool)."""
 
-    def handle_front(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]: ...
+    def handle_front(self, request: protocol.Request) -> Answer: ...
 
-    def handle_host_call(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> list[bytes]: ...
+    def handle_host_call(
+        self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]
+    ) -> list[bytes]: ...
 
-    def route_unknown(self, request: protocol.Request) -> tuple[dict[str, Any], list[bytes]]: ...
+    def route_unknown(self, request: protocol.Request) -> Answer: ...
 
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None: ...
 
@@ -83,7 +54,7 @@ class BrokerServices(Protocol):
 
 
 class Broker:
-    """Routes between the front, the workers and the node facade."""
+    """Routes between the front, the workers, other nodes and the node facade."""
 
     def __init__(
         self,
@@ -98,6 +69,7 @@ class Broker:
         heartbeat_misses: int = 3,
         max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
         mailbox_limit: int = 10_000,
+        forward_ttl: float = 3600.0,
         op_threads: int = 32,
     ):
         self._ctx = ctx
@@ -105,19 +77,23 @@ class Broker:
         self.node_name = node_name
         self._front_endpoint = front_endpoint
         self.back_endpoint = back_endpoint
-        self._api_key = api_key.encode() if api_key else None
+        self._api_key = api_key
+        self._api_key_bytes = api_key.encode() if api_key else None
         self._heartbeat = heartbeat_interval
-        self._liveness = heartbeat_interval * heartbeat_misses
         self._max_message_size = max_message_size
-        self._mailbox_limit = mailbox_limit
-        self._ack_limit = min(1000, mailbox_limit)
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
         self._pool = ThreadPoolExecutor(max_workers=op_threads, thread_name_prefix=f"paglets-ops-{node_name}")
-        self._slots: dict[str, WorkerSlot] = {}
-        self._by_ident: dict[bytes, WorkerSlot] = {}
-        self._by_pid: dict[int, WorkerSlot] = {}
-        self._pending: dict[bytes, Pending] = {}
-        self._rids = itertools.count(1)
+        self._poller = zmq.Poller()
+        self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved)
+        self.table = WorkerTable(
+            node_name,
+            self,
+            self._peers,
+            on_crash=self._crashed,
+            mailbox_limit=mailbox_limit,
+            liveness=heartbeat_interval * heartbeat_misses,
+            forward_ttl=forward_ttl,
+        )
         self._front: zmq.Socket | None = None
         self._back: zmq.Socket | None = None
         self._stop = False
@@ -127,7 +103,7 @@ class Broker:
         self.front_address = ""
         self.rejected_requests = 0
 
-    # -- lifecycle (any thread) ---------------------------------------------
+    # -- lifecycle (any thread) -----------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"paglets-broker-{self.node_name}", daemon=True)
         self._thread.start()
@@ -140,98 +116,106 @@ class Broker:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if not self.running:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            return
-        self.channel.post(self._request_stop)
-        self._thread.join(timeout)
+        if self.running:
+            self.channel.post(self._request_stop)
+            self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _request_stop(self) -> None:
         self._stop = True
 
-    # -- facade API (any thread; each returns a Future) ----------------------
+    # -- facade API (any thread; each returns a Future) -------------------------------
+    def in_loop(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` in the broker thread (for short table operations)."""
+        return self.channel.call(fn)
+
     def expect_worker(
         self,
         agent_id: str,
         nonce: str,
         class_name: str,
-        start_header: dict[str, Any],
+        start_header: dict[str, Any] | None,
         start_payload: list[bytes],
         start_timeout: float,
+        source_address: str | None = None,
     ) -> Future[Any]:
-        """Open a slot for a worker about to start; the Future completes when its start hook did.
+        """Reserve a slot for a worker about to be forked.
 
-        Blocks until the slot exists, so the caller forks only once the agent id is ours.
+        Blocks until the agent id is ours (so the caller forks only then). The
+        Future completes when the start hook has run — or, with no start
+        header (an arrival being prepared), once the worker has loaded its class.
         """
         future: Future[Any] = Future()
-
-        def open_slot() -> None:
-            if agent_id in self._slots and self._slots[agent_id].phase is not Phase.CRASHED:
-                raise HostError(f"paglet {agent_id!r} already exists on node {self.node_name}")
-            self._forget(self._slots.get(agent_id))
-            slot = WorkerSlot(
-                agent_id=agent_id,
-                ident=agent_id.encode(),
-                nonce=nonce,
-                class_name=class_name,
-                start_header=protocol.pack(start_header),
-                start_payload=start_payload,
-                start_origin=FutureOrigin(future),
-                start_deadline=time.monotonic() + start_timeout,
+        header = None if start_header is None else protocol.pack(start_header)
+        deadline = time.monotonic() + start_timeout
+        self.in_loop(
+            lambda: self.table.open_slot(
+                agent_id, nonce, class_name, header, start_payload, FutureOrigin(future), deadline, source_address
             )
-            self._slots[agent_id] = slot
-            self._by_ident[slot.ident] = slot
-
-        self.channel.call(open_slot).result(10)
+        ).result(10)
         return future
 
     def worker_forked(self, agent_id: str, pid: int) -> None:
-        def record() -> None:
-            slot = self._slots.get(agent_id)
-            if slot is not None and slot.pid is None:
-                slot.pid = pid
-                self._by_pid[pid] = slot
-
-        self.channel.post(record)
+        self.channel.post(lambda: self.table.record_pid(agent_id, pid))
 
     def worker_exited(self, pid: int, code: int) -> None:
-        self.channel.post(lambda: self._on_exit(pid, code))
+        self.channel.post(lambda: self.table.on_exit(pid, code))
 
-    def deliver(self, agent_id: str, body: bytes, *, oneway: bool, priority: int) -> Future[Any]:
+    def deliver(
+        self, agent_id: str, body: bytes, *, oneway: bool, priority: int, mid: str | None = None
+    ) -> Future[Any]:
+        """Queue a message from inside the node; the Future gets ``(header, payload)``."""
         future: Future[Any] = Future()
-        origin = FutureOrigin(future)
-        self.channel.post(lambda: self._deliver(agent_id, body, oneway, priority, origin))
+        delivery = Delivery(body, oneway, FutureOrigin(future), priority, mid)
+        self.channel.post(lambda: self._route(agent_id, delivery))
         return future
+
+    def _route(self, agent_id: str, delivery: Delivery) -> None:
+        if not self.table.route(agent_id, delivery):
+            self._fail(delivery.origin, self.table.unknown(agent_id))
 
     def call_worker(self, agent_id: str, header: dict[str, Any], payload: list[bytes] = ()) -> Future[Any]:
         future: Future[Any] = Future()
-        origin = FutureOrigin(future)
         frames = [protocol.pack(header), *payload]
-        self.channel.post(lambda: self._call(agent_id, frames, origin))
+        self.channel.post(lambda: self.table.call(agent_id, frames, FutureOrigin(future)))
         return future
 
-    def stop_worker(self, agent_id: str) -> Future[Any]:
-        """Mark the worker stopping, fail its queue and ask it to exit; returns its pid."""
-        return self.channel.call(lambda: self._stop_worker(agent_id))
+    def start_prepared(
+        self, agent_id: str, start_header: dict[str, Any], payload: list[bytes], seen_ids: list[str]
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
+        header = protocol.pack(start_header)
+        self.channel.post(lambda: self.table.start_prepared(agent_id, header, payload, FutureOrigin(future), seen_ids))
+        return future
 
-    def forget(self, agent_id: str) -> Future[Any]:
-        return self.channel.call(lambda: self._forget(self._slots.get(agent_id)))
+    def freeze(self, agent_id: str, except_ident: bytes | None) -> Future[Any]:
+        """Hold new messages; the Future completes once in-flight ones (but the mover's) are done."""
+        future: Future[Any] = Future()
+
+        def freeze() -> None:
+            try:
+                self.table.freeze(agent_id, except_ident, FutureOrigin(future))
+            except PagletError as exc:
+                future.set_exception(exc)
+
+        self.channel.post(freeze)
+        return future
 
     def summaries(self) -> Future[Any]:
-        return self.channel.call(lambda: [slot.summary() for slot in self._slots.values()])
+        return self.in_loop(self.table.summaries)
 
     def summary(self, agent_id: str) -> Future[Any]:
-        return self.channel.call(lambda: self._require(agent_id).summary())
+        return self.in_loop(lambda: self.table.require(agent_id).summary())
 
-    def live_pids(self) -> Future[Any]:
-        return self.channel.call(lambda: {s.agent_id: s.pid for s in self._slots.values() if s.pid})
+    def stop_worker(self, agent_id: str, forward_to: str | None = None) -> Future[Any]:
+        """Fail (or forward) what the paglet still owes, ask its worker to exit; the Future gets its pid."""
+        return self.in_loop(lambda: self.table.stop(agent_id, forward_to=forward_to))
 
-    # -- the loop -------------------------------------------------------------
+    # -- the loop -------------------------------------------------------------------------
     def _run(self) -> None:
         try:
             self._open_sockets()
-        except BaseException as exc:
+        except BaseException as exc:  # reported to start()
             self._start_error = exc
             self._started.set()
             return
@@ -254,8 +238,8 @@ class Broker:
         back.sndhwm = back.rcvhwm = 100_000
         try:
             if self._front_endpoint.endswith(":0"):
-                port = front.bind_to_random_port(self._front_endpoint.rsplit(":", 1)[0])
-                self.front_address = f"{self._front_endpoint.rsplit(':', 1)[0]}:{port}"
+                base = self._front_endpoint.rsplit(":", 1)[0]
+                self.front_address = f"{base}:{front.bind_to_random_port(base)}"
             else:
                 front.bind(self._front_endpoint)
                 self.front_address = self._front_endpoint
@@ -268,8 +252,8 @@ class Broker:
         self._front, self._back = front, back
 
     def _serve(self) -> None:
-        front, back, ctrl = self._front, self._back, self.channel.pull
-        poller = zmq.Poller()
+        front, back, ctrl, peers = self._front, self._back, self.channel.pull, self._peers
+        poller = self._poller
         poller.register(front, zmq.POLLIN)
         poller.register(back, zmq.POLLIN)
         poller.register(ctrl, zmq.POLLIN)
@@ -281,11 +265,14 @@ class Broker:
                     self._read(back, self._on_back)
                 elif sock is front:
                     self._read(front, self._on_front)
-                else:
+                elif sock is ctrl:
                     self.channel.drain()
+                else:
+                    peers.on_readable(sock)
             now = time.monotonic()
             if now >= next_beat:
-                self._housekeeping(now)
+                self.table.housekeeping(now)
+                peers.expire(now)
                 next_beat = now + self._heartbeat
 
     @staticmethod
@@ -301,14 +288,14 @@ class Broker:
                 log.exception("broker: error handling a frame set")
 
     def _close(self) -> None:
-        for slot in list(self._slots.values()):
-            self._fail_slot(slot, PagletCrashedError(f"node {self.node_name} stopped"))
+        self.table.close(PagletCrashedError(f"node {self.node_name} stopped"))
         self.channel.close()
+        self._peers.close()
         for sock in (self._front, self._back):
             if sock is not None:
                 sock.close(0)
 
-    # -- sending ----------------------------------------------------------------
+    # -- sending (the table's Sender) ---------------------------------------------------
     def send_front(self, frames: list[bytes]) -> None:
         try:
             send_frames(self._front, frames, NOBLOCK)
@@ -321,11 +308,11 @@ class Broker:
         except zmq.ZMQError as exc:
             log.debug("broker: could not reach worker %r: %s", frames[0], exc)
 
-    def _reply_error(self, origin: Origin | None, exc: BaseException) -> None:
+    def _fail(self, origin: Origin | None, exc: BaseException) -> None:
         if origin is not None:
             origin.fail(self, error_to_wire(exc))
 
-    # -- front ------------------------------------------------------------------
+    # -- front ------------------------------------------------------------------------------
     def _on_front(self, frames: list[bytes]) -> None:
         try:
             request = protocol.parse_request(frames)
@@ -335,46 +322,42 @@ class Broker:
                 self.send_front([frames[0], *protocol.err_frames(exc.cid, error_to_wire(exc))])
             return
         origin = FrontOrigin(request.peer, request.cid)
-        if self._api_key is not None and not _key_matches(request.header.get("key"), self._api_key):
+        if self._api_key_bytes is not None and not _key_matches(request.header.get("key"), self._api_key_bytes):
             self.rejected_requests += 1
-            self._reply_error(origin, AuthenticationError(f"node {self.node_name}: missing or wrong API key"))
+            self._fail(origin, AuthenticationError(f"node {self.node_name}: missing or wrong API key"))
             return
-        if request.op == "send":
+        op = request.op
+        if op == "send":
             self._front_send(request, origin)
-        elif request.op == "ping":
+        elif op == "ping":
             origin.ok(self, [], protocol.pack({"name": self.node_name, "version": protocol.PROTOCOL_VERSION}))
-        elif request.op == "mailbox":
-            self._answer(origin, lambda: ({"mailbox": self._require(request.header["agent"]).status().to_wire()}, []))
+        elif op == "mailbox":
+            try:
+                status = self.table.require(request.header["agent"]).status().to_wire()
+            except PagletError as exc:
+                self._fail(origin, exc)
+                return
+            origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
             self._off_loop(origin, lambda: self._services.handle_front(request))
 
     def _front_send(self, request: protocol.Request, origin: FrontOrigin) -> None:
         header = request.header
-        slot = self._slots.get(header["agent"])
-        if slot is None:
-            self._off_loop(origin, lambda: self._services.route_unknown(request))
-            return
         priority = header.get("prio", 5)
         if not 0 <= priority <= 13:
-            self._reply_error(origin, PagletError(f"priority {priority} out of range 0..13"))
+            self._fail(origin, protocol.BadRequest(f"priority {priority} out of range 0..13", request.cid))
             return
-        self._enqueue(slot, request.payload[0], bool(header.get("oneway")), priority, origin)
+        delivery = Delivery(request.payload[0], bool(header.get("oneway")), origin, priority, header.get("mid"))
+        if not self.table.route(header["agent"], delivery):
+            self._off_loop(origin, lambda: self._services.route_unknown(request))
 
-    def _answer(self, origin: Origin, compute: Callable[[], tuple[dict[str, Any], list[bytes]]]) -> None:
-        try:
-            header, payload = compute()
-        except Exception as exc:
-            self._reply_error(origin, exc)
-            return
-        origin.ok(self, payload, protocol.pack(header))
-
-    def _off_loop(self, origin: Origin, compute: Callable[[], tuple[dict[str, Any], list[bytes]]]) -> None:
+    def _off_loop(self, origin: Origin, compute: Callable[[], Answer]) -> None:
         """Run ``compute`` on the op pool and answer from the loop when it is done."""
 
         def work() -> None:
             try:
                 header, payload = compute()
-            except Exception as exc:
+            except Exception as exc:  # every failure becomes a typed reply
                 if not isinstance(exc, PagletError):
                     log.exception("broker: op failed")
                 wire = error_to_wire(exc)
@@ -386,289 +369,65 @@ class Broker:
         try:
             self._pool.submit(work)
         except RuntimeError:
-            self._reply_error(origin, PagletCrashedError(f"node {self.node_name} is stopping"))
+            self._fail(origin, PagletCrashedError(f"node {self.node_name} is stopping"))
 
-    # -- mailboxes --------------------------------------------------------------
-    def _deliver(self, agent_id: str, body: bytes, oneway: bool, priority: int, origin: Origin) -> None:
-        slot = self._slots.get(agent_id)
-        if slot is None:
-            self._reply_error(origin, InvalidAgentError(f"no paglet {agent_id!r} on node {self.node_name}"))
-            return
-        self._enqueue(slot, body, oneway, priority, origin)
-
-    def _enqueue(self, slot: WorkerSlot, body: bytes, oneway: bool, priority: int, origin: Origin) -> None:
-        if slot.phase is Phase.CRASHED:
-            self._reply_error(origin, PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {slot.crash_reason}"))
-            return
-        if slot.phase is Phase.STOPPING:
-            self._reply_error(origin, InvalidAgentError(f"paglet {slot.agent_id!r} is being removed"))
-            return
-        if priority == UNQUEUED_PRIORITY and slot.phase is Phase.READY:
-            self._dispatch(slot, Delivery(body, oneway, origin, unqueued=True), slot.ident)
-            return
-        if len(slot.queue) >= self._mailbox_limit:
-            self._reply_error(
-                origin, OverloadedError(f"mailbox of paglet {slot.agent_id!r} is full ({self._mailbox_limit} queued)")
-            )
-            return
-        delivery = Delivery(body, oneway, origin)
-        if oneway:
-            # Accept at once while the mailbox is short; past that the ack waits
-            # until the message reaches the worker, which slows a fast sender
-            # down to the paglet's pace instead of filling memory.
-            if len(slot.queue) < self._ack_limit:
-                origin.ok(self, [], ACCEPTED)
-                delivery.origin = None
-            else:
-                delivery.ack_deferred = True
-        slot.queue.push(priority, delivery)
-        self._pump(slot)
-
-    def _pump(self, slot: WorkerSlot) -> None:
-        idle = slot.idle_handlers
-        while idle and slot.queue and slot.phase is Phase.READY:
-            self._dispatch(slot, slot.queue.pop(), idle.popleft())
-
-    def _dispatch(self, slot: WorkerSlot, delivery: Delivery, handler: bytes) -> None:
-        """Send one message to a handler socket (or, unqueued, to the worker's main socket)."""
-        rid = self._next_rid()
-        origin = delivery.origin
-        if delivery.oneway:
-            if delivery.ack_deferred and origin is not None:
-                origin.ok(self, [], ACCEPTED)
-            origin = None
-        self._pending[rid] = Pending(slot, origin, is_message=True, handler=None if delivery.unqueued else handler)
-        slot.pending_rids.add(rid)
-        slot.in_flight += 1
-        headers = MSG_HEADER_UNQUEUED if delivery.unqueued else MSG_HEADER
-        self.send_back([handler, MSG, rid, headers[delivery.oneway], delivery.body])
-
-    def _next_rid(self) -> bytes:
-        return next(self._rids).to_bytes(8, "big")
-
-    def _call(self, agent_id: str, frames: list[bytes], origin: Origin) -> None:
-        slot = self._slots.get(agent_id)
-        if slot is None or slot.phase is Phase.CRASHED or not slot.connected:
-            reason = "not running" if slot is None else (slot.crash_reason or slot.phase.value)
-            error = InvalidAgentError if slot is None else PagletCrashedError
-            self._reply_error(origin, error(f"paglet {agent_id!r} on node {self.node_name}: {reason}"))
-            return
-        rid = self._next_rid()
-        self._pending[rid] = Pending(slot, origin)
-        slot.pending_rids.add(rid)
-        self.send_back([slot.ident, CALL, rid, *frames])
-
-    # -- back -------------------------------------------------------------------
+    # -- back -------------------------------------------------------------------------------
     def _on_back(self, frames: list[bytes]) -> None:
         if len(frames) < 3:
             return
         ident, op, rid = frames[0], frames[1], frames[2]
-        slot = self._by_ident.get(ident.split(b"/", 1)[0])
+        slot = self.table.slot_for_ident(ident)
         if slot is None:
             if op == b"ready":  # a leftover worker of a paglet that is gone
-                self.send_back([ident, CALL, b"", protocol.pack({"op": "exit"})])
+                self.send_back([ident, CALL, b"", EXIT])
             return
-        slot.expires_at = time.monotonic() + self._liveness
-        if op == b"rep":
-            self._on_reply(rid, frames)
-        elif op == b"hcall":
-            self._on_host_call(slot, ident, rid, frames[3:])
-        elif op == b"idle":
-            if ident not in slot.idle_handlers:
-                slot.idle_handlers.append(ident)
-                self._pump(slot)
-        elif op == b"ready":
-            self._on_ready(slot, frames[3:])
+        if op == b"hcall":
+            self._on_host_call(slot.agent_id, ident, rid, frames[3:])
         elif op == b"event":
-            self._on_event(slot, frames[3:])
+            self._on_event(slot.agent_id, frames[3:])
+        elif op != b"hb":
+            self.table.on_worker_frame(slot, ident, op, rid, frames[3:])
 
-    def _on_reply(self, rid: bytes, frames: list[bytes]) -> None:
-        pending = self._pending.pop(rid, None)
-        if pending is None or len(frames) < 4:
-            return
-        slot = pending.slot
-        slot.pending_rids.discard(rid)
-        ok = frames[3] == protocol.OK
-        payload = frames[4:]
-        if pending.is_message:
-            self._count_reply(slot, pending, ok)
-        origin = pending.origin
-        if origin is not None:
-            if ok:
-                origin.ok(self, payload)
-            else:
-                origin.fail(self, _error_payload(payload))
-        if pending.is_start:
-            self._started_worker(slot, ok)
-        self._pump(slot)
-
-    @staticmethod
-    def _count_reply(slot: WorkerSlot, pending: Pending, ok: bool) -> None:
-        slot.in_flight -= 1
-        if ok:
-            slot.delivered += 1
-        else:
-            slot.failed += 1
-        if pending.handler is not None:
-            slot.idle_handlers.append(pending.handler)
-
-    def _on_ready(self, slot: WorkerSlot, rest: list[bytes]) -> None:
-        try:
-            header = protocol.unpack_map(rest[0], "ready header") if rest else {}
-        except PagletError:
-            header = {}
-        if header.get("nonce") != slot.nonce or slot.phase is not Phase.STARTING or slot.connected:
-            return
-        pid = header.get("pid")
-        if isinstance(pid, int) and slot.pid is None:
-            slot.pid = pid
-            self._by_pid[pid] = slot
-        if header.get("error"):  # it could not even load its class; it exits by itself
-            slot.start_origin.fail(self, header["error"])
-            slot.start_origin = None
-            self._stop_worker(slot.agent_id)
-            return
-        slot.connected = True
-        rid = self._next_rid()
-        self._pending[rid] = Pending(slot, slot.start_origin, is_start=True)
-        slot.pending_rids.add(rid)
-        self.send_back([slot.ident, START, rid, slot.start_header, *slot.start_payload])
-        slot.start_payload = []
-
-    def _started_worker(self, slot: WorkerSlot, ok: bool) -> None:
-        slot.start_origin = None
-        if ok:
-            slot.phase = Phase.READY
-        else:
-            self._stop_worker(slot.agent_id)
-
-    def _on_host_call(self, slot: WorkerSlot, ident: bytes, rid: bytes, rest: list[bytes]) -> None:
+    def _on_host_call(self, agent_id: str, ident: bytes, rid: bytes, rest: list[bytes]) -> None:
         origin = BackOrigin(ident, rid)
         try:
             header = protocol.unpack_map(rest[0], "host call header") if rest else {}
         except PagletError as exc:
-            self._reply_error(origin, exc)
+            self._fail(origin, exc)
             return
         payload = rest[1:]
         if header.get("op") == "send" and header.get("local") and payload:
-            target = self._slots.get(str(header.get("agent")))
-            if target is not None:
-                self._enqueue(target, payload[0], bool(header.get("oneway")), _priority(header), origin)
+            prio = header.get("prio", 5)
+            delivery = Delivery(
+                payload[0],
+                bool(header.get("oneway")),
+                origin,
+                prio if isinstance(prio, int) and 0 <= prio <= 13 else 5,
+                header.get("mid") if isinstance(header.get("mid"), str) else None,
+            )
+            if self.table.route(str(header.get("agent")), delivery):
                 return
-        agent_id = slot.agent_id
+        self._off_loop(origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)))
 
-        def work() -> tuple[dict[str, Any], list[bytes]]:
-            return {}, self._services.handle_host_call(agent_id, header, payload)
-
-        self._off_loop(origin, work)
-
-    def _on_event(self, slot: WorkerSlot, rest: list[bytes]) -> None:
+    def _on_event(self, agent_id: str, rest: list[bytes]) -> None:
         try:
             header = protocol.unpack_map(rest[0], "event header") if rest else {}
         except PagletError:
             return
-        agent_id = slot.agent_id
         self._pool.submit(self._services.worker_event, agent_id, header)
 
-    # -- liveness -----------------------------------------------------------------
-    def _housekeeping(self, now: float) -> None:
-        for slot in list(self._slots.values()):
-            if slot.phase is Phase.CRASHED:
-                continue
-            if not slot.connected:
-                if now > slot.start_deadline:
-                    self._crash(slot, "did not start in time")
-                continue
-            if now > slot.expires_at:
-                self._crash(slot, f"missed heartbeats for {self._liveness:.1f} s")
-                continue
-            self.send_back([slot.ident, HB, b"", EMPTY_MAP])
+    # -- table callbacks (in the loop) ------------------------------------------------------
+    def _crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
+        self._pool.submit(self._services.worker_crashed, agent_id, pid, reason)
 
-    def _on_exit(self, pid: int, code: int) -> None:
-        slot = self._by_pid.pop(pid, None)
-        if slot is None or slot.phase is Phase.STOPPING:
-            return
-        if slot.phase is not Phase.CRASHED:
-            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            self._crash(slot, f"worker process {pid} {how}")
-
-    def _crash(self, slot: WorkerSlot, reason: str) -> None:
-        if slot.phase is Phase.CRASHED:
-            return
-        slot.phase = Phase.CRASHED
-        slot.crash_reason = reason
-        slot.connected = False
-        self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {reason}"))
-        pid = slot.pid
-        self._pool.submit(self._services.worker_crashed, slot.agent_id, pid, reason)
-
-    def _fail_slot(self, slot: WorkerSlot, error: PagletError) -> None:
-        for rid in list(slot.pending_rids):
-            pending = self._pending.pop(rid, None)
-            if pending is not None:
-                if pending.is_message:
-                    slot.failed += 1
-                self._reply_error(pending.origin, error)
-        slot.pending_rids.clear()
-        slot.idle_handlers.clear()
-        slot.in_flight = 0
-        for delivery in slot.queue.drain():
-            slot.failed += 1
-            self._reply_error(delivery.origin, error)
-        self._reply_error(slot.start_origin, error)
-        slot.start_origin = None
-
-    def _stop_worker(self, agent_id: str) -> int | None:
-        """Fail what the paglet still owes, ask its worker to exit and forget the slot.
-
-        The pid stays mapped so the exit report is recognised as expected.
-        """
-        slot = self._slots.get(agent_id)
-        if slot is None:
-            return None
-        if slot.phase is not Phase.CRASHED:
-            slot.phase = Phase.STOPPING
-        self._fail_slot(slot, InvalidAgentError(f"paglet {agent_id!r} was removed from node {self.node_name}"))
-        if slot.connected:
-            self.send_back([slot.ident, CALL, b"", protocol.pack({"op": "exit"})])
-        self._forget(slot)
-        return slot.pid
-
-    def _forget(self, slot: WorkerSlot | None) -> None:
-        if slot is None:
-            return
-        if self._slots.get(slot.agent_id) is slot:
-            del self._slots[slot.agent_id]
-        if self._by_ident.get(slot.ident) is slot:
-            del self._by_ident[slot.ident]
-        if slot.phase is not Phase.STOPPING and slot.pid is not None and self._by_pid.get(slot.pid) is slot:
-            del self._by_pid[slot.pid]
-
-    def _require(self, agent_id: str) -> WorkerSlot:
-        slot = self._slots.get(agent_id)
-        if slot is None:
-            raise InvalidAgentError(f"no active paglet {agent_id!r} on node {self.node_name}")
-        return slot
+    def _moved(self, agent_id: str, address: str) -> None:
+        self.table.moved(agent_id, address)
 
 
 def _key_matches(offered: Any, expected: bytes) -> bool:
     if not isinstance(offered, str):
         return False
     return hmac.compare_digest(offered.encode(), expected)
-
-
-def _priority(header: dict[str, Any]) -> int:
-    priority = header.get("prio", 5)
-    return priority if isinstance(priority, int) and 0 <= priority <= 13 else 5
-
-
-def _error_payload(payload: list[bytes]) -> dict[str, Any]:
-    if not payload:
-        return {"type": "ProtocolError", "message": "error reply without a body"}
-    try:
-        return protocol.unpack_map(payload[0], "error body")
-    except PagletError as exc:
-        return error_to_wire(exc)
 
 
 __all__ = ["Broker", "BrokerServices"]

@@ -55,7 +55,7 @@ class PagletEnvelope:
                 agent_id=_text(payload, "agent_id"),
                 agent_class_name=_text(payload, "agent_class_name"),
                 state_class_name=_text(payload, "state_class_name", ""),
-                state=bytes(payload.get("state") or b""),
+                state=_state_bytes(payload.get("state")),
                 source_host_name=_text(payload, "source_host_name", ""),
                 source_host_address=_text(payload, "source_host_address", ""),
                 target_host_name=_text(payload, "target_host_name", ""),
@@ -77,6 +77,14 @@ class PagletEnvelope:
         except Exception as exc:  # any decoding failure is the sender's fault
             raise SerializationError(f"envelope is not valid msgpack: {exc}") from None
         return cls.from_wire(payload)
+
+
+def _state_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if not isinstance(value, bytes):
+        raise SerializationError(f"envelope state must be bytes, got {type(value).__name__}")
+    return value
 
 
 def _text(payload: dict[str, Any], key: str, default: str | None = None) -> str:

@@ -41,8 +41,11 @@ from paglets.core.events import ContextEvent, ContextEventLog, PersistencyEvent
 from paglets.core.messages import FutureReply, Message, ReplySet
 from paglets.remote.client import HostClient, create_request
 from paglets.remote.proxy import PagletProxy
+from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import then
 from paglets.runtime.broker import Broker
+from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef
+from paglets.runtime.movement import Movement
 from paglets.runtime.node_ops import NodeOps
 from paglets.runtime.processes import WorkerProcesses
 from paglets.runtime.zygote import Zygote
@@ -56,7 +59,7 @@ DEFAULT_PERSISTENT_STORAGE_QUOTA_BYTES = 64 * 1024 * 1024
 DEFAULT_ARTIFACT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_ARTIFACT_STORAGE_QUOTA_BYTES = 1024 * 1024 * 1024
 DEFAULT_ARTIFACT_SPOOL_TTL_SECONDS = 3600.0
-CAPABILITIES = ("messages", "create", "dispose", "state", "http")
+CAPABILITIES = ("messages", "create", "dispose", "state", "http", "dispatch", "clone", "retract", "files")
 
 
 class Host:
@@ -93,6 +96,9 @@ class Host:
         max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
         mailbox_limit: int = 10_000,
         start_timeout: float = 30.0,
+        forward_ttl: float = 3600.0,
+        worker_pool: int = 2,
+        learn_preload: bool = True,
     ):
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
@@ -130,7 +136,15 @@ class Host:
         self.max_message_size = max_message_size
         self.mailbox_limit = mailbox_limit
         self.start_timeout = start_timeout
+        self.forward_ttl = forward_ttl
+        self.worker_pool = worker_pool
+        self.learn_preload = learn_preload
         self.events = ContextEventLog()
+        self.files = FileRegistry(artifact_max_bytes)
+        self.artifacts = ArtifactStore(
+            self.persistence_dir / "artifacts", max_bytes=artifact_max_bytes, quota_bytes=artifact_storage_quota_bytes
+        )
+        self.movement = Movement(self)
         self.processes = WorkerProcesses()
         self.ops = NodeOps(self)
         self.broker: Broker | None = None
@@ -170,10 +184,17 @@ class Host:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.work_root)
         self.work_root.mkdir(parents=True, exist_ok=True)
+        self.artifacts.prepare()
         self._runtime_dir = tempfile.mkdtemp(prefix=f"pgl-{self.name[:16]}-", dir=_short_tmp())
 
     def _start_parts(self) -> None:
-        self.zygote = Zygote(self.preload, self._worker_forked, self._worker_exited)
+        self.zygote = Zygote(
+            self.preload,
+            self._worker_forked,
+            self._worker_exited,
+            pool_size=self.worker_pool,
+            learn=self.learn_preload,
+        )
         self.zygote.start()
         self.broker = Broker(
             zmq.Context.instance(),
@@ -185,6 +206,7 @@ class Host:
             heartbeat_interval=self.heartbeat_interval,
             max_message_size=self.max_message_size,
             mailbox_limit=self.mailbox_limit,
+            forward_ttl=self.forward_ttl,
         )
         self.broker.start()
         self.port = int(self.broker.front_address.rsplit(":", 1)[1])
@@ -287,32 +309,45 @@ class Host:
         plain: bool = False,
         hook: str = "on_creation",
         event: dict[str, Any] | None = None,
+        prepare_only: bool = False,
+        token: str | None = None,
+        source: str | None = None,
+        timeout: float | None = None,
     ) -> str:
-        """Fork a worker for ``class_name`` and run its start hook; returns the agent id."""
+        """Fork a worker for ``class_name`` and run its start hook; returns the agent id.
+
+        With ``prepare_only`` the worker only loads its class and waits for an
+        arriving paglet's state (see :mod:`paglets.runtime.movement`).
+        """
         broker = self._require_running()
         _check_class_name(class_name)
         agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
-        nonce = uuid.uuid4().hex
-        start_header: dict[str, Any] = {"hook": hook, "plain": plain}
-        if event is not None:
-            start_header["event"] = event
-        started = broker.expect_worker(agent_id, nonce, class_name, start_header, payload, self.start_timeout)
+        nonce = token or uuid.uuid4().hex
+        limit = self.start_timeout if timeout is None else timeout
+        start_header: dict[str, Any] | None = None
+        if not prepare_only:
+            start_header = {"hook": hook, "plain": plain}
+            if event is not None:
+                start_header["event"] = event
+        started = broker.expect_worker(agent_id, nonce, class_name, start_header, payload, limit, source)
         try:
             self.zygote.fork(self._worker_spec(agent_id, nonce, class_name))
+            self.zygote.note_class(class_name, list(sys.path))
         except BaseException:
-            broker.forget(agent_id)
+            broker.stop_worker(agent_id)
             raise
         try:
-            started.result(self.start_timeout + 1)
+            started.result(limit + 1)
         except FutureTimeout:
             self._remove_worker(agent_id)
             raise RequestTimeoutError(
-                f"paglet {agent_id!r} ({class_name}) did not start within {self.start_timeout:g} s on {self.name}"
+                f"paglet {agent_id!r} ({class_name}) did not start within {limit:g} s on {self.name}"
             ) from None
         except BaseException:
             self._remove_worker(agent_id)
             raise
-        self.events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
+        if not prepare_only:
+            self.events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
         return agent_id
 
     def _worker_spec(self, agent_id: str, nonce: str, class_name: str) -> dict[str, Any]:
@@ -343,9 +378,57 @@ class Host:
         except (PagletError, FutureTimeout) as exc:
             log.warning("node %s: dispose hook of %s failed: %s", self.name, agent_id, exc)
         self._remove_worker(agent_id)
+        self.files.drop(agent_id)
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.work_dir_for(agent_id, create=False, check=False))
         self.events.emit("paglet-disposed", agent_id=agent_id)
+
+    # -- movement (see paglets.runtime.movement) -----------------------------------------
+    def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
+        """Move a paglet to another node (address, mesh name or TransferTicket); returns its new proxy."""
+        return self.movement.dispatch(agent_id, target)
+
+    def clone(self, agent_id: str, target: Any = None) -> PagletProxy:
+        """Copy a paglet, here or to ``target``; returns the copy's proxy."""
+        return self.movement.clone(agent_id, target)
+
+    def retract(self, remote_address: str, agent_id: str) -> PagletProxy:
+        """Pull a paglet that lives on ``remote_address`` back to this node."""
+        return self.movement.retract(remote_address, agent_id)
+
+    def create_remote(self, target: Any, cls: Any, state: Any = None, init: Any = None) -> PagletProxy:
+        """Create a paglet on another node (address, mesh name or TransferTicket)."""
+        ticket = TransferTicket.of(target)
+        address = self.movement.resolve(ticket.destination)
+        return self.client.create(address, cls, state, init, timeout=ticket.timeout)
+
+    def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
+        """Run one of the paglet's lifecycle hooks in its worker."""
+        future = self._require_running().call_worker(agent_id, {"op": "hook", "name": name, "event": event})
+        _wait(future, timeout, f"hook {name} of paglet {agent_id}")
+
+    def address_of(self, name: str) -> str | None:
+        """The address of a node known by name (just this one until the mesh knows more)."""
+        return self.address if name == self.name else None
+
+    def capabilities(self) -> list[str]:
+        return list(CAPABILITIES)
+
+    # -- registered files -------------------------------------------------------------------
+    def register_file_for(
+        self, agent_id: str, path: str | Path, *, name: str | None = None, mode: str = "copy"
+    ) -> PagletFileRef:
+        self.agent_info(agent_id)
+        return self.files.register(agent_id, path, name, mode)
+
+    def registered_files_for(self, agent_id: str) -> list[PagletFileRef]:
+        return self.files.files(agent_id)
+
+    def unregister_file_for(self, agent_id: str, name: str | PagletFileRef) -> None:
+        self.files.unregister(agent_id, name.name if isinstance(name, PagletFileRef) else str(name))
+
+    def registered_file_path_for(self, agent_id: str, name: str) -> Path:
+        return self.files.path(agent_id, name)
 
     def _remove_worker(self, agent_id: str, grace: float = 2.0) -> None:
         pid = self.broker.stop_worker(agent_id).result(5)
@@ -421,7 +504,7 @@ class Host:
             "active_count": sum(1 for s in summaries if s["phase"] == "ready"),
             "inactive_count": 0,
             "crashed_count": sum(1 for s in summaries if s["crashed"]),
-            "capabilities": list(CAPABILITIES),
+            "capabilities": self.capabilities(),
             "tags": list(self.tags),
             "properties": dict(self.host_properties),
             "pid": os.getpid(),
@@ -532,6 +615,14 @@ class WorkerResources:
 def _decode_payload(result: tuple[bytes, list[bytes]]) -> Any:
     _header, payload = result
     return codec.decode(payload[0]) if payload and payload[0] else None
+
+
+def _wait(future: Any, timeout: float, what: str) -> Any:
+    """A Future's result, or a RequestTimeoutError that says what was awaited."""
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        raise RequestTimeoutError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 def _check_class_name(class_name: str) -> None:

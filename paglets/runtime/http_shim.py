@@ -1,9 +1,10 @@
 """HTTP shim: a thin stdlib HTTP server in front of a node's :class:`~paglets.runtime.host.Host`.
 
-It owns no paglet state: every handler validates its request and calls the host
-facade. It owns only its listening socket and serving thread; each connection
-gets its own daemon thread and socket timeout, so a slow or silent client ties
-up nothing but that thread.
+It owns no paglet state: every handler validates its request (the checks live
+in :mod:`paglets.runtime.http_requests`) and calls the host facade. It owns
+only its listening socket and serving thread; each connection gets its own
+daemon thread and socket timeout, so a slow or silent client ties up nothing
+but that thread.
 
 =======  ==========================  ==============================================
 method   path                        host call
@@ -15,7 +16,17 @@ GET      /agents/{id}                ``agent_info(id)``
 DELETE   /agents/{id}                ``dispose(id)``
 GET      /agents/{id}/state          ``get_state(id)`` (plain data)
 POST     /agents/{id}/messages       ``deliver_message(id, Message(...))`` (202 if oneway)
+POST     /agents/{id}/dispatch       ``dispatch(id, ticket)`` (ticket: destination, timeout, ...)
+POST     /agents/{id}/clone          ``clone(id, ticket or None)`` -> 201 (no destination: here)
+POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from node ``from``
+POST     /envelopes                  ``movement.receive_envelope(body)`` -> 201 (msgpack body)
 =======  ==========================  ==============================================
+
+Bodies are JSON, except ``/envelopes``: a msgpack ``PagletEnvelope`` sent as
+``Content-Type: application/msgpack`` (for networks where only HTTP passes).
+The movement endpoints answer ``{"agent_id", "address"}`` with the paglet's
+(or clone's) node address; a refused or failed move is 409 ``TransferError``
+and the paglet stays where it was.
 
 Every response is JSON; an error is ``{"error": {"type": name, "message": text}}``
 where ``type`` is a :mod:`paglets.core.errors` class name (see ``ERROR_STATUS``).
@@ -33,14 +44,14 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from paglets.core import errors
-from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
-from paglets.wire import codec, protocol
+from paglets.core.messages import NORMAL_PRIORITY, Message
+from paglets.runtime.http_requests import HttpRefusal, Request, envelope_from_body, is_agent_id
+from paglets.wire import codec
 from paglets.wire.errors import error_to_wire
 
 log = logging.getLogger("paglets.http")
@@ -50,8 +61,7 @@ DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, s
 MAX_CONNECTIONS = 128  # connections served at once; one more is told 503 and closed
 STOP_TIMEOUT = 5.0
 POLL_INTERVAL = 0.05  # how soon the serving loop notices stop(); node teardown waits up to this long
-MAX_TIMEOUT = 3600.0  # the longest a message request may ask the shim to wait for its reply
-_CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]{0,255}:[A-Za-z_][\w.]{0,255}$")
+MSGPACK = "application/msgpack"
 _LENGTH = re.compile(r"^[0-9]{1,19}$")
 
 ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
@@ -61,73 +71,13 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.ForbiddenError, 403),
     (errors.PagletCrashedError, 409),
     (errors.PagletInactiveError, 409),
+    (errors.TransferError, 409),  # the move did not happen; the paglet stayed where it was
     (errors.NodeUnreachableError, 504),  # RequestTimeoutError too
     (errors.OverloadedError, 503),
     (errors.SerializationError, 400),
     (errors.ProtocolError, 400),
     (TimeoutError, 504),  # a facade Future that did not complete
 )
-
-
-def _is_agent_id(v: Any) -> bool:
-    return isinstance(v, str) and protocol.AGENT_ID_PATTERN.match(v) is not None
-
-
-def _is_seconds(v: Any) -> bool:
-    return type(v) in (int, float) and 0 < v <= MAX_TIMEOUT
-
-
-# How each JSON body field is checked (a field not listed may hold anything): name -> (valid, what it must be).
-FIELD_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "kind": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "args": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
-    "state": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
-    "priority": (lambda v: type(v) is int and UNQUEUED_PRIORITY <= v <= MAX_PRIORITY, "an integer 0..10"),
-    "oneway": (lambda v: isinstance(v, bool), "true or false"),
-    "timeout": (lambda v: v is None or _is_seconds(v), f"a number of seconds, 0 < t <= {MAX_TIMEOUT:g}"),
-    "class_name": (lambda v: isinstance(v, str) and _CLASS_NAME.match(v), "like 'package.module:ClassName'"),
-    "agent_id": (lambda v: v is None or _is_agent_id(v), "1-128 of A-Z a-z 0-9 . _ - (not starting with . _ -)"),
-}
-
-
-class HttpRefusal(Exception):
-    """A request the shim answers with ``status`` before (or instead of) calling the host."""
-
-    def __init__(self, status: int, message: str, error_type: str = "ProtocolError", headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.headers = headers or {}
-
-
-@dataclass
-class Request:
-    """What a route handler sees: path parameters, query and the decoded JSON body."""
-
-    params: dict[str, str]
-    query: dict[str, list[str]]
-    body: Any = None
-
-    def flag(self, name: str) -> bool:
-        value = self.query.get(name, ["0"])[-1].lower()
-        if value not in ("1", "true", "yes", "0", "false", "no", ""):
-            raise HttpRefusal(400, f"query parameter {name!r} must be 1/0 or true/false, got {value!r:.40}")
-        return value in ("1", "true", "yes")
-
-    def fields(self, *names: str, **defaults: Any) -> dict[str, Any]:
-        """The body's fields ``names`` (absent ones from ``defaults`` or None), each checked by FIELD_CHECKS."""
-        if not isinstance(self.body, dict):
-            raise HttpRefusal(400, f"request body must be a JSON object, got {type(self.body).__name__}")
-        unknown = sorted(set(self.body) - set(names))
-        if unknown:
-            raise HttpRefusal(400, f"unknown field(s) {unknown} (allowed: {sorted(names)})")
-        values = {name: self.body.get(name, defaults.get(name)) for name in names}
-        for name, value in values.items():
-            valid, what = FIELD_CHECKS.get(name, (None, ""))
-            if valid is not None and not valid(value):
-                raise HttpRefusal(400, f"{name} must be {what}, got {value!r:.80}")
-        return values
-
 
 Reply = tuple[int, Any]
 
@@ -181,9 +131,37 @@ def dispose_agent(host: Any, req: Request) -> Reply:
     return 200, {"disposed": req.params["agent_id"]}
 
 
-def _route(method: str, template: str, handler: Callable[[Any, Request], Reply]) -> tuple:
+def dispatch_agent(host: Any, req: Request) -> Reply:
+    proxy = host.dispatch(req.params["agent_id"], req.ticket())
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url}
+
+
+def clone_agent(host: Any, req: Request) -> Reply:
+    proxy = host.clone(req.params["agent_id"], req.ticket(destination_required=False))
+    return 201, {"agent_id": proxy.agent_id, "address": proxy.host_url}
+
+
+def retract_agent(host: Any, req: Request) -> Reply:
+    proxy = host.retract(req.fields("from")["from"], req.params["agent_id"])
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url}
+
+
+def post_envelope(host: Any, req: Request) -> Reply:
+    envelope_from_body(req.body)  # refuse a malformed one before the node prepares anything
+    arrived = host.movement.receive_envelope(req.body)
+    return 201, {"agent_id": arrived["agent"], "address": arrived["address"]}
+
+
+class Route(NamedTuple):
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[[Any, Request], Reply]
+    body_type: str  # the Content-Type a POST body must have; "" for JSON, which is not checked
+
+
+def _route(method: str, template: str, handler: Callable[[Any, Request], Reply], body_type: str = "") -> Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return method, re.compile(pattern), handler
+    return Route(method, re.compile(pattern), handler, body_type)
 
 
 # One line per endpoint; every {param} in a path is an agent id, checked before the handler runs.
@@ -195,23 +173,27 @@ ROUTES = [
     _route("DELETE", "/agents/{agent_id}", dispose_agent),
     _route("GET", "/agents/{agent_id}/state", get_agent_state),
     _route("POST", "/agents/{agent_id}/messages", post_message),
+    _route("POST", "/agents/{agent_id}/dispatch", dispatch_agent),
+    _route("POST", "/agents/{agent_id}/clone", clone_agent),
+    _route("POST", "/agents/{agent_id}/retract", retract_agent),
+    _route("POST", "/envelopes", post_envelope, MSGPACK),
 ]
 
 
-def find_route(method: str, raw_path: str) -> tuple[Callable[[Any, Request], Reply], dict[str, str]]:
-    """The handler for ``method raw_path`` and its (checked) path parameters, or a 404/405/400 refusal."""
+def find_route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
+    """The route for ``method raw_path`` and its (checked) path parameters, or a 404/405/400 refusal."""
     path = raw_path.rstrip("/") or "/"
     allowed = []
-    for route_method, pattern, handler in ROUTES:
-        match = pattern.fullmatch(path)
-        if match and route_method == method:
+    for route in ROUTES:
+        match = route.pattern.fullmatch(path)
+        if match and route.method == method:
             params = {name: unquote(value) for name, value in match.groupdict().items()}
             for value in params.values():
-                if not _is_agent_id(value):
+                if not is_agent_id(value):
                     raise HttpRefusal(400, f"invalid agent id {value!r:.80} in path")
-            return handler, params
+            return route, params
         if match:
-            allowed.append(route_method)
+            allowed.append(route.method)
     if allowed:
         raise HttpRefusal(405, f"{method} not allowed on {path:.200}", headers={"Allow": ", ".join(allowed)})
     raise HttpRefusal(404, f"no route {method} {path:.200}")
@@ -267,11 +249,11 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.server.host
         self._check_auth(host.api_key)
         url = urlsplit(self.path)
-        handler, params = find_route(self.command, url.path)
+        route, params = find_route(self.command, url.path)
         request = Request(params, parse_qs(url.query, keep_blank_values=True))
         if self.command == "POST":
-            request.body = self._read_json(host.max_message_size)
-        return handler(host, request)
+            request.body = self._read_body(route.body_type, host.max_message_size)
+        return route.handler(host, request)
 
     def _check_auth(self, api_key: str | None) -> None:
         if not api_key:
@@ -283,7 +265,22 @@ class _Handler(BaseHTTPRequestHandler):
                 401, "missing or wrong API key", "AuthenticationError", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    def _read_json(self, limit: int) -> Any:
+    def _read_body(self, body_type: str, limit: int) -> Any:
+        """The request body: raw bytes for a route that names its Content-Type, else decoded JSON."""
+        if body_type and self.headers.get_content_type() != body_type:
+            declared = self.headers.get("Content-Type") or "none"
+            raise HttpRefusal(415, f"this endpoint takes Content-Type {body_type}, got {declared:.80}")
+        data = self._read_raw(limit)
+        if body_type:
+            return data
+        if not data:
+            return None
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise HttpRefusal(400, f"body is not valid JSON: {exc}"[:300]) from None
+
+    def _read_raw(self, limit: int) -> bytes:
         lengths = set(self.headers.get_all("Content-Length") or ())
         if "Transfer-Encoding" in self.headers or not lengths:
             raise HttpRefusal(411, "a request body needs a Content-Length header (chunked is not supported)")
@@ -303,12 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpRefusal(400, f"could not read the request body: {exc}") from None
         if len(data) < length:
             raise HttpRefusal(400, f"body truncated: got {len(data)} of {length} bytes")
-        if not data:
-            return None
-        try:
-            return json.loads(data, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise HttpRefusal(400, f"body is not valid JSON: {exc}"[:300]) from None
+        return data
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str]) -> None:
         try:
@@ -432,4 +424,4 @@ class HttpShim:
         self._server.server_close()
 
 
-__all__ = ["CONNECTION_TIMEOUT", "ROUTES", "HttpShim", "Request", "error_reply"]
+__all__ = ["CONNECTION_TIMEOUT", "ROUTES", "HttpShim", "Request", "Route", "error_reply"]

@@ -47,6 +47,10 @@ class MailboxQueue(Generic[T]):
         """Priority of the next item, or None when empty."""
         return -self._heap[0][0] if self._heap else None
 
+    def items(self) -> list[T]:
+        """Every queued item, in no particular order (the queue is unchanged)."""
+        return [entry[2] for entry in self._heap]
+
     def drain(self) -> list[T]:
         """Remove and return every item, in delivery order."""
         entries = sorted(self._heap, key=_order_key)
@@ -71,9 +75,7 @@ class MailboxQueue(Generic[T]):
         return bool(self._heap)
 
     def __repr__(self) -> str:
-        return (
-            f"MailboxQueue(len={len(self._heap)}, next_priority={self.peek_priority()})"
-        )
+        return f"MailboxQueue(len={len(self._heap)}, next_priority={self.peek_priority()})"
 
 
 def _order_key(entry: tuple[int, int, Any]) -> tuple[int, int]:
@@ -105,16 +107,12 @@ class MailboxStatus:
     def from_wire(cls, payload: dict[str, Any]) -> MailboxStatus:
         """Rebuild from ``to_wire()`` output; SerializationError names a bad count."""
         if not isinstance(payload, dict):
-            raise SerializationError(
-                f"mailbox status must be a dict, got {type(payload).__name__}"
-            )
+            raise SerializationError(f"mailbox status must be a dict, got {type(payload).__name__}")
         counts: dict[str, int] = {}
         for key, attr in _STATUS_WIRE_KEYS.items():
             value = payload.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SerializationError(
-                    f"mailbox status field {key!r} must be a non-negative int, got {value!r}"
-                )
+                raise SerializationError(f"mailbox status field {key!r} must be a non-negative int, got {value!r}")
             counts[attr] = value
         return cls(**counts)
 

@@ -53,20 +53,26 @@ class NodeLink:
         return sock
 
     def reply_ok(self, rid: bytes, payload: bytes | None = None) -> None:
-        frames = [REP, rid, protocol.OK] if payload is None else [REP, rid, protocol.OK, payload]
-        send_frames(self.socket(), frames)
+        self._send([REP, rid, protocol.OK] if payload is None else [REP, rid, protocol.OK, payload])
 
     def reply_error(self, rid: bytes, error: dict[str, Any]) -> None:
-        send_frames(self.socket(), [REP, rid, protocol.ERR, protocol.pack(error)])
+        self._send([REP, rid, protocol.ERR, protocol.pack(error)])
 
     def event(self, header: dict[str, Any]) -> None:
-        send_frames(self.socket(), [EVENT, b"", protocol.pack(header)])
+        self._send([EVENT, b"", protocol.pack(header)])
+
+    def _send(self, frames: list[bytes]) -> None:
+        try:
+            send_frames(self.socket(), frames)
+        except zmq.ContextTerminated:
+            self.close_own()
+            raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None
 
     def call(self, header: dict[str, Any], payload: tuple[bytes, ...] = (), timeout: float | None = None) -> bytes:
         """Ask the node; returns the codec-encoded result frame, or raises the node's error."""
         sock = self.socket()
         rid = next(self._local.rids).to_bytes(8, "big")
-        send_frames(sock, [HCALL, rid, protocol.pack(header), *payload])
+        self._send([HCALL, rid, protocol.pack(header), *payload])
         limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:

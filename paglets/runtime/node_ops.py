@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from paglets.core.agent import ACTIVE
 from paglets.core.errors import HostError, InvalidAgentError
+from paglets.core.runtime_values import EnvelopeKind
+from paglets.remote.transfer import TransferTicket
 from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
@@ -64,27 +66,69 @@ class NodeOps:
         self._host.dispose(header["agent"])
         return {}, []
 
+    # movement, asked by clients
+    def _front_dispatch(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        proxy = self._host.dispatch(header["agent"], TransferTicket.from_wire(header["ticket"]))
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    def _front_clone(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        ticket = header.get("ticket")
+        proxy = self._host.clone(header["agent"], TransferTicket.from_wire(ticket) if ticket else None)
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    def _front_retract(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        """Another node pulls one of our paglets back to itself."""
+        proxy = self._host.movement.dispatch(header["agent"], header["target"], kind=EnvelopeKind.RETRACT)
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    # movement, between nodes
+    def _front_prepare(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.movement.prepare(header), []
+
+    def _front_arrive(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.movement.arrive(header, payload), []
+
+    def _front_abort(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.movement.abort(header), []
+
+    def _front_transfer(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.movement.transfer_status(header), []
+
+    def _front_envelope(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._host.movement.receive_envelope(payload[0]), []
+
+    def _front_blob_has(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return {"have": self._host.artifacts.has(header["sha"], header["size"])}, []
+
+    def _front_blob_put(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        held = self._host.artifacts.put_chunk(
+            header["sha"], header["offset"], header["size"], payload[0], bool(header.get("final"))
+        )
+        return {"held": held}, []
+
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker has no slot for."""
         raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
 
     # -- host calls from paglets ---------------------------------------------------------
-    def handle_host_call(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> list[bytes]:
+    def handle_host_call(
+        self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]
+    ) -> list[bytes]:
         op = header.get("op")
         handler = getattr(self, f"_call_{op}", None) if isinstance(op, str) else None
         if handler is None:
             raise HostError(f"host call {op!r} is not supported by node {self._host.name}")
-        result = handler(agent_id, header, payload)
+        result = handler(agent_id, ident, header, payload)
         return [codec.encode(result, root=f"{op} result")]
 
-    def _call_send(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_send(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         raise InvalidAgentError(f"no paglet {header.get('agent')!r} on node {self._host.name}")
 
-    def _call_list(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_list(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         state = header.get("state", ACTIVE)
         return self._host.agent_ids(state if isinstance(state, int) else ACTIVE)
 
-    def _call_create(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_create(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         new_id = header.get("agent")
         return self._host.start_paglet(
             str(header.get("cls")),
@@ -93,17 +137,41 @@ class NodeOps:
             plain=bool(header.get("plain")),
         )
 
-    def _call_dispose(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_dispose(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         self._host.dispose(str(header.get("agent")))
 
-    def _call_get_property(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_dispatch(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        target_id = str(header.get("agent") or agent_id)
+        initiator = ident if target_id == agent_id else None  # a paglet moving itself
+        return self._host.movement.dispatch(target_id, _target(header), initiator=initiator).to_wire()
+
+    def _call_clone(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        target = header.get("target")
+        return self._host.clone(str(header.get("agent") or agent_id), _target(header) if target else None).to_wire()
+
+    def _call_register_file(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        ref = self._host.register_file_for(
+            agent_id, str(header.get("path")), name=header.get("name"), mode=str(header.get("mode") or "copy")
+        )
+        return ref.to_wire()
+
+    def _call_registered_files(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return [ref.to_wire() for ref in self._host.registered_files_for(agent_id)]
+
+    def _call_unregister_file(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        self._host.unregister_file_for(agent_id, str(header.get("name")))
+
+    def _call_file_path(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return str(self._host.registered_file_path_for(agent_id, str(header.get("name"))))
+
+    def _call_get_property(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         return self._host.get_property(str(header.get("key")))
 
-    def _call_set_property(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_set_property(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         value = codec.decode(payload[0]) if payload else None
         self._host.set_property(str(header.get("key")), value)
 
-    def _call_hosts(self, agent_id: str, header: dict[str, Any], payload: list[bytes]) -> Any:
+    def _call_hosts(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         return self._host.list_hosts()
 
     # -- notifications -------------------------------------------------------------------
@@ -117,6 +185,15 @@ class NodeOps:
         kind = header.get("kind")
         if kind == "run-finished":
             self._host.events.emit("paglet-run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
+
+
+def _target(header: dict[str, Any]) -> Any:
+    target = header.get("target")
+    if isinstance(target, dict):
+        return TransferTicket.from_wire(target)
+    if not isinstance(target, str):
+        raise HostError(f"not a movement target: {target!r:.100}")
+    return target
 
 
 __all__ = ["NodeOps"]

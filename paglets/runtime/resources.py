@@ -24,15 +24,10 @@ T = TypeVar("T")
 class ResourceCleanupError(LifecycleError):
     """One or more cleanups failed; ``failures`` maps each name to its error."""
 
-    def __init__(
-        self, failures: dict[str, Exception], *, reason: str = "lifecycle"
-    ) -> None:
+    def __init__(self, failures: dict[str, Exception], *, reason: str = "lifecycle") -> None:
         self.failures = dict(failures)
         self.reason = reason
-        listed = "; ".join(
-            f"{name}: {type(exc).__name__}: {exc}"
-            for name, exc in self.failures.items()
-        )
+        listed = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in self.failures.items())
         super().__init__(f"resource cleanup ({reason}) failed for {listed}")
 
 
@@ -53,9 +48,7 @@ class ResourceRegistry:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
-    def register(
-        self, name: str, cleanup: Callable[[], Any], *, suppress: bool = False
-    ) -> None:
+    def register(self, name: str, cleanup: Callable[[], Any], *, suppress: bool = False) -> None:
         """Register ``cleanup`` under ``name``.
 
         Registering a name again replaces its cleanup and counts as a new
@@ -70,15 +63,11 @@ class ResourceRegistry:
             self._entries.pop(name, None)
             self._entries[name] = _Entry(cleanup, bool(suppress))
 
-    def track_closeable(
-        self, name: str, obj: T, *, method: str = "close", suppress: bool = False
-    ) -> T:
+    def track_closeable(self, name: str, obj: T, *, method: str = "close", suppress: bool = False) -> T:
         """Register ``obj.<method>()`` as the cleanup of ``name``; return ``obj``."""
         cleanup = getattr(obj, method, None)
         if not callable(cleanup):
-            raise TypeError(
-                f"resource {name!r}: {type(obj).__name__} has no callable {method!r} method"
-            )
+            raise TypeError(f"resource {name!r}: {type(obj).__name__} has no callable {method!r} method")
         self.register(name, cleanup, suppress=suppress)
         return obj
 
@@ -115,22 +104,14 @@ class ResourceRegistry:
         except Exception as exc:
             if not entry.suppress:
                 return exc
-            logger.warning(
-                "suppressed cleanup failure of %r (%s): %r", name, reason, exc
-            )
+            logger.warning("suppressed cleanup failure of %r (%s): %r", name, reason, exc)
         return None
 
-    def _restore(
-        self, taken: list[tuple[str, _Entry]], failed: dict[str, _Entry]
-    ) -> None:
+    def _restore(self, taken: list[tuple[str, _Entry]], failed: dict[str, _Entry]) -> None:
         """Put failed entries back, ahead of anything registered meanwhile."""
         with self._lock:
             newer = self._entries
-            self._entries = {
-                name: entry
-                for name, entry in taken
-                if name in failed and name not in newer
-            }
+            self._entries = {name: entry for name, entry in taken if name in failed and name not in newer}
             self._entries.update(newer)
 
     def clear(self) -> None:

@@ -5,6 +5,7 @@ Everything here is owned by the broker thread and touched by nothing else.
 * :class:`WorkerSlot` — one paglet's worker process as the broker sees it:
   its phase, liveness deadline, idle handler sockets and mailbox.
 * :class:`Delivery` — a message waiting in a mailbox.
+* :class:`SeenMessages` — recent message ids, to drop duplicates.
 * Origins — who gets the answer to a request: a front peer
   (:class:`FrontOrigin`), a worker's host call (:class:`BackOrigin`) or a
   thread in the node process (:class:`FutureOrigin`).
@@ -85,7 +86,10 @@ class FutureOrigin:
 
 class Phase(enum.Enum):
     STARTING = "starting"  # forked or about to be; waiting for ready + start reply
+    PREPARED = "prepared"  # an arriving paglet's worker, loaded and waiting for its state
     READY = "ready"
+    MOVING = "moving"  # leaving: new messages wait, in-flight ones finish
+    DEPARTED = "departed"  # gone elsewhere; the worker finishes what it holds and exits
     CRASHED = "crashed"
     STOPPING = "stopping"  # asked to exit; replies still accepted
 
@@ -97,6 +101,8 @@ class Delivery:
     body: bytes
     oneway: bool
     origin: Origin | None
+    priority: int = 5
+    mid: str | None = None
     ack_deferred: bool = False
     unqueued: bool = False
 
@@ -110,6 +116,7 @@ class Pending:
     is_message: bool = False  # counts in the mailbox status
     handler: bytes | None = None  # the handler socket holding it; idle again on reply
     is_start: bool = False  # the start hook: its reply makes the slot READY
+    mid: str | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -120,21 +127,26 @@ class WorkerSlot:
     ident: bytes
     nonce: str
     class_name: str
-    start_header: bytes
+    start_header: bytes | None  # None: prepared for an arrival, start comes later
     start_payload: list[bytes]
     start_origin: Origin | None
     start_deadline: float
+    source_address: str | None = None  # where an arriving paglet comes from
     phase: Phase = Phase.STARTING
     pid: int | None = None
     connected: bool = False
-    idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     expires_at: float = 0.0
     queue: MailboxQueue[Delivery] = field(default_factory=MailboxQueue)
     pending_rids: set[bytes] = field(default_factory=set)
+    idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     in_flight: int = 0
     delivered: int = 0
     failed: int = 0
     crash_reason: str = ""
+    freeze_origin: Origin | None = None  # told once in-flight messages (but the mover's) are done
+    freeze_except: bytes | None = None  # the handler that asked to move: its message stays in flight
+    moved_to: str | None = None
+    seen: SeenMessages = field(default_factory=lambda: SeenMessages())
 
     def status(self) -> MailboxStatus:
         return MailboxStatus(
@@ -156,6 +168,41 @@ class WorkerSlot:
         }
 
 
+class SeenMessages:
+    """Recent message ids of one paglet, and small replies to them, for dropping duplicates.
+
+    The ids travel with the paglet when it moves; the replies stay behind.
+    """
+
+    LIMIT = 2048
+    REPLY_LIMIT = 4096  # bytes; bigger replies are not kept
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, ids: list[str] | None = None):
+        self._entries: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        for mid in (ids or [])[-self.LIMIT :]:
+            self._entries[mid] = None
+
+    def lookup(self, mid: str) -> tuple[bool, Any]:
+        """(seen before, the recorded reply or None)."""
+        if mid in self._entries:
+            return True, self._entries[mid]
+        return False, None
+
+    def add(self, mid: str) -> None:
+        self._entries[mid] = None
+        if len(self._entries) > self.LIMIT:
+            self._entries.popitem(last=False)
+
+    def record_reply(self, mid: str, ok: bool, payload: list[bytes]) -> None:
+        if mid in self._entries and sum(len(p) for p in payload) <= self.REPLY_LIMIT:
+            self._entries[mid] = (ok, payload)
+
+    def ids(self) -> list[str]:
+        return list(self._entries)
+
+
 __all__ = [
     "EMPTY_MAP",
     "BackOrigin",
@@ -165,5 +212,6 @@ __all__ = [
     "Origin",
     "Pending",
     "Phase",
+    "SeenMessages",
     "WorkerSlot",
 ]

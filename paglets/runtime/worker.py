@@ -28,9 +28,10 @@ from typing import Any, NoReturn
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
-from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletError
+from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletCrashedError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, event_from_wire
 from paglets.runtime.node_link import NodeLink
+from paglets.runtime.thread_pool import ThreadPool
 from paglets.runtime.worker_context import WorkerContext
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
@@ -42,9 +43,7 @@ log = logging.getLogger("paglets.worker")
 
 ONEWAY_HEADER = protocol.pack({"oneway": True})
 START_HOOKS = frozenset({"on_creation", "on_arrival", "on_clone", "on_activation"})
-CALL_HOOKS = frozenset(
-    {"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"}
-)
+CALL_HOOKS = frozenset({"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"})
 
 
 def load_paglet_class(name: str) -> type[Paglet[Any]]:
@@ -88,6 +87,7 @@ class Worker:
         self._handlers = 0
         self._idle_handlers = 0
         self._handler_lock = threading.Lock()
+        self._control = ThreadPool(f"paglet-control-{self.agent_id[:8]}")
 
     # -- start-up -------------------------------------------------------------
     def serve(self) -> NoReturn:
@@ -139,19 +139,20 @@ class Worker:
         except PagletError as exc:
             self.link.reply_error(rid, error_to_wire(exc))
             return
+        payload = frames[3:]
         if op == b"start":
-            _spawn(self._start, rid, header, frames[3:])
+            self._control.submit(lambda: self._start(rid, header, payload))
         elif op == b"call":
             if header.get("op") == "exit":
                 self.exit(0)
-            _spawn(self._call, rid, header, frames[3:])
+            self._control.submit(lambda: self._call(rid, header, payload))
 
     # -- messages ---------------------------------------------------------------
     def _on_message(self, rid: bytes, header: bytes, body: bytes) -> None:
         """An unqueued message: it bypasses the handlers and runs on a thread of its own."""
         oneway = bool(protocol.unpack_map(header, "msg header").get("oneway"))
         self._notify_mail()
-        _spawn(self._run_message, rid, oneway, body)
+        self._control.submit(lambda: self._run_message(rid, oneway, body))
 
     def _notify_mail(self) -> None:
         with self.mail_arrived:
@@ -169,7 +170,7 @@ class Worker:
         """A handler thread: announce idle, then take one message at a time from its own socket."""
         try:
             self._handle_messages(self.link.socket())
-        except zmq.ContextTerminated:
+        except (zmq.ContextTerminated, PagletCrashedError):
             self.link.close_own()  # the worker is exiting; each thread closes its own socket
 
     def _handle_messages(self, sock: zmq.Socket) -> None:

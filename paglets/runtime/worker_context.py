@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.messages import FUTURE, Message, ReplySet
 from paglets.remote.client import HostClient, create_request
+from paglets.remote.proxy import PagletProxy
+from paglets.runtime.files import PagletFileRef
 from paglets.runtime.resources import ResourceRegistry
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
 
 if TYPE_CHECKING:
-    from paglets.remote.proxy import PagletProxy
     from paglets.runtime.worker import Worker
 
 
@@ -114,11 +115,19 @@ class WorkerContext(PagletContext):
     def dispose(self, agent_id: str) -> None:
         self.host_call("dispose", agent=agent_id)
 
-    def dispatch(self, agent_id: str, target: Any) -> Any:
-        return self.host_call("dispatch", agent=agent_id, target=_target_wire(target))
+    def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
+        """Move a paglet (this one, typically) to ``target``; returns its proxy there.
 
-    def clone(self, agent_id: str, target: Any = None) -> Any:
-        return self.host_call("clone", agent=agent_id, target=_target_wire(target))
+        Called from inside the moving paglet, this returns once it has arrived
+        elsewhere; the handler's return value still reaches its caller, and
+        this worker process exits after that.
+        """
+        wire = self.host_call("dispatch", timeout=_move_timeout(target), agent=agent_id, target=_target_wire(target))
+        return PagletProxy.from_wire(wire, self.client)
+
+    def clone(self, agent_id: str, target: Any = None) -> PagletProxy:
+        wire = self.host_call("clone", timeout=_move_timeout(target), agent=agent_id, target=_target_wire(target))
+        return PagletProxy.from_wire(wire, self.client)
 
     def deactivate(self, agent_id: str, **kwargs: Any) -> Any:
         return self.host_call("deactivate", agent=agent_id, **kwargs)
@@ -134,6 +143,20 @@ class WorkerContext(PagletContext):
     def available_hosts(self) -> list[Any]:
         return self.host_call("hosts")
 
+    # -- registered files -------------------------------------------------------
+    def register_file(self, path: str | Path, *, name: str | None = None, mode: str = "copy") -> PagletFileRef:
+        wire = self.host_call("register_file", path=str(Path(path).resolve()), name=name, mode=mode)
+        return PagletFileRef.from_wire(wire)
+
+    def registered_files(self) -> list[PagletFileRef]:
+        return [PagletFileRef.from_wire(item) for item in self.host_call("registered_files")]
+
+    def unregister_file(self, name: str | PagletFileRef) -> None:
+        self.host_call("unregister_file", name=name.name if isinstance(name, PagletFileRef) else str(name))
+
+    def file_path(self, name: str | PagletFileRef) -> Path:
+        return Path(self.host_call("file_path", name=name.name if isinstance(name, PagletFileRef) else str(name)))
+
     # -- per-paglet resources ---------------------------------------------------
     def resources(self) -> ResourceRegistry:
         return self._resources
@@ -146,6 +169,11 @@ class WorkerContext(PagletContext):
 
 def _target_wire(target: Any) -> Any:
     return target.to_wire() if hasattr(target, "to_wire") else target
+
+
+def _move_timeout(target: Any) -> float:
+    """How long to wait for a move: the ticket's own limit, plus slack for the node's bookkeeping."""
+    return float(getattr(target, "timeout", 10.0)) + 30.0
 
 
 __all__ = ["WorkerContext"]

@@ -5,6 +5,15 @@ a process that has already imported paglets, zmq and msgpack costs a few.
 The node starts the zygote once with ``subprocess``, so it is single-threaded
 whatever the node looks like, and holds no zmq context when it forks.
 
+The node tells the zygote which modules its paglets come from ("hot"
+modules); the zygote imports them once, so every later worker inherits them
+(no import per paglet, and their pages stay shared). A module that starts a
+thread at import would make forking unsafe: the zygote then reports it
+(``tainted``) and retires — it forks no more, keeps reporting on the workers
+it has, and exits when they are gone — and the node starts a fresh zygote
+that leaves that module to each worker. The zygote also keeps a small pool of idle pre-forked
+workers, so starting a paglet does not even wait for a fork.
+
 Pipe protocol (node <-> zygote, each message a 4-byte big-endian length plus
 a msgpack map):
 
@@ -12,7 +21,8 @@ a msgpack map):
 node -> zygote                         zygote -> node
 =====================================  ==================================
 ``{"fork": seq, "spec": {...}}``       ``{"ready": true}`` once preloaded
-                                       ``{"forked": seq, "pid": n}``
+``{"hot": [module], "sys_path": []}``  ``{"forked": seq, "pid": n}``
+                                       ``{"tainted": module}`` (then retires)
                                        ``{"exited": pid, "code": n}``
                                        (negative code: killed by signal)
 =====================================  ==================================
@@ -25,6 +35,7 @@ each worker as a fresh interpreter instead.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
@@ -89,9 +100,13 @@ class Zygote:
         on_forked: Callable[[str, int], None],
         on_exit: Callable[[int, int], None],
         *,
+        pool_size: int = 2,
+        learn: bool = True,
         use_fork: bool | None = None,
     ):
         self._preload = list(preload)
+        self._pool_size = max(0, pool_size)
+        self._learn = learn
         self._on_forked = on_forked
         self._on_exit = on_exit
         self._use_fork = hasattr(os, "fork") if use_fork is None else use_fork
@@ -99,30 +114,41 @@ class Zygote:
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._forks: dict[int, tuple[str, Future[int]]] = {}
-        self._ready: Future[bool] = Future()
-        self._reader: threading.Thread | None = None
+        self._learned: dict[str, None] = {}  # modules paglets came from
+        self._untrusted: set[str] = set()  # modules that start threads when imported
+        self._sys_path: list[str] = []
+        self._stopping = False
+        self._retired: set[subprocess.Popen[bytes]] = set()
+        self._replaced = threading.Condition(self._lock)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 30.0) -> None:
-        if not self._use_fork:
-            return
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "paglets.runtime.zygote", *self._preload],
+        if self._use_fork:
+            self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "paglets.runtime.zygote", "--pool", str(self._pool_size), *self._preload],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
             env=_child_env(),
         )
-        self._reader = threading.Thread(target=self._read_loop, name="paglets-zygote-reader", daemon=True)
-        self._reader.start()
+        ready: Future[bool] = Future()
+        threading.Thread(target=self._read_loop, args=(proc, ready), name="paglets-zygote", daemon=True).start()
         try:
-            self._ready.result(timeout)
+            ready.result(timeout)
         except Exception as exc:
-            self.stop()
+            _end(proc, timeout)
             raise HostError(f"paglet template process did not start: {exc}") from None
+        with self._lock:
+            self._proc = proc
+            known = [m for m in self._learned if m not in self._untrusted]
+            if known:
+                self._send_locked({"hot": known, "sys_path": self._sys_path})
 
     def fork(self, spec: dict[str, Any]) -> int:
         """Start a worker for ``spec``; returns its pid."""
@@ -130,22 +156,41 @@ class Zygote:
             return self._spawn(spec)
         future: Future[int] = Future()
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                raise HostError("paglet template process is not running")
             seq = next(self._seq)
             self._forks[seq] = (spec["agent_id"], future)
             try:
-                write_frame(self._proc.stdin, {"fork": seq, "spec": spec})
-            except (BrokenPipeError, ValueError) as exc:
+                self._send_locked({"fork": seq, "spec": spec})
+            except HostError:
                 self._forks.pop(seq, None)
-                raise HostError(f"paglet template process is gone: {exc}") from None
+                raise
         return future.result(FORK_TIMEOUT)
 
-    def _read_loop(self) -> None:
-        stdout = self._proc.stdout
+    def note_class(self, class_name: str, sys_path: list[str]) -> None:
+        """A paglet of ``class_name`` starts: have the template import its module for the next ones."""
+        module = class_name.split(":", 1)[0]
+        if not self._use_fork or not self._learn or module in self._learned:
+            return
+        with self._lock:
+            self._learned[module] = None
+            self._sys_path = list(sys_path)
+            with contextlib.suppress(HostError):
+                self._send_locked({"hot": [module], "sys_path": self._sys_path})
+
+    def _send_locked(self, frame: dict[str, Any]) -> None:
+        if self._proc is None and self._retired and not self._stopping:
+            self._replaced.wait(FORK_TIMEOUT)  # a replacement template is starting
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise HostError("paglet template process is not running")
+        try:
+            write_frame(proc.stdin, frame)
+        except (BrokenPipeError, ValueError) as exc:
+            raise HostError(f"paglet template process is gone: {exc}") from None
+
+    def _read_loop(self, proc: subprocess.Popen[bytes], ready: Future[bool]) -> None:
         while True:
             try:
-                frame = read_frame(stdout)
+                frame = read_frame(proc.stdout)
             except Exception:
                 log.exception("zygote: unreadable frame")
                 frame = None
@@ -160,14 +205,45 @@ class Zygote:
                     self._on_forked(agent_id, int(frame["pid"]))
                     future.set_result(int(frame["pid"]))
             elif "ready" in frame:
-                self._ready.set_result(True)
+                ready.set_result(True)
             elif "error" in frame:
-                self._ready.set_exception(HostError(str(frame["error"])))
-        if not self._ready.done():
-            self._ready.set_exception(HostError("template process exited during start-up"))
-        for _agent_id, future in list(self._forks.values()):
+                ready.set_exception(HostError(str(frame["error"])))
+            elif "tainted" in frame:
+                self._untrusted.add(str(frame["tainted"]))
+                log.warning(
+                    "module %s starts threads when imported; its paglets' workers will import it themselves",
+                    frame["tainted"],
+                )
+                self._replace(proc)
+        if not ready.done():
+            ready.set_exception(HostError("template process exited during start-up"))
+        with self._lock:
+            self._retired.discard(proc)
+            if self._proc is not proc:
+                return  # a retired template whose workers are all gone
+            self._proc = None
+            waiting = [future for _agent, future in self._forks.values()]
+            self._forks.clear()
+        for future in waiting:
             if not future.done():
                 future.set_exception(HostError("paglet template process exited"))
+        _end(proc, 5.0)
+
+    def _replace(self, old: subprocess.Popen[bytes]) -> None:
+        """Retire ``old`` (it keeps its workers) and start a fresh template for new ones."""
+        with self._lock:
+            if self._proc is not old:
+                return
+            self._retired.add(old)
+            self._proc = None
+        if self._stopping:
+            return
+        try:
+            self._launch(30.0)
+        except HostError as exc:
+            log.error("could not start a new paglet template process: %s", exc)
+        with self._lock:
+            self._replaced.notify_all()
 
     def _spawn(self, spec: dict[str, Any]) -> int:
         proc = subprocess.Popen(
@@ -184,21 +260,27 @@ class Zygote:
         return proc.pid
 
     def stop(self, timeout: float = 5.0) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        with contextlib.suppress(Exception):
-            proc.stdin.close()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
-        with contextlib.suppress(Exception):
-            proc.stdout.close()
-        self._proc = None
+        self._stopping = True
+        with self._lock:
+            procs = [p for p in (self._proc, *self._retired) if p is not None]
+            self._proc = None
+            self._retired.clear()
+            self._replaced.notify_all()
+        for proc in procs:
+            _end(proc, timeout)
+
+
+def _end(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Close the pipe to a template process (it kills its workers and exits) and reap it."""
+    with contextlib.suppress(Exception):
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+    with contextlib.suppress(Exception):
+        proc.stdout.close()
 
 
 def _child_env() -> dict[str, str]:
@@ -214,8 +296,8 @@ def _prctl(option: int, value: Any) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
-def _become_worker(spec: dict[str, Any], zygote_pid: int, fds: list[int]) -> None:
-    """Runs in the forked child: shed the zygote's plumbing, then serve."""
+def _detach(zygote_pid: int, keep_fd: int = -1) -> None:
+    """In a freshly forked child: shed the zygote's signals and descriptors, die with the zygote."""
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
@@ -224,17 +306,19 @@ def _become_worker(spec: dict[str, Any], zygote_pid: int, fds: list[int]) -> Non
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
         os._exit(0)
-    _prctl(PR_SET_NAME, f"pgl-{spec['agent_id'][:11]}".encode())
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    for fd in (*fds, devnull):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _enter_worker(spec)
+    # Keep stderr (logs) and our own pipe; the zygote's pipes must not stay open in us.
+    if keep_fd >= 3:
+        os.closerange(3, keep_fd)
+        os.closerange(keep_fd + 1, 65536)
+    else:
+        os.closerange(3, 65536)
 
 
 def _enter_worker(spec: dict[str, Any]) -> None:
+    _prctl(PR_SET_NAME, f"pgl-{spec['agent_id'][:11]}".encode())
     sys.path[:] = list(spec.get("sys_path") or sys.path)
     with contextlib.suppress(OSError):
         os.chdir(spec.get("cwd") or "/")
@@ -243,53 +327,162 @@ def _enter_worker(spec: dict[str, Any]) -> None:
     worker_main(spec)
 
 
-def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the node
-    children: set[int] = set()
-    me = os.getpid()
-    fds = [stdin.fileno(), stdout.fileno(), wake_r, wake_w]
-    while True:
-        try:
-            readable, _, _ = select.select([stdin, wake_r], [], [])
-        except InterruptedError:
-            continue
-        if wake_r in readable:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.read(wake_r, 512)
-            _reap(children, stdout)
-        if stdin in readable:
-            frame = read_frame(stdin)
-            if frame is None:
-                break
-            spec = frame["spec"]
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    _become_worker(spec, me, fds)
-                finally:
-                    os._exit(1)
-            children.add(pid)
-            write_frame(stdout, {"forked": frame["fork"], "pid": pid})
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
-def _reap(children: set[int], stdout: IO[bytes]) -> None:
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
+def _idle_worker(read_fd: int) -> None:
+    """A pre-forked worker: wait for a paglet to run (or for the zygote to let it go)."""
+    _prctl(PR_SET_NAME, b"pgl-idle")
+    stream = os.fdopen(read_fd, "rb", buffering=0)
+    frame = read_frame(stream)
+    if frame is None or "spec" not in frame:  # the zygote is gone, or it renews its pool
+        os._exit(0)
+    stream.close()
+    _enter_worker(frame["spec"])
+    os._exit(1)
+
+
+class _Template:
+    """The zygote process itself: its children, its pool of idle workers, the modules worth preloading."""
+
+    HOT_LIMIT = 64
+
+    def __init__(self, stdin: IO[bytes], stdout: IO[bytes], pool_size: int):
+        self._stdin = stdin
+        self._stdout = stdout
+        self._pool_size = pool_size
+        self._children: set[int] = set()
+        self._idle: collections.deque[tuple[int, int]] = collections.deque()  # (pid, write end of its pipe)
+        self._hot: dict[str, None] = {}
+        self._me = os.getpid()
+        self._retired = False
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the node
+        while True:
+            # Refill the pool only when nothing else is waiting: a burst of forks goes first.
+            timeout = 0 if len(self._idle) < self._pool_size else None
+            try:
+                readable, _, _ = select.select([self._stdin, wake_r], [], [], timeout)
+            except InterruptedError:
+                continue
+            if wake_r in readable:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.read(wake_r, 512)
+                self._reap()
+                if self._retired and not self._children:
+                    return  # every worker of ours is gone
+            if self._stdin in readable:
+                frame = read_frame(self._stdin)
+                if frame is None:
+                    break
+                self._handle(frame)
+            elif not readable:
+                self._add_idle()
+        for pid in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _handle(self, frame: dict[str, Any]) -> None:
+        if "fork" in frame:
+            pid = self._start(frame["spec"])
+            write_frame(self._stdout, {"forked": frame["fork"], "pid": pid})
+        elif "hot" in frame:
+            self._learn(list(frame["hot"]), frame.get("sys_path"))
+
+    def _start(self, spec: dict[str, Any]) -> int:
+        while self._idle:
+            pid, pipe = self._idle.popleft()
+            try:
+                with os.fdopen(pipe, "wb") as stream:
+                    write_frame(stream, {"spec": spec})
+                return pid
+            except OSError:
+                continue  # that idle worker died; take the next
+        pid = os.fork()
         if pid == 0:
-            return
-        children.discard(pid)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        write_frame(stdout, {"exited": pid, "code": code})
+            try:
+                _detach(self._me)
+                _enter_worker(spec)
+            finally:
+                os._exit(1)
+        self._children.add(pid)
+        return pid
+
+    def _add_idle(self) -> None:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(write_fd)
+                _detach(self._me, keep_fd=read_fd)
+                _idle_worker(read_fd)
+            finally:
+                os._exit(1)
+        os.close(read_fd)
+        self._children.add(pid)
+        self._idle.append((pid, write_fd))
+
+    def _learn(self, modules: list[str], sys_path: list[str] | None) -> None:
+        """The node starts paglets from ``modules``: import them here, so every later worker inherits them.
+
+        A module that starts a thread when imported would make forking unsafe;
+        the zygote then reports it and exits, and the node starts a fresh one
+        that leaves the module to each worker.
+        """
+        if sys_path:
+            sys.path[:] = list(sys_path)
+        learned = False
+        for name in modules:
+            if name in self._hot or name in sys.modules:
+                continue
+            self._hot[name] = None
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # the worker that needs it reports the failure properly
+                log.debug("zygote could not preload %s: %s", name, exc)
+                continue
+            if _thread_count() > 1:
+                # Forking from here is no longer safe: retire. Our workers keep running;
+                # the node starts a fresh template for new ones.
+                write_frame(self._stdout, {"tainted": name})
+                self._retired = True
+                self._pool_size = 0
+                self._renew_pool()
+                return
+            learned = True
+        if learned:
+            gc.collect()
+            gc.freeze()
+            self._renew_pool()
+
+    def _renew_pool(self) -> None:
+        """Let idle workers forked before the last import go; the loop forks fresh ones."""
+        while self._idle:
+            _pid, pipe = self._idle.popleft()
+            with contextlib.suppress(OSError):
+                os.close(pipe)
+
+    def _reap(self) -> None:
+        while self._children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._children.discard(pid)
+            self._idle = collections.deque(item for item in self._idle if item[0] != pid)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            write_frame(self._stdout, {"exited": pid, "code": code})
 
 
 def main(argv: list[str]) -> None:
@@ -299,6 +492,9 @@ def main(argv: list[str]) -> None:
         if frame is not None:
             _enter_worker(frame["spec"])
         return
+    pool_size = 0
+    if argv[:1] == ["--pool"]:
+        pool_size, argv = int(argv[1]), argv[2:]
     stdout = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints from preloaded modules go to stderr, not the pipe
     try:
@@ -312,7 +508,7 @@ def main(argv: list[str]) -> None:
     gc.collect()
     gc.freeze()  # keep the collector from touching (and so copying) inherited pages
     write_frame(stdout, {"ready": True})
-    _serve(stdin, stdout)
+    _Template(stdin, stdout, pool_size).serve()
 
 
 if __name__ == "__main__":

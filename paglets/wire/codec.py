@@ -63,9 +63,24 @@ from msgpack import ExtType, Packer, Unpacker
 from paglets.core.errors import SerializationError
 
 # The ext codes of the table above, in order.
-(EXT_BIGINT, EXT_TUPLE, EXT_SET, EXT_FROZENSET, EXT_DATACLASS, EXT_ENUM, EXT_DATETIME,
- EXT_DATE, EXT_TIME, EXT_TIMEDELTA, EXT_TIMEZONE, EXT_ZONEINFO, EXT_PURE_POSIX_PATH,
- EXT_PURE_WINDOWS_PATH, EXT_POSIX_PATH, EXT_WINDOWS_PATH) = range(1, 17)
+(
+    EXT_BIGINT,
+    EXT_TUPLE,
+    EXT_SET,
+    EXT_FROZENSET,
+    EXT_DATACLASS,
+    EXT_ENUM,
+    EXT_DATETIME,
+    EXT_DATE,
+    EXT_TIME,
+    EXT_TIMEDELTA,
+    EXT_TIMEZONE,
+    EXT_ZONEINFO,
+    EXT_PURE_POSIX_PATH,
+    EXT_PURE_WINDOWS_PATH,
+    EXT_POSIX_PATH,
+    EXT_WINDOWS_PATH,
+) = range(1, 17)
 
 _US = timedelta(microseconds=1)
 _PACKERS: list[Packer] = []  # idle packers (list.pop/append are atomic: thread-safe)
@@ -104,8 +119,7 @@ def _unpacker_pool(**hooks: Any) -> Callable[[bytes], Any]:
         try:
             unpacker = idle.pop()
         except IndexError:
-            unpacker = Unpacker(None, raw=False, strict_map_key=False, timestamp=3,
-                                max_buffer_size=0, **hooks)
+            unpacker = Unpacker(None, raw=False, strict_map_key=False, timestamp=3, max_buffer_size=0, **hooks)
         start = unpacker.tell()
         unpacker.feed(data)
         value = unpacker.unpack()  # on error the unpacker holds junk: never pool it again
@@ -176,24 +190,26 @@ def _path_encoder(code: int) -> Callable[[PurePath], ExtType]:
     return lambda p: ExtType(code, _pack(str(p).encode("utf-8", "surrogateescape")))
 
 
-_ENCODERS.update({
-    int: lambda n: ExtType(EXT_BIGINT, _pack(str(n))),  # msgpack calls default on overflow only
-    tuple: lambda t: ExtType(EXT_TUPLE, _pack(list(t))),
-    set: lambda s: ExtType(EXT_SET, _pack(list(s))),
-    frozenset: lambda s: ExtType(EXT_FROZENSET, _pack(list(s))),
-    datetime: lambda d: ExtType(EXT_DATETIME, _pack([
-        d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.fold, d.tzinfo])),
-    date: lambda d: ExtType(EXT_DATE, _pack([d.year, d.month, d.day])),
-    time: lambda t: ExtType(EXT_TIME, _pack([
-        t.hour, t.minute, t.second, t.microsecond, t.fold, t.tzinfo])),
-    timedelta: lambda d: ExtType(EXT_TIMEDELTA, _pack([d.days, d.seconds, d.microseconds])),
-    timezone: _encode_timezone,
-    ZoneInfo: _encode_zoneinfo,
-    PurePosixPath: _path_encoder(EXT_PURE_POSIX_PATH),
-    PureWindowsPath: _path_encoder(EXT_PURE_WINDOWS_PATH),
-    PosixPath: _path_encoder(EXT_POSIX_PATH),
-    WindowsPath: _path_encoder(EXT_WINDOWS_PATH),
-})
+_ENCODERS.update(
+    {
+        int: lambda n: ExtType(EXT_BIGINT, _pack(str(n))),  # msgpack calls default on overflow only
+        tuple: lambda t: ExtType(EXT_TUPLE, _pack(list(t))),
+        set: lambda s: ExtType(EXT_SET, _pack(list(s))),
+        frozenset: lambda s: ExtType(EXT_FROZENSET, _pack(list(s))),
+        datetime: lambda d: ExtType(
+            EXT_DATETIME, _pack([d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.fold, d.tzinfo])
+        ),
+        date: lambda d: ExtType(EXT_DATE, _pack([d.year, d.month, d.day])),
+        time: lambda t: ExtType(EXT_TIME, _pack([t.hour, t.minute, t.second, t.microsecond, t.fold, t.tzinfo])),
+        timedelta: lambda d: ExtType(EXT_TIMEDELTA, _pack([d.days, d.seconds, d.microseconds])),
+        timezone: _encode_timezone,
+        ZoneInfo: _encode_zoneinfo,
+        PurePosixPath: _path_encoder(EXT_PURE_POSIX_PATH),
+        PureWindowsPath: _path_encoder(EXT_PURE_WINDOWS_PATH),
+        PosixPath: _path_encoder(EXT_POSIX_PATH),
+        WindowsPath: _path_encoder(EXT_WINDOWS_PATH),
+    }
+)
 
 
 def encode(value: Any, root: str = "value") -> bytes:
@@ -429,10 +445,12 @@ def decode(data: bytes, expected: type | None = None) -> Any:
         raise
     except Exception as exc:
         raise SerializationError(f"cannot decode: {exc!r}") from exc
-    if (isinstance(expected, type) and dataclasses.is_dataclass(expected)
-            and class_name(type(value)) != class_name(expected)):
-        raise SerializationError(
-            f"expected {class_name(expected)}, got {class_name(type(value))}")
+    if (
+        isinstance(expected, type)
+        and dataclasses.is_dataclass(expected)
+        and class_name(type(value)) != class_name(expected)
+    ):
+        raise SerializationError(f"expected {class_name(expected)}, got {class_name(type(value))}")
     return value
 
 

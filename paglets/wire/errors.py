@@ -12,9 +12,7 @@ from typing import Any
 from paglets.core import errors as _errors
 
 _KNOWN: dict[str, type[_errors.PagletError]] = {
-    name: getattr(_errors, name)
-    for name in _errors.__all__
-    if isinstance(getattr(_errors, name), type)
+    name: getattr(_errors, name) for name in _errors.__all__ if isinstance(getattr(_errors, name), type)
 }
 
 

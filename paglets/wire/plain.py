@@ -62,8 +62,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
             raise SerializationError(f"{path}: expected an object, got {type(value).__name__}")
         key_hint, value_hint = args or (Any, Any)
         return {
-            _convert(key_hint, k, f"{path}[{k!r}]"): _convert(value_hint, v, f"{path}[{k!r}]")
-            for k, v in value.items()
+            _convert(key_hint, k, f"{path}[{k!r}]"): _convert(value_hint, v, f"{path}[{k!r}]") for k, v in value.items()
         }
     return _convert_scalar(hint, value, path)
 

@@ -39,6 +39,16 @@ send       agent, oneway?, prio?, mid?, act?, nodelay?          [message] -> [re
 create     cls, agent?, plain?                                  [state, init]
 dispose    agent                                                -
 mailbox    agent                                                -
+dispatch   agent, ticket                                        -
+clone      agent, ticket?                                       -
+retract    agent, target                                        -
+prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
+arrive     agent, token                                         [envelope]
+abort      agent, token                                         -
+transfer   agent, token                                         -
+envelope   -                                                    [envelope]
+blob_has   sha, size                                            -
+blob_put   sha, offset, size, final?                            [chunk]
 =========  ===================================================  ==============
 
 Every inbound frame set is validated by :func:`parse_request` before anything
@@ -92,6 +102,9 @@ AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _STR = (str,)
 _BOOL = (bool,)
 _INT = (int,)
+_NUM = (int, float)
+_LIST = (list,)
+_MAP = (dict,)
 
 # op -> {field: (accepted types, required)}
 FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
@@ -111,9 +124,36 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "create": {"cls": (_STR, True), "agent": (_STR, False), "plain": (_BOOL, False)},
     "dispose": {"agent": (_STR, True)},
     "mailbox": {"agent": (_STR, True)},
+    # movement, asked by clients
+    "dispatch": {"agent": (_STR, True), "ticket": (_MAP, True)},
+    "clone": {"agent": (_STR, True), "ticket": (_MAP, False)},
+    "retract": {"agent": (_STR, True), "target": (_STR, True)},
+    # movement, between nodes
+    "prepare": {
+        "agent": (_STR, True),
+        "cls": (_STR, True),
+        "kind": (_STR, True),
+        "token": (_STR, True),
+        "source": (_STR, True),
+        "caps": (_LIST, False),
+        "version": (_STR, False),
+        "ttl": (_NUM, True),
+    },
+    "arrive": {"agent": (_STR, True), "token": (_STR, True)},
+    "abort": {"agent": (_STR, True), "token": (_STR, True)},
+    "transfer": {"agent": (_STR, True), "token": (_STR, True)},
+    "envelope": {},
+    "blob_has": {"sha": (_STR, True), "size": (_INT, True)},
+    "blob_put": {"sha": (_STR, True), "offset": (_INT, True), "size": (_INT, True), "final": (_BOOL, False)},
 }
 
-PAYLOAD_FRAMES: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2)}
+PAYLOAD_FRAMES: dict[str, tuple[int, int]] = {
+    "send": (1, 1),
+    "create": (2, 2),
+    "arrive": (1, 1),
+    "envelope": (1, 1),
+    "blob_put": (1, 1),
+}
 
 
 @dataclass(slots=True)
@@ -168,9 +208,7 @@ def parse_request(frames: list[bytes]) -> Request:
         raise BadRequest("correlation id must be 1-32 bytes", None)
     if magic != MAGIC:
         if magic[:2] == MAGIC_PREFIX and len(magic) == 3:
-            raise BadRequest(
-                f"unsupported protocol version {magic[2]}; this node speaks {PROTOCOL_VERSION}", cid
-            )
+            raise BadRequest(f"unsupported protocol version {magic[2]}; this node speaks {PROTOCOL_VERSION}", cid)
         raise BadRequest("not a paglets request (bad magic)", cid)
     op = raw_op.decode("ascii", "replace")
     schema = FRONT_OPS.get(op)
@@ -198,7 +236,7 @@ def _check_fields(op: str, header: dict[str, Any], schema: dict[str, tuple[tuple
             if required:
                 raise ProtocolError(f"{op}: missing field {name!r}")
             continue
-        if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
+        if not isinstance(value, types) or (types in (_INT, _NUM) and isinstance(value, bool)):
             raise ProtocolError(f"{op}: field {name!r} must be {types[0].__name__}, got {type(value).__name__}")
     if "agent" in header and header["agent"] is not None:
         validate_agent_id(header["agent"])

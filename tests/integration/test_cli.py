@@ -147,6 +147,48 @@ def test_bad_address_or_json_exits_1_and_bad_usage_exits_2():
     failed(run_cli("send", "tcp://127.0.0.1:1", "a", "echo", "--priority", "11"), code=2)
 
 
+# -- movement ---------------------------------------------------------------------
+@pytest.fixture
+def two(node_process):
+    return node_process("alpha"), node_process("beta")
+
+
+def test_paglet_dispatched_cloned_and_retracted_from_the_command_line(two):
+    alpha, beta = two
+    ok(run_cli("create", alpha.address, ECHO, "--id", "rover", "--state", '{"greeting": "hey"}'))
+
+    assert ok(run_cli("dispatch", alpha.address, "rover", beta.address, "--timeout", "5")) == f"{beta.address}\n"
+    assert ok(run_cli("send", beta.address, "rover", "echo", "--arg", '"on beta"')) == "on beta\n"
+
+    copy = json.loads(ok(run_cli("--json", "clone", beta.address, "rover", alpha.address, "--retries", "1")))
+    assert copy["address"] == alpha.address and copy["agent_id"] != "rover"
+    assert ok(run_cli("send", alpha.address, copy["agent_id"], "echo", "--arg", '"copy"')) == "copy\n"
+
+    local = ok(run_cli("clone", beta.address, "rover")).split()
+    assert local[0] == "agent_id" and local[2:] == ["address", beta.address]
+
+    moved = json.loads(ok(run_cli("--json", "retract", beta.address, "rover", "--to", alpha.address)))
+    assert moved == {"agent_id": "rover", "address": alpha.address}
+    assert json.loads(ok(run_cli("--json", "send", alpha.address, "rover", "history"))) == ["echo", "history"]
+    assert [a["agent_id"] for a in json.loads(ok(run_cli("--json", "ls", beta.address)))] == [local[1]]
+
+
+def test_refused_move_exits_1_with_transfer_error_and_the_paglet_stays(two):
+    alpha, beta = two
+    agent_id = json.loads(ok(run_cli("--json", "create", alpha.address, ECHO)))["agent_id"]
+    stderr = failed(run_cli("dispatch", alpha.address, agent_id, beta.address, "--require-capability", "gpu"))
+    assert stderr.startswith("Error: TransferError: ") and "gpu" in stderr
+    assert ok(run_cli("send", alpha.address, agent_id, "echo", "--arg", '"still here"')) == "still here\n"
+
+
+def test_clone_terms_without_a_target_are_a_usage_error():
+    stderr = failed(run_cli("clone", "tcp://127.0.0.1:1", "a", "--timeout", "3"), code=2)
+    assert "--timeout only apply to a move" in stderr
+    failed(run_cli("retract", "tcp://127.0.0.1:1", "a"), code=2)  # --to is required
+    stderr = failed(run_cli("dispatch", "tcp://127.0.0.1:1", "a", "localhost:7700"))
+    assert stderr.startswith("Error: ValueError: node address 'localhost:7700'")
+
+
 # -- configuration and API keys -----------------------------------------------------
 def test_sample_config_loads_with_the_port_overridden(node_process):
     node = node_process("configured", "--config", str(ROOT / "configs" / "node.toml"), "--port", "0")

@@ -1,4 +1,4 @@
-"""The HTTP shim over real loopback HTTP, in front of a real node with real workers."""
+"""The HTTP shim over real loopback HTTP, in front of real nodes with real workers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import time
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import msgpack
 import pytest
 
+from paglets.core.messages import Message
+from paglets.examples.echo import EchoState
+from paglets.remote.proxy import PagletProxy
 from paglets.runtime import http_shim
+from paglets.runtime.envelope import PagletEnvelope
+from paglets.wire import codec
+from tests import sample_paglets as sp
 from tests.conftest import wait_until
 
 ECHO = "paglets.examples.echo:EchoPaglet"
@@ -286,3 +293,197 @@ def test_connections_beyond_the_limit_get_503_and_the_node_recovers(make_node, m
             sock.close()
     # The freed slots are released by the shim's own threads; an HTTP client can only ask again.
     wait_until(lambda: call(web, "GET", "/health", timeout=2.0).status == 200, 3.0, "a free connection slot")
+
+
+# -- movement ---------------------------------------------------------------------
+@pytest.fixture
+def two(make_node):
+    """Nodes alpha and beta, both with HTTP."""
+    return make_node("alpha", http_port=0), make_node("beta", http_port=0)
+
+
+def test_dispatch_over_http_moves_the_paglet_and_answers_its_new_address(two):
+    alpha, beta = two
+    proxy = alpha.create(sp.TravellerPaglet)
+    reply = call(alpha.http_address, "POST", f"/agents/{proxy.agent_id}/dispatch", {"destination": beta.address})
+    assert reply.status == 200, reply.body
+    assert reply.body == {"agent_id": proxy.agent_id, "address": beta.address}
+    assert PagletProxy(beta.address, proxy.agent_id).send("where") == "beta"
+    assert alpha.list_agents() == []
+
+
+def test_dispatch_ticket_terms_are_passed_on(two):
+    alpha, beta = two
+    proxy = alpha.create(sp.TravellerPaglet)
+    ticket = {
+        "destination": beta.address,
+        "timeout": 5,
+        "retries": 1,
+        "retry_interval": 0.1,
+        "required_capabilities": ["dispatch", "files"],
+        "expected_code_version": beta.mesh_version,
+        "arrival_mode": "activate",
+    }
+    reply = call(alpha.http_address, "POST", f"/agents/{proxy.agent_id}/dispatch", ticket)
+    assert reply.status == 200, reply.body
+    assert proxy.send("where") == "beta"
+
+
+def test_clone_over_http_to_another_node_and_here(two):
+    alpha, beta = two
+    original = alpha.create(sp.TravellerPaglet)
+    original.send("count")
+    path = f"/agents/{original.agent_id}/clone"
+
+    there = call(alpha.http_address, "POST", path, {"destination": beta.address})
+    assert there.status == 201, there.body
+    assert there.body["address"] == beta.address and there.body["agent_id"] != original.agent_id
+    copy = PagletProxy(beta.address, there.body["agent_id"])
+    assert copy.send("where") == "beta" and copy.send("count") == 2
+
+    here = call(alpha.http_address, "POST", path, {})
+    assert here.status == 201, here.body
+    assert here.body["address"] == alpha.address
+    assert PagletProxy(alpha.address, here.body["agent_id"]).send("where") == "alpha"
+    assert original.send("count") == 2  # the clones counted on their own
+
+
+def test_retract_over_http_pulls_the_paglet_back_to_this_node(two):
+    alpha, beta = two
+    proxy = alpha.create(sp.TravellerPaglet)
+    alpha.dispatch(proxy.agent_id, beta.address)
+    reply = call(alpha.http_address, "POST", f"/agents/{proxy.agent_id}/retract", {"from": beta.address})
+    assert reply.status == 200, reply.body
+    assert reply.body == {"agent_id": proxy.agent_id, "address": alpha.address}
+    assert PagletProxy(alpha.address, proxy.agent_id).send("where") == "alpha"
+    assert beta.list_agents() == []
+
+
+def test_move_the_target_refuses_is_409_and_the_paglet_stays(two):
+    alpha, beta = two
+    proxy = alpha.create(sp.TravellerPaglet)
+    proxy.send("count")
+    ticket = {"destination": beta.address, "required_capabilities": ["gpu"]}
+    for path in (f"/agents/{proxy.agent_id}/dispatch", f"/agents/{proxy.agent_id}/clone"):
+        reply = call(alpha.http_address, "POST", path, ticket)
+        assert reply.status == 409, (path, reply)
+        assert reply.body["error"]["type"] == "TransferError" and "gpu" in reply.body["error"]["message"]
+    assert proxy.send("count") == 2 and proxy.send("where") == "alpha"
+    assert beta.list_agents() == []
+
+
+def test_moving_an_unknown_paglet_is_404(two):
+    alpha, beta = two
+    reply = call(alpha.http_address, "POST", "/agents/nobody/dispatch", {"destination": beta.address})
+    assert reply.status == 404 and reply.body["error"]["type"] == "InvalidAgentError"
+
+
+def test_malformed_tickets_are_refused_with_400_and_nothing_moves(two):
+    alpha, beta = two
+    proxy = alpha.create(sp.TravellerPaglet)
+    dispatch, clone = f"/agents/{proxy.agent_id}/dispatch", f"/agents/{proxy.agent_id}/clone"
+    retract = f"/agents/{proxy.agent_id}/retract"
+    to_beta = {"destination": beta.address}
+    cases = [
+        ("no destination", dispatch, {}),
+        ("null destination", dispatch, {"destination": None}),
+        ("destination not a string", dispatch, {"destination": 7}),
+        ("destination not an address", dispatch, {"destination": "tcp://nowhere"}),
+        ("destination with a path", dispatch, {"destination": "http://127.0.0.1:1/x"}),
+        ("body not an object", dispatch, [beta.address]),
+        ("unknown field", dispatch, {**to_beta, "colour": "red"}),
+        ("timeout zero", dispatch, {**to_beta, "timeout": 0}),
+        ("timeout a string", dispatch, {**to_beta, "timeout": "5"}),
+        ("negative retries", dispatch, {**to_beta, "retries": -1}),
+        ("retries a float", dispatch, {**to_beta, "retries": 1.5}),
+        ("negative retry interval", dispatch, {**to_beta, "retry_interval": -0.1}),
+        ("capabilities a string", dispatch, {**to_beta, "required_capabilities": "gpu"}),
+        ("capability not a string", dispatch, {**to_beta, "required_capabilities": [1]}),
+        ("empty code version", dispatch, {**to_beta, "expected_code_version": ""}),
+        ("unknown arrival mode", dispatch, {**to_beta, "arrival_mode": "asleep"}),
+        ("clone terms without destination", clone, {"timeout": 5}),
+        ("clone with bad destination", clone, {"destination": "tcp://127.0.0.1:99999"}),
+        ("retract without from", retract, {}),
+        ("retract from garbage", retract, {"from": "tcp://"}),
+        ("retract with a ticket field", retract, {"from": beta.address, "timeout": 5}),
+    ]
+    for label, path, body in cases:
+        reply = call(alpha.http_address, "POST", path, body)
+        assert reply.status == 400, (label, reply)
+        assert reply.body["error"]["type"] == "ProtocolError", (label, reply)
+    assert proxy.send("where") == "alpha"
+    assert [a["agent_id"] for a in alpha.list_agents()] == [proxy.agent_id]
+    assert beta.list_agents() == []
+
+
+# -- envelopes pushed over HTTP --------------------------------------------------------
+def echo_envelope(target, agent_id: str = "pushed-1", **fields: Any) -> PagletEnvelope:
+    values: dict[str, Any] = {
+        "kind": "dispatch",
+        "agent_id": agent_id,
+        "agent_class_name": ECHO,
+        "state_class_name": "",
+        "state": codec.encode(EchoState(greeting="x")),
+        "source_host_name": "elsewhere",
+        "source_host_address": "tcp://127.0.0.1:9",
+        "target_host_name": target.name,
+        "target_host_address": target.address,
+        "metadata": {},
+    }
+    values.update(fields)
+    return PagletEnvelope(**values)
+
+
+def post_envelope(base: str, data: bytes, content_type: str = "application/msgpack") -> Reply:
+    return call(base, "POST", "/envelopes", data, headers={"Content-Type": content_type})
+
+
+def test_envelope_posted_as_msgpack_starts_the_paglet_with_its_state(make_node):
+    alpha = make_node("alpha", http_port=0)
+    reply = post_envelope(alpha.http_address, echo_envelope(alpha).to_bytes())
+    assert reply.status == 201, reply.body
+    assert reply.body == {"agent_id": "pushed-1", "address": alpha.address}
+    assert alpha.agent_info("pushed-1")["phase"] == "ready"
+    assert alpha.get_state("pushed-1")["greeting"] == "x"
+    assert PagletProxy(alpha.address, "pushed-1").send(Message("echo", arg="hi")) == "hi"
+
+    again = post_envelope(alpha.http_address, echo_envelope(alpha).to_bytes())
+    assert again.status == 409 and again.body["error"]["type"] == "TransferError"
+
+
+def test_envelope_needs_the_msgpack_content_type(make_node):
+    alpha = make_node("alpha", http_port=0)
+    data = echo_envelope(alpha).to_bytes()
+    for content_type in ("application/json", "text/plain", "application/octet-stream"):
+        reply = post_envelope(alpha.http_address, data, content_type)
+        assert reply.status == 415, (content_type, reply)
+    missing = call(alpha.http_address, "POST", "/envelopes", data)
+    assert missing.status == 415
+    assert alpha.list_agents() == []
+    assert post_envelope(alpha.http_address, data, "application/msgpack; charset=binary").status == 201
+
+
+def test_malformed_envelopes_are_refused_with_400(make_node):
+    alpha = make_node("alpha", http_port=0)
+    good = echo_envelope(alpha).to_wire()
+    cases = [
+        ("garbage", b"\xc1\xc1 not msgpack"),
+        ("truncated", echo_envelope(alpha).to_bytes()[:-5]),
+        ("empty", b""),
+        ("not a map", msgpack.packb([1, 2, 3])),
+        ("no kind", msgpack.packb({k: v for k, v in good.items() if k != "kind"})),
+        ("unknown kind", msgpack.packb({**good, "kind": "teleport"})),
+        ("activation is not a move", msgpack.packb({**good, "kind": "activation"})),
+        ("bad agent id", msgpack.packb({**good, "agent_id": "../etc"})),
+        ("class without module", msgpack.packb({**good, "agent_class_name": "EchoPaglet"})),
+        ("state a huge number", msgpack.packb({**good, "state": 2**40})),
+        ("state text", msgpack.packb({**good, "state": "x"})),
+        ("bad clone_of", msgpack.packb({**good, "kind": "clone", "clone_of": "a b"})),
+        ("bad source address", msgpack.packb({**good, "source_host_address": "tcp://"})),
+    ]
+    for label, data in cases:
+        reply = post_envelope(alpha.http_address, data)
+        assert reply.status == 400, (label, reply)
+        assert reply.body["error"]["type"] in ("ProtocolError", "SerializationError"), (label, reply)
+    assert alpha.list_agents() == []
+    assert_healthy(alpha.http_address)

@@ -323,3 +323,12 @@ def test_worker_thread_left_running_does_not_keep_stop_waiting(make_node):
     node.stop()
     assert time.monotonic() - started < 5
     assert not pid_alive(pid)
+
+
+def test_module_that_starts_threads_at_import_still_works_and_is_not_preloaded(node):
+    first = node.create("tests.threaded_paglets:ThreadedModulePaglet")
+    assert first.send("threads") >= 2
+    second = node.create("tests.threaded_paglets:ThreadedModulePaglet")  # after the template was replaced
+    assert second.send("threads") >= 2
+    echo = node.create(EchoPaglet)
+    assert echo.send(Message("echo", arg=1)) == 1

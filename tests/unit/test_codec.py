@@ -59,10 +59,29 @@ def ext(code: int, payload) -> msgpack.ExtType:
 # ------------------------------------------------------------------ round trips
 
 
-@pytest.mark.parametrize("value", [
-    None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, -0.0, "", "ünïcödé ✓",
-    b"", b"\x00\xff", [], [1, [2, [3]]], {}, {"a": 1, "b": [None]},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**64 - 1,
+        1.5,
+        -0.0,
+        "",
+        "ünïcödé ✓",
+        b"",
+        b"\x00\xff",
+        [],
+        [1, [2, [3]]],
+        {},
+        {"a": 1, "b": [None]},
+    ],
+)
 def test_native_values_round_trip(value):
     assert_round_trips(value)
 
@@ -117,9 +136,17 @@ def test_dict_subclasses_encode_as_plain_dicts():
 # ------------------------------------------------------------------ enums
 
 
-@pytest.mark.parametrize("member", [
-    ct.Color.RED, ct.Color.GREEN, ct.Level.HIGH, ct.Mode.SLOW, ct.Scope.MESH, ct.Perm.READ,
-])
+@pytest.mark.parametrize(
+    "member",
+    [
+        ct.Color.RED,
+        ct.Color.GREEN,
+        ct.Level.HIGH,
+        ct.Mode.SLOW,
+        ct.Scope.MESH,
+        ct.Perm.READ,
+    ],
+)
 def test_enum_members_decode_to_the_identical_member(member):
     assert round_trip(member) is member
 
@@ -230,9 +257,14 @@ def test_standalone_zoneinfo_round_trips():
     assert round_trip(ZoneInfo("America/New_York")) is ZoneInfo("America/New_York")
 
 
-@pytest.mark.parametrize("path", [
-    PurePosixPath("/a/b"), PureWindowsPath(r"C:\Users\x"), Path("rel/file.txt"),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        PurePosixPath("/a/b"),
+        PureWindowsPath(r"C:\Users\x"),
+        Path("rel/file.txt"),
+    ],
+)
 def test_paths_keep_their_own_class(path):
     assert_round_trips(path)
 
@@ -324,9 +356,14 @@ def test_decode_refuses_a_function_tag_without_calling_it(monkeypatch):
     assert calls == []
 
 
-@pytest.mark.parametrize("name", [
-    "tests.unit.codec_types:NotADataclass", "builtins:dict", "tests.unit.codec_types:Color",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tests.unit.codec_types:NotADataclass",
+        "builtins:dict",
+        "tests.unit.codec_types:Color",
+    ],
+)
 def test_decode_refuses_classes_that_are_not_dataclasses(name):
     with pytest.raises(SerializationError, match="not a dataclass"):
         decode(raw(ext(codec.EXT_DATACLASS, [name, {}])))
@@ -337,9 +374,17 @@ def test_enum_tag_naming_a_dataclass_is_refused():
         decode(raw(ext(codec.EXT_ENUM, ["tests.unit.codec_types:Point", 1])))
 
 
-@pytest.mark.parametrize("name", [
-    "builtins:object.__subclasses__", "os:__builtins__", "nocolon", ":Point", "a:b:c", "m:",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "builtins:object.__subclasses__",
+        "os:__builtins__",
+        "nocolon",
+        ":Point",
+        "a:b:c",
+        "m:",
+    ],
+)
 def test_malformed_or_dunder_names_are_refused(name):
     with pytest.raises(SerializationError, match="malformed class name"):
         import_by_name(name)
@@ -368,27 +413,30 @@ def test_missing_required_field_is_a_serialization_error():
         decode(raw(ext(codec.EXT_DATACLASS, ["tests.unit.codec_types:Point", {"x": 1}])))
 
 
-@pytest.mark.parametrize("payload", [
-    ext(codec.EXT_DATACLASS, ["tests.unit.codec_types:Point"]),
-    ext(codec.EXT_DATACLASS, ["tests.unit.codec_types:Point", [1, 2]]),
-    ext(codec.EXT_DATACLASS, [7, {}]),
-    ext(codec.EXT_ENUM, ["tests.unit.codec_types:Level", 99]),
-    ext(codec.EXT_TUPLE, 5),
-    ext(codec.EXT_SET, [[1]]),
-    ext(codec.EXT_BIGINT, "12x"),
-    ext(codec.EXT_BIGINT, 12),
-    ext(codec.EXT_DATETIME, [2024, 1, 1]),
-    ext(codec.EXT_DATETIME, [2024, 13, 1, 0, 0, 0, 0, 0, None]),
-    ext(codec.EXT_DATETIME, [2024, 1, 1, 0, 0, 0, 0, 0, "UTC"]),
-    ext(codec.EXT_TIME, [1, 2, 3]),
-    ext(codec.EXT_TIMEZONE, [10**12, None]),
-    ext(codec.EXT_ZONEINFO, "../../../etc/passwd"),
-    ext(codec.EXT_ZONEINFO, "No/Such_Zone"),
-    ext(codec.EXT_POSIX_PATH, 3),
-    msgpack.ExtType(codec.EXT_TUPLE, b"\x93\x01"),
-    msgpack.ExtType(codec.EXT_TUPLE, b"\x90\x01"),
-    msgpack.ExtType(99, b""),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ext(codec.EXT_DATACLASS, ["tests.unit.codec_types:Point"]),
+        ext(codec.EXT_DATACLASS, ["tests.unit.codec_types:Point", [1, 2]]),
+        ext(codec.EXT_DATACLASS, [7, {}]),
+        ext(codec.EXT_ENUM, ["tests.unit.codec_types:Level", 99]),
+        ext(codec.EXT_TUPLE, 5),
+        ext(codec.EXT_SET, [[1]]),
+        ext(codec.EXT_BIGINT, "12x"),
+        ext(codec.EXT_BIGINT, 12),
+        ext(codec.EXT_DATETIME, [2024, 1, 1]),
+        ext(codec.EXT_DATETIME, [2024, 13, 1, 0, 0, 0, 0, 0, None]),
+        ext(codec.EXT_DATETIME, [2024, 1, 1, 0, 0, 0, 0, 0, "UTC"]),
+        ext(codec.EXT_TIME, [1, 2, 3]),
+        ext(codec.EXT_TIMEZONE, [10**12, None]),
+        ext(codec.EXT_ZONEINFO, "../../../etc/passwd"),
+        ext(codec.EXT_ZONEINFO, "No/Such_Zone"),
+        ext(codec.EXT_POSIX_PATH, 3),
+        msgpack.ExtType(codec.EXT_TUPLE, b"\x93\x01"),
+        msgpack.ExtType(codec.EXT_TUPLE, b"\x90\x01"),
+        msgpack.ExtType(99, b""),
+    ],
+)
 def test_malformed_ext_payloads_raise_serialization_error(payload):
     with pytest.raises(SerializationError):
         decode(raw([payload]))
@@ -429,8 +477,12 @@ def test_every_truncation_of_a_valid_encoding_raises_serialization_error():
 
 
 def test_random_corruption_never_leaks_a_foreign_exception():
-    data = encode(ct.Holder(items=[ct.Point(1, 2), (ct.Level.LOW, {1.5}), Path("/x")],
-                            extra={"when": datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC"))}))
+    data = encode(
+        ct.Holder(
+            items=[ct.Point(1, 2), (ct.Level.LOW, {1.5}), Path("/x")],
+            extra={"when": datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC"))},
+        )
+    )
     rng = random.Random(1234)
     for _ in range(500):
         corrupt = bytearray(data)
@@ -483,14 +535,28 @@ def test_expected_class_must_match_exactly():
 
 def test_decode_plain_output_is_strict_json():
     value = ct.Holder(
-        items=[ct.Point(1, 2), (1, "a"), {3, 4}, frozenset({5}), b"\x00\xff", 2**80,
-               float("nan"), float("-inf"), ct.Level.HIGH, ct.Color.GREEN, ct.Perm.READ],
+        items=[
+            ct.Point(1, 2),
+            (1, "a"),
+            {3, 4},
+            frozenset({5}),
+            b"\x00\xff",
+            2**80,
+            float("nan"),
+            float("-inf"),
+            ct.Level.HIGH,
+            ct.Color.GREEN,
+            ct.Perm.READ,
+        ],
         extra={
-            (1, 2): "tuple key", 7: "int key",
+            (1, 2): "tuple key",
+            7: "int key",
             "when": datetime(2024, 7, 1, 9, 30, tzinfo=ZoneInfo("Europe/Paris")),
-            "day": date(2024, 1, 2), "at": time(1, 2, tzinfo=UTC),
+            "day": date(2024, 1, 2),
+            "at": time(1, 2, tzinfo=UTC),
             "gap": timedelta(minutes=-1, microseconds=5),
-            "tz": timezone(timedelta(hours=1), "CET"), "zone": ZoneInfo("Asia/Tokyo"),
+            "tz": timezone(timedelta(hours=1), "CET"),
+            "zone": ZoneInfo("Asia/Tokyo"),
             "path": Path("/srv/x"),
         },
     )
@@ -499,13 +565,26 @@ def test_decode_plain_output_is_strict_json():
     assert plain["__class__"] == "tests.unit.codec_types:Holder"
     assert plain["items"] == [
         {"__class__": "tests.unit.codec_types:Point", "x": 1, "y": 2},
-        [1, "a"], [3, 4], [5], "AP8=",
-        2**80, "nan", "-inf", 2, [0, 255, 0], 1,
+        [1, "a"],
+        [3, 4],
+        [5],
+        "AP8=",
+        2**80,
+        "nan",
+        "-inf",
+        2,
+        [0, 255, 0],
+        1,
     ]
     assert plain["extra"] == {
-        "[1,2]": "tuple key", 7: "int key", "when": "2024-07-01T09:30:00+02:00[Europe/Paris]",
-        "day": "2024-01-02", "at": "01:02:00+00:00", "gap": -59.999995,
-        "tz": "CET", "zone": "Asia/Tokyo",
+        "[1,2]": "tuple key",
+        7: "int key",
+        "when": "2024-07-01T09:30:00+02:00[Europe/Paris]",
+        "day": "2024-01-02",
+        "at": "01:02:00+00:00",
+        "gap": -59.999995,
+        "tz": "CET",
+        "zone": "Asia/Tokyo",
         "path": "/srv/x",
     }
 

@@ -79,9 +79,7 @@ ALL_EVENTS = [
         source_host_name="n",
         target_host_name="m",
     ),
-    PersistencyEvent(
-        "a1", "n", "tcp://n:1", reason="idle", request={"r": 1}, policy=None
-    ),
+    PersistencyEvent("a1", "n", "tcp://n:1", reason="idle", request={"r": 1}, policy=None),
 ]
 
 

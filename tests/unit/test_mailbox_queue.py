@@ -59,9 +59,7 @@ def test_drain_returns_everything_in_delivery_order_and_empties():
 
 
 def test_remove_if_takes_matching_items_and_keeps_the_rest_in_order():
-    queue = _filled(
-        (5, "keep-1"), (9, "drop-1"), (5, "drop-2"), (1, "keep-2"), (9, "keep-0")
-    )
+    queue = _filled((5, "keep-1"), (9, "drop-1"), (5, "drop-2"), (1, "keep-2"), (9, "keep-0"))
     removed = queue.remove_if(lambda item: item.startswith("drop"))
     assert removed == ["drop-1", "drop-2"]
     assert queue.drain() == ["keep-0", "keep-1", "keep-2"]
@@ -82,9 +80,7 @@ def test_pushes_after_pops_keep_fifo_within_a_priority():
 
 
 def test_mailbox_status_wire_uses_short_keys_and_round_trips():
-    status = MailboxStatus(
-        queued_count=3, in_flight_count=1, delivered_count=10, failed_count=2
-    )
+    status = MailboxStatus(queued_count=3, in_flight_count=1, delivered_count=10, failed_count=2)
     wire = status.to_wire()
     assert wire == {"queued": 3, "in_flight": 1, "delivered": 10, "failed": 2}
     assert MailboxStatus.from_wire(wire) == status

@@ -151,9 +151,7 @@ def test_messages_differ_when_wire_content_differs():
         ({"kind": "k", "sender": ["a"]}, "sender"),
     ],
 )
-def test_malformed_wire_payload_raises_serialization_error_naming_the_field(
-    payload, field
-):
+def test_malformed_wire_payload_raises_serialization_error_naming_the_field(payload, field):
     with pytest.raises(SerializationError, match=field):
         Message.from_wire(payload)
 
@@ -166,9 +164,7 @@ def test_non_dict_wire_payload_is_refused():
 # --- FutureReply ---------------------------------------------------------
 
 
-def _resolve_later(
-    future: Future, value=None, exc: BaseException | None = None
-) -> threading.Thread:
+def _resolve_later(future: Future, value=None, exc: BaseException | None = None) -> threading.Thread:
     def run() -> None:
         if exc is not None:
             future.set_exception(exc)

@@ -1,0 +1,506 @@
+"""Moving paglets between nodes: dispatch, clone, retract, and the receiving side.
+
+A move is two-phase and lossless:
+
+1. **prepare** — the source asks the target to get ready. The target checks
+   capabilities and code version and forks a worker that loads the paglet's
+   class; it answers only once that worked.
+2. The source runs ``on_dispatching`` (``on_reverting`` for a retract),
+   *freezes* the mailbox (new messages wait; in-flight ones finish, except
+   the message whose handler asked to move), snapshots the state and uploads
+   registered files.
+3. **arrive** — the envelope goes over; the target runs ``on_arrival`` and
+   acks. Only then does the source drop its copy: its queued messages are
+   forwarded in order and a forwarding entry answers for the paglet.
+
+If the target refuses, times out or dies on the way, the source unfreezes:
+the paglet is active where it was, with its state, and the caller gets a
+:class:`~paglets.core.errors.TransferError` that says why. When an arrive
+times out, the source asks the target whether the paglet did arrive before
+deciding. Owns no state: the broker's table holds slots and forwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paglets.core.errors import (
+    HostError,
+    InvalidAgentError,
+    NodeUnreachableError,
+    PagletError,
+    TransferError,
+)
+from paglets.core.events import CloneEvent, MobilityEvent
+from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
+from paglets.remote.proxy import PagletProxy
+from paglets.remote.transfer import TransferTicket
+from paglets.remote.transport import check_address
+from paglets.runtime.envelope import PagletEnvelope
+from paglets.runtime.files import CHUNK_SIZE, PagletFileRef, check_file_name, sha256_of
+from paglets.runtime.slots import Phase
+
+if TYPE_CHECKING:
+    from paglets.runtime.host import Host
+
+log = logging.getLogger("paglets.movement")
+
+_HOOKS = {
+    EnvelopeKind.DISPATCH: "on_dispatching",
+    EnvelopeKind.RETRACT: "on_reverting",
+}
+
+
+class Movement:
+    """The source and target sides of every move, performed for the host facade."""
+
+    def __init__(self, host: Host):
+        self._host = host
+
+    # -- where to ------------------------------------------------------------------------
+    def resolve(self, destination: str) -> str:
+        """A node address for a destination given as an address or a node name."""
+        if destination.startswith("tcp://"):
+            return check_address(destination)
+        address = self._host.address_of(destination)
+        if address is None:
+            raise TransferError(f"no known node named {destination!r}")
+        return address
+
+    def _prepare(
+        self, address: str, agent_id: str, class_name: str, kind: EnvelopeKind, token: str, ticket: TransferTicket
+    ) -> dict[str, Any]:
+        host = self._host
+        header: dict[str, Any] = {
+            "agent": agent_id,
+            "cls": class_name,
+            "kind": kind.value,
+            "token": token,
+            "source": host.address,
+            "ttl": float(ticket.timeout) + 5.0,
+            "caps": list(ticket.required_capabilities),
+        }
+        if ticket.expected_code_version is not None:
+            header["version"] = ticket.expected_code_version
+        last: PagletError | None = None
+        for attempt in range(ticket.retries + 1):
+            if attempt:
+                threading.Event().wait(ticket.retry_interval)  # a deliberate back-off between attempts
+            try:
+                return host.client.request(
+                    address, "prepare", dict(header), timeout=ticket.timeout, watch_connection=True
+                ).header
+            except NodeUnreachableError as exc:
+                last = exc
+            except PagletError as exc:
+                raise TransferError(f"{address} refused paglet {agent_id}: {exc}") from None
+        raise TransferError(f"cannot reach {address} to move paglet {agent_id}: {last}") from None
+
+    # -- source side -------------------------------------------------------------------------
+    def dispatch(
+        self,
+        agent_id: str,
+        target: TransferTicket | str | dict[str, Any],
+        *,
+        initiator: bytes | None = None,
+        kind: EnvelopeKind = EnvelopeKind.DISPATCH,
+    ) -> PagletProxy:
+        """Move a paglet of this node to ``target``; returns its proxy there."""
+        host = self._host
+        ticket = TransferTicket.of(target)
+        address = self.resolve(ticket.destination)
+        summary = host.agent_info(agent_id)
+        if address == host.address:
+            return host.get_proxy_for(agent_id)
+        deadline = time.monotonic() + ticket.timeout
+        token = uuid.uuid4().hex
+        prepared = self._prepare(address, agent_id, summary["class_name"], kind, token, ticket)
+        target_name = str(prepared.get("name") or "")
+        event = MobilityEvent(
+            agent_id,
+            host.name,
+            host.address,
+            source_host_name=host.name,
+            source_host_address=host.address,
+            target_host_name=target_name,
+            target_host_address=address,
+            reason=kind.value,
+        )
+        try:
+            host.run_hook(agent_id, _HOOKS[kind], event.to_wire(), _left(deadline))
+            host.broker.freeze(agent_id, initiator).result(_left(deadline))
+            envelope = self._envelope(kind, agent_id, summary["class_name"], address, target_name, token, ticket)
+            self._upload_files(address, agent_id, envelope, deadline)
+            self._arrive(address, envelope, deadline)
+        except BaseException as exc:
+            host.broker.in_loop(lambda: host.broker.table.unfreeze(agent_id))  # no-op unless it froze
+            self._abort_later(address, agent_id, token)
+            raise _transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
+        host.broker.in_loop(lambda: host.broker.table.depart(agent_id, address)).result(10)
+        self._after_departure(agent_id)
+        host.events.emit("paglet-dispatched", agent_id=agent_id, target=address, how=kind.value)
+        return PagletProxy(address, agent_id, host.client)
+
+    def _envelope(
+        self,
+        kind: EnvelopeKind,
+        agent_id: str,
+        class_name: str,
+        address: str,
+        target_name: str,
+        token: str,
+        ticket: TransferTicket | None,
+        *,
+        clone_of: str | None = None,
+        state_of: str | None = None,
+    ) -> PagletEnvelope:
+        host = self._host
+        source_id = state_of or agent_id
+        seen: list[str] = (
+            [] if clone_of else host.broker.in_loop(lambda: host.broker.table.seen_ids(source_id)).result(10)
+        )
+        files = [self._describe_file(ref) for ref in host.files.files(source_id)]
+        return PagletEnvelope(
+            kind=kind,
+            agent_id=agent_id,
+            agent_class_name=class_name,
+            state_class_name="",
+            state=host.state_bytes(source_id),
+            source_host_name=host.name,
+            source_host_address=host.address,
+            target_host_name=target_name,
+            target_host_address=address,
+            clone_of=clone_of,
+            metadata={
+                "token": token,
+                "seen": seen,
+                "files": files,
+                "arrival": (ticket.arrival_mode if ticket else ArrivalMode.ACTIVATE).value,
+            },
+        )
+
+    @staticmethod
+    def _describe_file(ref: PagletFileRef) -> dict[str, Any]:
+        path = Path(ref.path)
+        if not path.is_file():
+            raise TransferError(f"registered file {ref.name!r} is gone from {ref.path}")
+        return {"name": ref.name, "size": path.stat().st_size, "sha256": sha256_of(path), "mode": ref.mode,
+                "path": ref.path}  # fmt: skip
+
+    def _upload_files(self, address: str, agent_id: str, envelope: PagletEnvelope, deadline: float) -> None:
+        client = self._host.client
+        for item in envelope.metadata["files"]:
+            sha, size = item["sha256"], item["size"]
+            if client.request(address, "blob_has", {"sha": sha, "size": size}, timeout=_left(deadline)).header.get(
+                "have"
+            ):
+                continue
+            with open(item.pop("path"), "rb") as handle:
+                offset = 0
+                while True:
+                    chunk = handle.read(CHUNK_SIZE)
+                    final = offset + len(chunk) >= size
+                    header = {"sha": sha, "offset": offset, "size": size, "final": final}
+                    client.request(
+                        address, "blob_put", header, (chunk,), timeout=_left(deadline), watch_connection=True
+                    )
+                    offset += len(chunk)
+                    if final:
+                        break
+        for item in envelope.metadata["files"]:
+            item.pop("path", None)
+
+    def _arrive(self, address: str, envelope: PagletEnvelope, deadline: float) -> dict[str, Any]:
+        client = self._host.client
+        header = {"agent": envelope.agent_id, "token": envelope.metadata["token"]}
+        try:
+            return client.request(
+                address, "arrive", dict(header), (envelope.to_bytes(),), timeout=_left(deadline), watch_connection=True
+            ).header
+        except NodeUnreachableError:
+            # Did it arrive and only the answer got lost? Ask before deciding.
+            if self._arrived(address, header, deadline):
+                return {"agent": envelope.agent_id, "address": address}
+            raise
+
+    def _arrived(self, address: str, header: dict[str, Any], deadline: float) -> bool:
+        for _ in range(3):
+            try:
+                status = self._host.client.request(address, "transfer", dict(header), timeout=max(1.0, _left(deadline)))
+            except PagletError:
+                return False
+            if status.header.get("status") == "arrived":
+                return True
+            if status.header.get("status") != "starting":
+                return False
+            threading.Event().wait(0.2)  # arrival hook still running there: give it a moment
+        return False
+
+    def _abort_later(self, address: str, agent_id: str, token: str) -> None:
+        def abort() -> None:
+            try:
+                self._host.client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=2.0)
+            except PagletError as exc:
+                log.debug("abort of %s at %s: %s", agent_id, address, exc)
+
+        threading.Thread(target=abort, name="paglets-abort", daemon=True).start()
+
+    def _after_departure(self, agent_id: str) -> None:
+        host = self._host
+        for ref in host.files.drop(agent_id):
+            if ref.mode == "move":
+                Path(ref.path).unlink(missing_ok=True)
+
+    def clone(self, agent_id: str, target: TransferTicket | str | dict[str, Any] | None = None) -> PagletProxy:
+        """Copy a paglet (here, or to ``target``); returns the copy's proxy."""
+        host = self._host
+        ticket = None if target is None else TransferTicket.of(target)
+        address = host.address if ticket is None else self.resolve(ticket.destination)
+        summary = host.agent_info(agent_id)
+        class_name = summary["class_name"]
+        clone_id = uuid.uuid4().hex
+        token = uuid.uuid4().hex
+        local = address == host.address
+        target_name = host.name
+        if not local:
+            target_name = str(
+                self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket).get("name") or ""
+            )
+        event = CloneEvent(
+            agent_id,
+            host.name,
+            host.address,
+            source_agent_id=agent_id,
+            clone_agent_id=clone_id,
+            source_host_name=host.name,
+            source_host_address=host.address,
+            target_host_name=target_name,
+            target_host_address=address,
+        )
+        timeout = ticket.timeout if ticket else host.client.timeout
+        deadline = time.monotonic() + timeout
+        try:
+            host.run_hook(agent_id, "on_cloning", event.to_wire(), _left(deadline))
+            if local:
+                self._clone_here(agent_id, clone_id, class_name, event)
+            else:
+                envelope = self._envelope(
+                    EnvelopeKind.CLONE, clone_id, class_name, address, target_name, token, ticket,
+                    clone_of=agent_id, state_of=agent_id,
+                )  # fmt: skip
+                self._upload_files(address, clone_id, envelope, deadline)
+                self._arrive(address, envelope, deadline)
+        except BaseException as exc:
+            if not local:
+                self._abort_later(address, clone_id, token)
+            raise _transfer_error(exc, f"cloning paglet {agent_id} to {address}") from None
+        host.run_hook(agent_id, "on_cloned", event.to_wire(), timeout)
+        host.events.emit("paglet-cloned", agent_id=agent_id, clone_id=clone_id, target=address)
+        return PagletProxy(address, clone_id, host.client)
+
+    def _clone_here(self, agent_id: str, clone_id: str, class_name: str, event: CloneEvent) -> None:
+        host = self._host
+        clone_event = CloneEvent(clone_id, host.name, host.address, **_clone_fields(event))
+        copies = []
+        for ref in host.files.files(agent_id):
+            destination = host.work_dir_for(clone_id, check=False) / ref.name
+            shutil.copyfile(ref.path, destination)
+            copies.append(PagletFileRef(ref.name, str(destination), ref.size, ref.mode))
+        host.files.adopt(clone_id, copies)
+        host.start_paglet(
+            class_name,
+            [host.state_bytes(agent_id), b""],
+            agent_id=clone_id,
+            hook="on_clone",
+            event=clone_event.to_wire(),
+        )
+
+    def retract(self, remote_address: str, agent_id: str, timeout: float | None = None) -> PagletProxy:
+        """Pull a paglet from ``remote_address`` back to this node."""
+        host = self._host
+        address = self.resolve(remote_address)
+        limit = timeout or host.client.timeout
+        try:
+            reply = host.client.request(
+                address, "retract", {"agent": agent_id, "target": host.address}, timeout=limit + 5
+            )
+        except TransferError:
+            raise
+        except PagletError as exc:
+            raise TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}") from None
+        return PagletProxy(reply.header.get("address", host.address), agent_id, host.client)
+
+    # -- target side ---------------------------------------------------------------------------
+    def prepare(self, header: dict[str, Any]) -> dict[str, Any]:
+        """Get ready for an arriving paglet: check terms, fork a worker that loads its class."""
+        host = self._host
+        agent_id = header["agent"]
+        missing = [c for c in header.get("caps") or () if c not in host.capabilities()]
+        if missing:
+            raise TransferError(f"node {host.name} lacks required capabilities: {', '.join(map(str, missing))}")
+        version = header.get("version")
+        if version is not None and version != host.mesh_version:
+            raise TransferError(f"node {host.name} runs code version {host.mesh_version!r}, not {version!r}")
+        kind = EnvelopeKind(header["kind"])
+        self._replace_stale_prepare(agent_id, kind)
+        ttl = min(float(header["ttl"]), 3600.0)
+        host.start_paglet(
+            header["cls"], [], agent_id=agent_id, prepare_only=True, token=header["token"], source=header["source"],
+            timeout=ttl,
+        )  # fmt: skip
+        return {"name": host.name, "address": host.address}
+
+    def _replace_stale_prepare(self, agent_id: str, kind: EnvelopeKind) -> None:
+        host = self._host
+        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(agent_id)).result(10)
+        if slot is None:
+            return
+        if slot.phase is Phase.PREPARED:
+            host.broker.stop_worker(agent_id).result(10)
+            return
+        if slot.phase is not Phase.CRASHED:
+            raise TransferError(f"paglet {agent_id} is already on node {host.name}")
+
+    def arrive(self, header: dict[str, Any], payload: list[bytes]) -> dict[str, Any]:
+        """Receive the envelope of a prepared paglet and run its arrival (or clone) hook."""
+        host = self._host
+        envelope = PagletEnvelope.from_bytes(payload[0])
+        if envelope.agent_id != header["agent"] or envelope.metadata.get("token") != header["token"]:
+            raise TransferError("envelope does not match the prepared transfer")
+        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(envelope.agent_id)).result(10)
+        if slot is None or slot.phase is not Phase.PREPARED or slot.nonce != header["token"]:
+            raise TransferError(f"paglet {envelope.agent_id} is not prepared to arrive on {host.name}")
+        try:
+            self._land_files(envelope)
+            start_header = self._arrival_header(envelope)
+            seen = [m for m in envelope.metadata.get("seen") or () if isinstance(m, str)]
+            host.broker.start_prepared(envelope.agent_id, start_header, [envelope.state, b""], seen).result(
+                host.start_timeout
+            )
+        except BaseException as exc:
+            # Nothing of the paglet may stay here when the answer is "no": the source keeps it.
+            host.broker.stop_worker(envelope.agent_id)
+            host.files.drop(envelope.agent_id)
+            raise _transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {host.name}") from None
+        host.events.emit(
+            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how=envelope.kind.value
+        )
+        return {"agent": envelope.agent_id, "address": host.address}
+
+    def _arrival_header(self, envelope: PagletEnvelope) -> dict[str, Any]:
+        host = self._host
+        common = {
+            "source_host_name": envelope.source_host_name,
+            "source_host_address": envelope.source_host_address,
+            "target_host_name": host.name,
+            "target_host_address": host.address,
+        }
+        if envelope.kind is EnvelopeKind.CLONE:
+            event = CloneEvent(
+                envelope.agent_id, host.name, host.address,
+                source_agent_id=envelope.clone_of or "", clone_agent_id=envelope.agent_id, **common,
+            )  # fmt: skip
+            return {"hook": "on_clone", "event": event.to_wire(), "plain": False}
+        event = MobilityEvent(envelope.agent_id, host.name, host.address, reason=envelope.kind.value, **common)
+        return {"hook": "on_arrival", "event": event.to_wire(), "plain": False}
+
+    def _land_files(self, envelope: PagletEnvelope) -> None:
+        host = self._host
+        refs = []
+        for item in envelope.metadata.get("files") or ():
+            name = check_file_name(str(item["name"]))
+            destination = host.work_dir_for(envelope.agent_id, check=False) / name
+            host.artifacts.materialize(str(item["sha256"]), destination)
+            refs.append(PagletFileRef(name, str(destination), int(item["size"]), str(item.get("mode") or "copy")))
+        host.files.adopt(envelope.agent_id, refs)
+
+    def abort(self, header: dict[str, Any]) -> dict[str, Any]:
+        host = self._host
+        agent_id, token = header["agent"], header["token"]
+
+        def drop() -> bool:
+            slot = host.broker.table.slots.get(agent_id)
+            if slot is None or slot.nonce != token or slot.phase is not Phase.PREPARED:
+                return False
+            host.broker.table.stop(agent_id, forward_to=slot.source_address)
+            return True
+
+        return {"aborted": host.broker.in_loop(drop).result(10)}
+
+    def transfer_status(self, header: dict[str, Any]) -> dict[str, Any]:
+        host = self._host
+
+        def status() -> str:
+            slot = host.broker.table.slots.get(header["agent"])
+            if slot is None or slot.nonce != header["token"]:
+                return "unknown"
+            return {Phase.READY: "arrived", Phase.STARTING: "starting", Phase.PREPARED: "prepared"}.get(
+                slot.phase, "unknown"
+            )
+
+        return {"status": host.broker.in_loop(status).result(10)}
+
+    def receive_envelope(self, payload: bytes) -> dict[str, Any]:
+        """An envelope pushed in one piece (over HTTP, where only HTTP passes): prepare and arrive here."""
+        envelope = PagletEnvelope.from_bytes(payload)
+        token = str(envelope.metadata.get("token") or uuid.uuid4().hex)
+        envelope.metadata["token"] = token
+        if envelope.metadata.get("files"):
+            raise TransferError("an envelope pushed in one piece cannot carry registered files")
+        try:
+            self._prepare_here(envelope, token)
+        except BaseException as exc:
+            raise _transfer_error(exc, f"receiving paglet {envelope.agent_id} on {self._host.name}") from None
+        return self.arrive({"agent": envelope.agent_id, "token": token}, [envelope.to_bytes()])
+
+    def _prepare_here(self, envelope: PagletEnvelope, token: str) -> None:
+        self.prepare(
+            {
+                "agent": envelope.agent_id,
+                "cls": envelope.agent_class_name,
+                "kind": envelope.kind.value,
+                "token": token,
+                "source": envelope.source_host_address,
+                "ttl": 60.0,
+            }
+        )
+
+
+def _left(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the transfer's time ran out")
+    return remaining
+
+
+def _clone_fields(event: CloneEvent) -> dict[str, Any]:
+    return {
+        "source_agent_id": event.source_agent_id,
+        "clone_agent_id": event.clone_agent_id,
+        "source_host_name": event.source_host_name,
+        "source_host_address": event.source_host_address,
+        "target_host_name": event.target_host_name,
+        "target_host_address": event.target_host_address,
+    }
+
+
+def _transfer_error(exc: BaseException, what: str) -> BaseException:
+    if isinstance(exc, TransferError):
+        return exc
+    if isinstance(exc, (PagletError, TimeoutError, OSError)):
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError) and not str(exc):
+            reason = "timed out"
+        return TransferError(f"{what} failed: {reason}")
+    if isinstance(exc, (InvalidAgentError, HostError)):
+        return TransferError(f"{what} failed: {exc}")
+    return exc
+
+
+__all__ = ["Movement"]

@@ -1,0 +1,531 @@
+"""The broker's table of workers: slots, mailboxes, lifecycles and forwarding entries.
+
+Owned by the broker thread and touched by nothing else. The broker feeds it
+validated requests and worker frames; it answers through the broker (its
+``Sender``) and sends messages for departed paglets on through
+:class:`~paglets.runtime.peer_links.PeerLinks`.
+
+A slot's life: STARTING (forked, waiting for ``ready`` and the start hook) or
+PREPARED (an arriving paglet's worker, waiting for its state) -> READY ->
+MOVING (leaving: new messages wait) -> DEPARTED (a forwarding entry takes
+its place; the worker finishes what it holds, then exits). CRASHED and
+STOPPING are the other ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from paglets.core.errors import (
+    HostError,
+    InvalidAgentError,
+    OverloadedError,
+    PagletCrashedError,
+    PagletError,
+)
+from paglets.core.messages import UNQUEUED_PRIORITY
+from paglets.runtime.peer_links import PeerLinks
+from paglets.runtime.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, Sender, WorkerSlot
+from paglets.wire import protocol
+from paglets.wire.errors import error_to_wire
+
+MSG = b"msg"
+START = b"start"
+CALL = b"call"
+HB = b"hb"
+EXIT = protocol.pack({"op": "exit"})
+MSG_HEADER = {False: protocol.pack({"oneway": False}), True: protocol.pack({"oneway": True})}
+MSG_HEADER_UNQUEUED = {
+    False: protocol.pack({"oneway": False, "unqueued": True}),
+    True: protocol.pack({"oneway": True, "unqueued": True}),
+}
+ACCEPTED = protocol.pack({"accepted": True})
+ACK_LIMIT = 1000
+GONE_PHASES = (Phase.STOPPING, Phase.DEPARTED)
+
+
+class WorkerTable:
+    """Slots, pending requests and forwarding entries of one node."""
+
+    def __init__(
+        self,
+        node_name: str,
+        sender: Sender,
+        peers: PeerLinks,
+        *,
+        on_crash: Callable[[str, int | None, str], None],
+        mailbox_limit: int,
+        liveness: float,
+        forward_ttl: float,
+    ):
+        self.node_name = node_name
+        self._sender = sender
+        self._peers = peers
+        self._on_crash = on_crash
+        self._mailbox_limit = mailbox_limit
+        self._ack_limit = min(ACK_LIMIT, mailbox_limit)
+        self._liveness = liveness
+        self._forward_ttl = forward_ttl
+        self.slots: dict[str, WorkerSlot] = {}
+        self._by_ident: dict[bytes, WorkerSlot] = {}
+        self._by_pid: dict[int, WorkerSlot] = {}
+        self._pending: dict[bytes, Pending] = {}
+        self._forwards: dict[str, tuple[str, float]] = {}
+        self._rids = itertools.count(1)
+
+    # -- slots --------------------------------------------------------------------
+    def open_slot(
+        self,
+        agent_id: str,
+        nonce: str,
+        class_name: str,
+        start_header: bytes | None,
+        start_payload: list[bytes],
+        origin: Origin,
+        deadline: float,
+        source_address: str | None = None,
+    ) -> None:
+        """Reserve ``agent_id`` for a worker about to be forked."""
+        existing = self.slots.get(agent_id)
+        if existing is not None and existing.phase is not Phase.CRASHED:
+            raise HostError(f"paglet {agent_id!r} already exists on node {self.node_name}")
+        self.forget(agent_id)
+        slot = WorkerSlot(
+            agent_id=agent_id,
+            ident=agent_id.encode(),
+            nonce=nonce,
+            class_name=class_name,
+            start_header=start_header,
+            start_payload=start_payload,
+            start_origin=origin,
+            start_deadline=deadline,
+            source_address=source_address,
+        )
+        self.slots[agent_id] = slot
+        self._by_ident[slot.ident] = slot
+
+    def record_pid(self, agent_id: str, pid: int) -> None:
+        slot = self.slots.get(agent_id)
+        if slot is not None and slot.pid is None:
+            slot.pid = pid
+            self._by_pid[pid] = slot
+
+    def slot_for_ident(self, ident: bytes) -> WorkerSlot | None:
+        slot = self._by_ident.get(ident.split(b"/", 1)[0])
+        if slot is not None:
+            slot.expires_at = time.monotonic() + self._liveness
+        return slot
+
+    def require(self, agent_id: str) -> WorkerSlot:
+        slot = self.slots.get(agent_id)
+        if slot is None:
+            raise InvalidAgentError(f"no active paglet {agent_id!r} on node {self.node_name}")
+        return slot
+
+    def unknown(self, agent_id: str) -> InvalidAgentError:
+        return InvalidAgentError(f"no paglet {agent_id!r} on node {self.node_name}")
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [slot.summary() for slot in self.slots.values()]
+
+    # -- messages ---------------------------------------------------------------------
+    def route(self, agent_id: str, delivery: Delivery) -> bool:
+        """Deliver to a local slot or forward to where the paglet went; False if unknown here."""
+        slot = self.slots.get(agent_id)
+        if slot is not None:
+            self._enqueue(slot, delivery)
+            return True
+        forward = self._forwards.get(agent_id)
+        if forward is not None:
+            self._peers.forward(forward[0], agent_id, delivery)
+            return True
+        return False
+
+    def _enqueue(self, slot: WorkerSlot, delivery: Delivery) -> None:
+        origin = delivery.origin
+        if slot.phase is Phase.CRASHED:
+            self._fail(origin, PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {slot.crash_reason}"))
+            return
+        if slot.phase is Phase.STOPPING:
+            self._fail(origin, InvalidAgentError(f"paglet {slot.agent_id!r} is being removed"))
+            return
+        if delivery.mid is not None and self._is_duplicate(slot, delivery):
+            return
+        if delivery.priority == UNQUEUED_PRIORITY and self._may_bypass(slot):
+            delivery.unqueued = True
+            self._dispatch(slot, delivery, slot.ident)
+            return
+        if len(slot.queue) >= self._mailbox_limit:
+            self._fail(
+                origin, OverloadedError(f"mailbox of paglet {slot.agent_id!r} is full ({len(slot.queue)} queued)")
+            )
+            return
+        if delivery.oneway and origin is not None:
+            # Accept at once while the mailbox is short; past that the ack waits
+            # until the message reaches the worker, which slows a fast sender
+            # down to the paglet's pace instead of filling memory.
+            if len(slot.queue) < self._ack_limit:
+                origin.ok(self._sender, [], ACCEPTED)
+                delivery.origin = None
+            else:
+                delivery.ack_deferred = True
+        slot.queue.push(delivery.priority, delivery)
+        self._pump(slot)
+
+    @staticmethod
+    def _may_bypass(slot: WorkerSlot) -> bool:
+        """Unqueued messages go straight in — while moving, only until the state snapshot."""
+        return slot.phase is Phase.READY or (slot.phase is Phase.MOVING and slot.freeze_origin is not None)
+
+    def _is_duplicate(self, slot: WorkerSlot, delivery: Delivery) -> bool:
+        seen, reply = slot.seen.lookup(delivery.mid)
+        if not seen:
+            slot.seen.add(delivery.mid)
+            return False
+        origin = delivery.origin
+        if origin is not None:
+            if delivery.oneway:
+                origin.ok(self._sender, [], ACCEPTED)
+            elif reply is not None:
+                ok, payload = reply
+                if ok:
+                    origin.ok(self._sender, payload)
+                else:
+                    origin.fail(self._sender, protocol.unpack_map(payload[0], "error"))
+            else:
+                self._fail(origin, HostError(f"message {delivery.mid} was already delivered to {slot.agent_id!r}"))
+        return True
+
+    def _pump(self, slot: WorkerSlot) -> None:
+        idle = slot.idle_handlers
+        while idle and slot.queue and slot.phase is Phase.READY:
+            self._dispatch(slot, slot.queue.pop(), idle.popleft())
+
+    def _dispatch(self, slot: WorkerSlot, delivery: Delivery, handler: bytes) -> None:
+        """Send one message to a handler socket (or, unqueued, to the worker's main socket)."""
+        rid = self._next_rid()
+        origin = delivery.origin
+        if delivery.oneway:
+            if delivery.ack_deferred and origin is not None:
+                origin.ok(self._sender, [], ACCEPTED)
+            origin = None
+        self._pending[rid] = Pending(
+            slot, origin, is_message=True, handler=None if delivery.unqueued else handler, mid=delivery.mid
+        )
+        slot.pending_rids.add(rid)
+        slot.in_flight += 1
+        headers = MSG_HEADER_UNQUEUED if delivery.unqueued else MSG_HEADER
+        self._sender.send_back([handler, MSG, rid, headers[delivery.oneway], delivery.body])
+
+    def _next_rid(self) -> bytes:
+        return next(self._rids).to_bytes(8, "big")
+
+    def call(self, agent_id: str, frames: list[bytes], origin: Origin) -> None:
+        """Send a node request (state, hook, dispose...) to the worker's main socket."""
+        slot = self.slots.get(agent_id)
+        if slot is None or slot.phase in (Phase.STARTING, Phase.PREPARED) or not slot.connected:
+            reason = "is not here" if slot is None else f"is not active here yet ({slot.phase.value})"
+            if slot is not None and slot.phase is Phase.CRASHED:
+                self._fail(origin, PagletCrashedError(f"paglet {agent_id!r} crashed: {slot.crash_reason}"))
+            else:
+                self._fail(origin, InvalidAgentError(f"paglet {agent_id!r} {reason} on node {self.node_name}"))
+            return
+        rid = self._next_rid()
+        self._pending[rid] = Pending(slot, origin)
+        slot.pending_rids.add(rid)
+        self._sender.send_back([slot.ident, CALL, rid, *frames])
+
+    # -- worker frames ------------------------------------------------------------------
+    def on_worker_frame(self, slot: WorkerSlot, ident: bytes, op: bytes, rid: bytes, rest: list[bytes]) -> None:
+        if op == b"rep":
+            self._on_reply(rid, rest)
+        elif op == b"idle":
+            if ident not in slot.idle_handlers and slot.phase not in GONE_PHASES:
+                slot.idle_handlers.append(ident)
+                self._pump(slot)
+        elif op == b"ready":
+            self._on_ready(slot, rest)
+
+    def _on_reply(self, rid: bytes, rest: list[bytes]) -> None:
+        pending = self._pending.pop(rid, None)
+        if pending is None or not rest:
+            return
+        slot = pending.slot
+        slot.pending_rids.discard(rid)
+        ok = rest[0] == protocol.OK
+        payload = rest[1:]
+        if pending.is_message:
+            slot.in_flight -= 1
+            if ok:
+                slot.delivered += 1
+            else:
+                slot.failed += 1
+            if pending.handler is not None and slot.phase not in GONE_PHASES:
+                slot.idle_handlers.append(pending.handler)
+            if pending.mid is not None:
+                slot.seen.record_reply(pending.mid, ok, payload)
+        origin = pending.origin
+        if origin is not None:
+            if not ok:
+                origin.fail(self._sender, _error_payload(payload))
+            elif slot.moved_to is not None:  # the caller learns where the paglet went
+                origin.ok(self._sender, payload, protocol.pack({"moved_to": slot.moved_to}))
+            else:
+                origin.ok(self._sender, payload)
+        if pending.is_start:
+            self._started(slot, ok)
+        self._after_progress(slot)
+
+    def _after_progress(self, slot: WorkerSlot) -> None:
+        if slot.phase is Phase.READY:
+            self._pump(slot)
+        elif slot.phase is Phase.MOVING:
+            self._check_frozen(slot)
+        elif slot.phase is Phase.DEPARTED and not slot.pending_rids:
+            self._exit_worker(slot)
+
+    def _on_ready(self, slot: WorkerSlot, rest: list[bytes]) -> None:
+        try:
+            header = protocol.unpack_map(rest[0], "ready header") if rest else {}
+        except PagletError:
+            header = {}
+        if header.get("nonce") != slot.nonce or slot.phase not in (Phase.STARTING, Phase.PREPARED):
+            return
+        if slot.connected:
+            return
+        pid = header.get("pid")
+        if isinstance(pid, int) and slot.pid is None:
+            slot.pid = pid
+            self._by_pid[pid] = slot
+        if header.get("error"):  # it could not even load its class; it exits by itself
+            origin, slot.start_origin = slot.start_origin, None
+            if origin is not None:
+                origin.fail(self._sender, header["error"])
+            self.stop(slot.agent_id)
+            return
+        slot.connected = True
+        if slot.start_header is None:  # prepared for an arrival: the state comes later
+            slot.phase = Phase.PREPARED
+            origin, slot.start_origin = slot.start_origin, None
+            if origin is not None:
+                origin.ok(self._sender, [])
+            return
+        self._send_start(slot, slot.start_header, slot.start_payload, slot.start_origin)
+
+    def _send_start(self, slot: WorkerSlot, header: bytes, payload: list[bytes], origin: Origin | None) -> None:
+        slot.phase = Phase.STARTING
+        slot.start_origin = None
+        slot.start_payload = []
+        rid = self._next_rid()
+        self._pending[rid] = Pending(slot, origin, is_start=True)
+        slot.pending_rids.add(rid)
+        self._sender.send_back([slot.ident, START, rid, header, *payload])
+
+    def start_prepared(
+        self, agent_id: str, header: bytes, payload: list[bytes], origin: Origin, seen_ids: list[str]
+    ) -> None:
+        """Give an arriving paglet's prepared worker its state and run its arrival hook."""
+        slot = self.slots.get(agent_id)
+        if slot is None or slot.phase is not Phase.PREPARED:
+            phase = "unknown" if slot is None else slot.phase.value
+            self._fail(origin, HostError(f"paglet {agent_id!r} is not prepared to arrive here ({phase})"))
+            return
+        for mid in seen_ids:
+            slot.seen.add(mid)
+        self._send_start(slot, header, payload, origin)
+
+    def _started(self, slot: WorkerSlot, ok: bool) -> None:
+        if ok:
+            slot.phase = Phase.READY
+            self._forwards.pop(slot.agent_id, None)  # it lives here (again)
+        else:
+            source = slot.source_address
+            self.stop(slot.agent_id, forward_to=source)
+
+    # -- moving ---------------------------------------------------------------------------
+    def freeze(self, agent_id: str, except_ident: bytes | None, origin: Origin) -> None:
+        """Stop handing out messages; ``origin`` hears once the in-flight ones (but the mover's) are done."""
+        slot = self.require(agent_id)
+        if slot.phase is not Phase.READY:
+            raise HostError(f"paglet {agent_id!r} cannot move while {slot.phase.value}")
+        slot.phase = Phase.MOVING
+        slot.freeze_origin = origin
+        slot.freeze_except = except_ident
+        self._check_frozen(slot)
+
+    def _check_frozen(self, slot: WorkerSlot) -> None:
+        if slot.freeze_origin is None:
+            return
+        busy = [
+            p
+            for rid in slot.pending_rids
+            if (p := self._pending.get(rid)) and p.is_message
+            if p.handler is None or p.handler != slot.freeze_except
+        ]
+        if not busy:
+            origin, slot.freeze_origin = slot.freeze_origin, None
+            origin.ok(self._sender, [])
+
+    def unfreeze(self, agent_id: str) -> None:
+        """The move failed: the paglet stays and its mailbox flows again."""
+        slot = self.slots.get(agent_id)
+        if slot is None or slot.phase is not Phase.MOVING:
+            return
+        slot.phase = Phase.READY
+        slot.freeze_origin = None
+        slot.freeze_except = None
+        self._pump(slot)
+
+    def depart(self, agent_id: str, address: str) -> None:
+        """The paglet now lives at ``address``: forward its backlog there and let the worker go."""
+        slot = self.require(agent_id)
+        if slot.phase is not Phase.MOVING:
+            raise HostError(f"paglet {agent_id!r} is not moving")
+        del self.slots[agent_id]
+        slot.phase = Phase.DEPARTED
+        slot.moved_to = address
+        slot.idle_handlers.clear()
+        self.set_forward(agent_id, address)
+        for delivery in slot.queue.drain():
+            self._peers.forward(address, agent_id, delivery)
+        if not slot.pending_rids:
+            self._exit_worker(slot)
+
+    def seen_ids(self, agent_id: str) -> list[str]:
+        """Ids of messages this paglet already took in — not those still queued, which travel separately."""
+        slot = self.require(agent_id)
+        queued = {d.mid for d in slot.queue.items()}
+        return [mid for mid in slot.seen.ids() if mid not in queued]
+
+    def set_forward(self, agent_id: str, address: str) -> None:
+        self._forwards[agent_id] = (address, time.monotonic() + self._forward_ttl)
+
+    def forward_of(self, agent_id: str) -> str | None:
+        forward = self._forwards.get(agent_id)
+        return forward[0] if forward else None
+
+    def moved(self, agent_id: str, address: str) -> None:
+        """A peer says the paglet is now at ``address``: collapse the chain."""
+        if agent_id in self._forwards:
+            self.set_forward(agent_id, address)
+
+    # -- ending ---------------------------------------------------------------------------
+    def _exit_worker(self, slot: WorkerSlot) -> None:
+        if slot.connected:
+            self._sender.send_back([slot.ident, CALL, b"", EXIT])
+            slot.connected = False
+        if self._by_ident.get(slot.ident) is slot:
+            del self._by_ident[slot.ident]
+
+    def stop(self, agent_id: str, *, forward_to: str | None = None) -> int | None:
+        """Fail (or forward) what the paglet still owes, ask its worker to exit, forget the slot.
+
+        The pid stays mapped so the exit report is recognised as expected.
+        """
+        slot = self.slots.get(agent_id)
+        if slot is None:
+            return None
+        if slot.phase is not Phase.CRASHED:
+            slot.phase = Phase.STOPPING
+        if forward_to:
+            for delivery in slot.queue.drain():
+                self._peers.forward(forward_to, agent_id, delivery)
+        self._fail_slot(slot, InvalidAgentError(f"paglet {agent_id!r} was removed from node {self.node_name}"))
+        if slot.connected:
+            self._sender.send_back([slot.ident, CALL, b"", EXIT])
+        self.forget(agent_id)
+        return slot.pid
+
+    def forget(self, agent_id: str) -> None:
+        slot = self.slots.pop(agent_id, None)
+        if slot is None:
+            return
+        if self._by_ident.get(slot.ident) is slot and slot.phase is not Phase.DEPARTED:
+            del self._by_ident[slot.ident]
+        if slot.phase not in GONE_PHASES and slot.pid is not None and self._by_pid.get(slot.pid) is slot:
+            del self._by_pid[slot.pid]
+
+    def on_exit(self, pid: int, code: int) -> None:
+        slot = self._by_pid.pop(pid, None)
+        if slot is None:
+            return
+        if slot.phase is Phase.DEPARTED:
+            self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} left before answering"))
+            if self._by_ident.get(slot.ident) is slot:
+                del self._by_ident[slot.ident]
+            return
+        if slot.phase not in (Phase.STOPPING, Phase.CRASHED):
+            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            self._crash(slot, f"worker process {pid} {how}")
+
+    def _crash(self, slot: WorkerSlot, reason: str) -> None:
+        if slot.phase is Phase.CRASHED:
+            return
+        slot.phase = Phase.CRASHED
+        slot.crash_reason = reason
+        slot.connected = False
+        self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {reason}"))
+        self._on_crash(slot.agent_id, slot.pid, reason)
+
+    def _fail_slot(self, slot: WorkerSlot, error: PagletError) -> None:
+        for rid in list(slot.pending_rids):
+            pending = self._pending.pop(rid, None)
+            if pending is not None:
+                if pending.is_message:
+                    slot.failed += 1
+                self._fail(pending.origin, error)
+        slot.pending_rids.clear()
+        slot.idle_handlers.clear()
+        slot.in_flight = 0
+        for delivery in slot.queue.drain():
+            slot.failed += 1
+            self._fail(delivery.origin, error)
+        self._fail(slot.start_origin, error)
+        self._fail(slot.freeze_origin, error)
+        slot.start_origin = slot.freeze_origin = None
+
+    def _fail(self, origin: Origin | None, exc: BaseException) -> None:
+        if origin is not None:
+            origin.fail(self._sender, error_to_wire(exc))
+
+    # -- time -------------------------------------------------------------------------------
+    def housekeeping(self, now: float) -> None:
+        """Heartbeats, silent or late workers, expired forwarding entries."""
+        for slot in list(self.slots.values()):
+            if slot.phase is Phase.CRASHED:
+                continue
+            if not slot.connected or slot.phase is Phase.PREPARED:
+                if now > slot.start_deadline:
+                    if slot.phase is Phase.PREPARED:
+                        self.stop(slot.agent_id, forward_to=slot.source_address)  # it never arrived
+                    else:
+                        self._crash(slot, "did not start in time")
+                    continue
+                if not slot.connected:
+                    continue
+            if now > slot.expires_at:
+                self._crash(slot, f"missed heartbeats for {self._liveness:.1f} s")
+                continue
+            self._sender.send_back([slot.ident, HB, b"", EMPTY_MAP])
+        for agent_id, (_address, expires) in list(self._forwards.items()):
+            if now > expires:
+                del self._forwards[agent_id]
+
+    def close(self, error: PagletError) -> None:
+        for slot in list(self.slots.values()):
+            self._fail_slot(slot, error)
+
+
+def _error_payload(payload: list[bytes]) -> dict[str, Any]:
+    if not payload:
+        return {"type": "ProtocolError", "message": "error reply without a body"}
+    try:
+        return protocol.unpack_map(payload[0], "error body")
+    except PagletError as exc:
+        return error_to_wire(exc)
+
+
+__all__ = ["WorkerTable"]
