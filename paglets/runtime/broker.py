@@ -347,7 +347,14 @@ class Broker:
         if not 0 <= priority <= 13:
             self._fail(origin, protocol.BadRequest(f"priority {priority} out of range 0..13", request.cid))
             return
-        delivery = Delivery(request.payload[0], bool(header.get("oneway")), origin, priority, header.get("mid"))
+        delivery = Delivery(
+            request.payload[0],
+            bool(header.get("oneway")),
+            origin,
+            priority,
+            header.get("mid"),
+            header.get("fwd") is True,
+        )
         if not self.table.route(header["agent"], delivery):
             self._off_loop(origin, lambda: self._services.route_unknown(request))
 

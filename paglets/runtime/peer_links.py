@@ -56,7 +56,7 @@ class PeerLinks:
 
     def forward(self, address: str, agent_id: str, delivery: Delivery) -> None:
         """Send ``delivery`` on to ``address``; its origin gets the reply (or the failure)."""
-        header: dict[str, Any] = {"agent": agent_id, "prio": delivery.priority}
+        header: dict[str, Any] = {"agent": agent_id, "prio": delivery.priority, "fwd": True}
         if delivery.oneway:
             header["oneway"] = True
         if delivery.mid:

@@ -103,6 +103,7 @@ class Delivery:
     origin: Origin | None
     priority: int = 5
     mid: str | None = None
+    forwarded: bool = False  # sent on by another node: may repeat one already delivered
     ack_deferred: bool = False
     unqueued: bool = False
 

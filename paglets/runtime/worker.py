@@ -98,7 +98,7 @@ class Worker:
         except PagletError as exc:
             ready["error"] = error_to_wire(exc)
             self._main.send_multipart([b"ready", b"", protocol.pack(ready)])
-            self.exit(1)
+            self.exit(1, flush=True)
         self._max_handlers = max(1, min(int(getattr(self.cls, "MAILBOX_WORKERS", 4)), 64))
         ready["workers"] = self._max_handlers
         self._main.send_multipart([b"ready", b"", protocol.pack(ready)])
@@ -302,19 +302,23 @@ class Worker:
         raise LifecycleError(f"unknown node request {op!r}")
 
     # -- exit -------------------------------------------------------------------
-    def exit(self, code: int) -> NoReturn:
-        """Flush what is queued to the node (bounded), then leave at once."""
-        flusher = threading.Thread(target=self._flush, daemon=True)
-        flusher.start()
-        flusher.join(0.5)
+    def exit(self, code: int, *, flush: bool = False) -> NoReturn:
+        """Leave at once. With ``flush``, first send what the main socket still holds (bounded).
+
+        Nothing else needs flushing: the node only says "exit" once it has
+        every reply it waits for, and a worker whose node fell silent has no
+        one to tell.
+        """
+        if flush:
+            flusher = threading.Thread(target=self._flush, daemon=True)
+            flusher.start()
+            flusher.join(1.0)
         os._exit(code)
 
     def _flush(self) -> None:
-        # Never close another thread's socket: term() wakes threads blocked on
-        # theirs with ETERM and they close them; queued frames still go out.
         self.link.closed = True
         self._main.close(linger=1000)
-        self.ctx.term()
+        self.ctx.term()  # only the main socket exists this early
 
 
 def _spawn(target: Any, *args: Any) -> None:

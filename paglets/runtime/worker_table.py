@@ -181,8 +181,13 @@ class WorkerTable:
         return slot.phase is Phase.READY or (slot.phase is Phase.MOVING and slot.freeze_origin is not None)
 
     def _is_duplicate(self, slot: WorkerSlot, delivery: Delivery) -> bool:
+        """Record the message id; a forwarded message already delivered is dropped.
+
+        Only forwarded messages are checked: a caller that sends the same
+        Message object twice means two deliveries.
+        """
         seen, reply = slot.seen.lookup(delivery.mid)
-        if not seen:
+        if not seen or not delivery.forwarded:
             slot.seen.add(delivery.mid)
             return False
         origin = delivery.origin

@@ -35,7 +35,7 @@ health     -                                                    -
 list       active?, inactive?, state?                           -
 info       agent                                                -
 state      agent                                                -> [state]
-send       agent, oneway?, prio?, mid?, act?, nodelay?          [message] -> [result]
+send       agent, oneway?, prio?, mid?, act?, nodelay?, fwd?    [message] -> [result]
 create     cls, agent?, plain?                                  [state, init]
 dispose    agent                                                -
 mailbox    agent                                                -
@@ -120,6 +120,7 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "mid": (_STR, False),
         "act": (_BOOL, False),
         "nodelay": (_BOOL, False),
+        "fwd": (_BOOL, False),
     },
     "create": {"cls": (_STR, True), "agent": (_STR, False), "plain": (_BOOL, False)},
     "dispose": {"agent": (_STR, True)},

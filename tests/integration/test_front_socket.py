@@ -90,3 +90,19 @@ def test_many_unknown_agent_requests_do_not_disturb_others(node):
         with pytest.raises(InvalidAgentError):
             client.send(node.address, f"ghost-{i}", "echo")
     still_serving(node, proxy)
+
+
+def test_forwarded_copy_of_a_delivered_message_is_dropped(node, raw):
+    from paglets.wire import codec
+    from paglets.wire.message_codec import encode_message
+
+    proxy = node.create(EchoPaglet)
+    message = Message("add", arg=1)
+    body = encode_message(message)
+    header = {"agent": proxy.agent_id, "mid": message.message_id}
+    raw.send_multipart(protocol.request_frames("send", b"c1", header, (body,)))
+    assert codec.decode(answer(raw).payload[0]) == 1
+    raw.send_multipart(protocol.request_frames("send", b"c2", dict(header, fwd=True), (body,)))
+    again = answer(raw)
+    assert again.ok and codec.decode(again.payload[0]) == 1  # the first reply, not a second delivery
+    assert node.get_state(proxy.agent_id)["total"] == 1

@@ -332,3 +332,13 @@ def test_module_that_starts_threads_at_import_still_works_and_is_not_preloaded(n
     assert second.send("threads") >= 2
     echo = node.create(EchoPaglet)
     assert echo.send(Message("echo", arg=1)) == 1
+
+
+def test_sending_one_message_object_twice_delivers_it_twice(node):
+    proxy = node.create(EchoPaglet)
+    message = Message("add", arg=1)
+    assert proxy.send(message) == 1 and proxy.send(message) == 2
+    for _ in range(3):
+        proxy.send_oneway(message)
+    node.client.flush(node.address, 10)
+    wait_until(lambda: node.get_state(proxy.agent_id, EchoState).total == 5, 10, "three more adds")
