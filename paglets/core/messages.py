@@ -33,9 +33,9 @@ several of them (a multicast) and hands them out in completion order.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -120,7 +120,7 @@ def _check_timestamp(timestamp: object) -> float:
 
 def _check_message_id(message_id: object) -> str:
     if message_id is None:
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()  # as random as uuid4().hex, a quarter of the cost
     if not isinstance(message_id, str) or not message_id:
         raise TypeError(f"message_id must be a non-empty str, got {message_id!r}")
     return message_id

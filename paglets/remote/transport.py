@@ -31,7 +31,7 @@ from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
-from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
+from paglets.wire.frames import NOBLOCK, read_waiting, recv_frames, send_frames
 
 ONEWAY_WINDOW = 512
 CONNECT_TIMEOUT = 5.0
@@ -94,6 +94,8 @@ class Channel:
         self.address = address
         self._sock = _new_dealer(zmq.Context.instance(), address)
         self._monitor: zmq.Socket | None = None
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
         self._oneway: dict[bytes, str] = {}
         self._oneway_failures: collections.deque[PagletError] = collections.deque(maxlen=100)
 
@@ -123,7 +125,7 @@ class Channel:
 
     def _wait(self, sock: zmq.Socket, monitor: zmq.Socket | None, seconds: float, op: str) -> bool:
         if monitor is None:
-            return bool(sock.poll(seconds * 1000))
+            return bool(self._poller.poll(seconds * 1000))  # a kept Poller: sock.poll() builds one per call
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
@@ -164,13 +166,12 @@ class Channel:
             raise self._oneway_failures.popleft()
 
     def _collect_acks(self, timeout: float, until: int | None = None) -> None:
-        sock = self._sock
         deadline = time.monotonic() + timeout
         while self._oneway:
             if until is not None and len(self._oneway) <= until:
                 return
             remaining = deadline - time.monotonic()
-            if not sock.poll(max(0.0, remaining) * 1000):
+            if not self._poller.poll(max(0.0, remaining) * 1000):
                 if until is None:
                     return
                 raise RequestTimeoutError(
@@ -314,18 +315,16 @@ class Reactor:
         return max(0.0, (self._deadlines[0][0] - time.monotonic()) * 1000)
 
     def _read(self, sock: zmq.Socket) -> None:
-        while True:
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                reply = protocol.parse_reply(frames)
-            except ProtocolError:
-                continue
-            waiting = self._waiting.pop(reply.cid, None)
-            if waiting is not None and not waiting[0].done():
-                waiting[0].set_result(reply)
+        read_waiting(sock, self._complete, limit=1000)
+
+    def _complete(self, frames: list[bytes]) -> None:
+        try:
+            reply = protocol.parse_reply(frames)
+        except ProtocolError:
+            return
+        waiting = self._waiting.pop(reply.cid, None)
+        if waiting is not None and not waiting[0].done():
+            waiting[0].set_result(reply)
 
     def _retry_sends(self) -> None:
         now = time.monotonic()

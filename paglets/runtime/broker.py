@@ -29,7 +29,7 @@ from paglets.runtime.slots import BackOrigin, Delivery, FrontOrigin, FutureOrigi
 from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
-from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
+from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
 log = logging.getLogger("paglets.broker")
 
@@ -278,10 +278,9 @@ class Broker:
     @staticmethod
     def _read(sock: zmq.Socket, handle: Callable[[list[bytes]], None]) -> None:
         for _ in range(READ_BATCH):
-            try:
-                frames = recv_frames(sock, NOBLOCK)
-            except zmq.Again:
+            if not has_input(sock):
                 return
+            frames = recv_frames(sock)
             try:
                 handle(frames)
             except Exception:  # the loop must survive anything one message does

@@ -19,6 +19,8 @@ from typing import Any
 
 import zmq
 
+from paglets.wire.frames import has_input
+
 _channel_ids = itertools.count(1)
 _thread_state = threading.local()
 
@@ -49,11 +51,8 @@ class LoopChannel:
         """Run every queued command; call when the PULL socket is readable."""
         pull = self.pull
         assert pull is not None
-        while True:
-            try:
-                pull.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        while has_input(pull):
+            pull.recv()
         # Clear the flag before draining so a command appended meanwhile either
         # is drained now or pokes again.
         self._woken = False

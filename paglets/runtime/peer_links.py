@@ -22,7 +22,7 @@ from paglets.core.errors import OverloadedError, ProtocolError, RequestTimeoutEr
 from paglets.runtime.slots import Delivery, Origin, Sender
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
-from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
+from paglets.wire.frames import NOBLOCK, read_waiting, send_frames
 
 log = logging.getLogger("paglets.forward")
 
@@ -87,16 +87,14 @@ class PeerLinks:
         return sock
 
     def on_readable(self, sock: zmq.Socket) -> None:
-        for _ in range(64):
-            try:
-                frames = recv_frames(sock, NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                reply = protocol.parse_reply(frames)
-            except ProtocolError:
-                continue
-            self._relay(reply)
+        read_waiting(sock, self._on_reply)
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        try:
+            reply = protocol.parse_reply(frames)
+        except ProtocolError:
+            return
+        self._relay(reply)
 
     def _relay(self, reply: protocol.Reply) -> None:
         waiting = self._waiting.pop(reply.cid, None)

@@ -35,7 +35,7 @@ from paglets.runtime.thread_pool import ThreadPool
 from paglets.runtime.worker_context import WorkerContext
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
-from paglets.wire.frames import recv_frames
+from paglets.wire.frames import read_waiting, recv_frames
 from paglets.wire.message_codec import decode_message
 from paglets.wire.plain import state_from_plain
 
@@ -111,12 +111,7 @@ class Worker:
         while True:
             if main.poll(max(0.0, next_beat - time.monotonic()) * 1000):
                 heard = time.monotonic()
-                for _ in range(64):
-                    try:
-                        frames = main.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._on_frames(frames)
+                read_waiting(main, self._on_frames)
             now = time.monotonic()
             if now - heard > self._liveness:
                 log.warning("paglet %s: node silent for %.1f s; exiting", self.agent_id, now - heard)

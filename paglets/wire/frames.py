@@ -7,11 +7,15 @@ matters on a path every message takes several times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import zmq
 
 SNDMORE = int(zmq.SNDMORE)
 NOBLOCK = int(zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 def send_frames(sock: zmq.Socket, frames: list[bytes], flags: int = 0) -> None:
@@ -33,4 +37,17 @@ def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
     return parts
 
 
-__all__ = ["NOBLOCK", "recv_frames", "send_frames"]
+def has_input(sock: zmq.Socket) -> bool:
+    """Whether a message is waiting; cheaper than a non-blocking recv that raises ``zmq.Again``."""
+    return bool(sock.get(_EVENTS) & _POLLIN)
+
+
+def read_waiting(sock: zmq.Socket, handle: Callable[[list[bytes]], None], limit: int = 64) -> None:
+    """Hand every waiting message (at most ``limit``) to ``handle``."""
+    for _ in range(limit):
+        if not sock.get(_EVENTS) & _POLLIN:
+            return
+        handle(recv_frames(sock))
+
+
+__all__ = ["NOBLOCK", "has_input", "read_waiting", "recv_frames", "send_frames"]
