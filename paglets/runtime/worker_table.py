@@ -129,7 +129,8 @@ class WorkerTable:
         return InvalidAgentError(f"no paglet {agent_id!r} on node {self.node_name}")
 
     def summaries(self) -> list[dict[str, Any]]:
-        return [slot.summary() for slot in self.slots.values()]
+        """Every paglet of this node — not workers waiting for a paglet that may still not come."""
+        return [slot.summary() for slot in self.slots.values() if slot.phase is not Phase.PREPARED]
 
     # -- messages ---------------------------------------------------------------------
     def route(self, agent_id: str, delivery: Delivery) -> bool:
