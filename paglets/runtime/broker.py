@@ -24,6 +24,7 @@ import zmq
 
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
 from paglets.runtime.loop_channel import LoopChannel
+from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
 from paglets.runtime.slots import BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
 from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
@@ -34,6 +35,7 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 log = logging.getLogger("paglets.broker")
 
 READ_BATCH = 64
+ACCEPTED = protocol.pack({"accepted": True})
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -51,6 +53,10 @@ class BrokerServices(Protocol):
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None: ...
 
     def worker_event(self, agent_id: str, header: dict[str, Any]) -> None: ...
+
+    def wake_parked(self, agent_id: str) -> None: ...
+
+    def queue_for_parked(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]: ...
 
 
 class Broker:
@@ -85,10 +91,14 @@ class Broker:
         self._pool = ThreadPoolExecutor(max_workers=op_threads, thread_name_prefix=f"paglets-ops-{node_name}")
         self._poller = zmq.Poller()
         self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved)
+        parked = ParkedPaglets(
+            node_name, self, wake=self._wake_parked, queue=self._queue_for_parked, limit=mailbox_limit
+        )
         self.table = WorkerTable(
             node_name,
             self,
             self._peers,
+            parked,
             on_crash=self._crashed,
             mailbox_limit=mailbox_limit,
             liveness=heartbeat_interval * heartbeat_misses,
@@ -162,11 +172,19 @@ class Broker:
         self.channel.post(lambda: self.table.on_exit(pid, code))
 
     def deliver(
-        self, agent_id: str, body: bytes, *, oneway: bool, priority: int, mid: str | None = None
+        self,
+        agent_id: str,
+        body: bytes,
+        *,
+        oneway: bool,
+        priority: int,
+        mid: str | None = None,
+        activate: bool = True,
+        no_delay: bool = False,
     ) -> Future[Any]:
         """Queue a message from inside the node; the Future gets ``(header, payload)``."""
         future: Future[Any] = Future()
-        delivery = Delivery(body, oneway, FutureOrigin(future), priority, mid)
+        delivery = Delivery(body, oneway, FutureOrigin(future), priority, mid, activate=activate, no_delay=no_delay)
         self.channel.post(lambda: self._route(agent_id, delivery))
         return future
 
@@ -199,6 +217,21 @@ class Broker:
                 future.set_exception(exc)
 
         self.channel.post(freeze)
+        return future
+
+    def open_activation(
+        self, agent_id: str, nonce: str, class_name: str, start_header: dict[str, Any], payload: list[bytes],
+        timeout: float,
+    ) -> Future[Any]:  # fmt: skip
+        """Reserve a held slot for a parked paglet about to wake; the Future completes when it has started."""
+        future: Future[Any] = Future()
+        header = protocol.pack(start_header)
+        deadline = time.monotonic() + timeout
+        self.in_loop(
+            lambda: self.table.open_activation(
+                agent_id, nonce, class_name, header, payload, FutureOrigin(future), deadline
+            )
+        ).result(10)
         return future
 
     def summaries(self) -> Future[Any]:
@@ -353,6 +386,8 @@ class Broker:
             priority,
             header.get("mid"),
             header.get("fwd") is True,
+            activate=header.get("act") is not False,
+            no_delay=header.get("nodelay") is True,
         )
         if not self.table.route(header["agent"], delivery):
             self._off_loop(origin, lambda: self._services.route_unknown(request))
@@ -428,6 +463,31 @@ class Broker:
 
     def _moved(self, agent_id: str, address: str) -> None:
         self.table.moved(agent_id, address)
+
+    def _wake_parked(self, agent_id: str) -> None:
+        self._pool.submit(self._services.wake_parked, agent_id)
+
+    def _queue_for_parked(self, agent_id: str, delivery: Delivery) -> None:
+        """Hand a message to the durable mail queue; its sender hears back once it is on disk."""
+        origin = delivery.origin
+        try:
+            written = self._services.queue_for_parked(agent_id, delivery)
+        except PagletError as exc:
+            self._fail(origin, exc)
+            return
+        if origin is None:
+            return
+
+        def done(future: Future[bytes | None]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                wire = error_to_wire(exc)
+                self.channel.post(lambda: origin.fail(self, wire))
+            else:
+                reply = future.result()
+                self.channel.post(lambda: origin.ok(self, [] if reply is None else [reply], ACCEPTED))
+
+        written.add_done_callback(done)
 
 
 def _key_matches(offered: Any, expected: bytes) -> bool:

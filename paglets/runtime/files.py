@@ -57,6 +57,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def class_storage_dir(root: Path, class_name: str) -> Path:
+    """The persistent-storage directory shared by every paglet of ``class_name``."""
+    key = "".join(c if c.isalnum() or c in "._-" else "_" for c in class_name.replace(":", "."))
+    return root / (key or "storage")
+
+
 def check_file_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise HostError(f"file name {name!r} must be a plain file name")
@@ -189,4 +195,4 @@ class ArtifactStore:
         shutil.copyfile(source, destination)
 
 
-__all__ = ["ArtifactStore", "FileRegistry", "PagletFileRef", "sha256_of"]
+__all__ = ["ArtifactStore", "FileRegistry", "PagletFileRef", "class_storage_dir", "sha256_of"]

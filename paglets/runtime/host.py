@@ -9,6 +9,9 @@ A Host is a thin facade over named parts, each owning its own state:
   worker pids are alive, so stop and dispose can wait for them;
 * ``ops`` (:class:`~paglets.runtime.node_ops.NodeOps`) — answers front
   requests and paglets' host calls by calling back into this facade;
+* ``lifecycle``, ``inspection``, ``movement``, ``parking`` — the flows that
+  create and dispose, describe, move, and park and wake paglets;
+* ``files`` and ``artifacts`` — registered files and the blobs that carry them;
 * ``http`` (:class:`~paglets.runtime.http_shim.HttpShim`) — the HTTP shim;
 * ``events`` (:class:`~paglets.core.events.ContextEventLog`).
 
@@ -22,12 +25,11 @@ import contextlib
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -35,19 +37,25 @@ from typing import Any
 import zmq
 
 import paglets
-from paglets.core.agent import ACTIVE, INACTIVE, Paglet, PagletState
-from paglets.core.errors import HostError, InvalidAgentError, PagletError, RequestTimeoutError
-from paglets.core.events import ContextEvent, ContextEventLog, PersistencyEvent
+from paglets.core.agent import ACTIVE, Paglet, PagletState
+from paglets.core.errors import HostError, InvalidAgentError, PagletError
+from paglets.core.events import ContextEvent, ContextEventLog
 from paglets.core.messages import FutureReply, Message, ReplySet
+from paglets.persistence.persistency import DeactivationRequest
+from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
 from paglets.remote.proxy import PagletProxy
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import then
 from paglets.runtime.broker import Broker
-from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef
+from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
+from paglets.runtime.inspection import Inspection
+from paglets.runtime.lifecycle import Lifecycle
 from paglets.runtime.movement import Movement
 from paglets.runtime.node_ops import NodeOps
+from paglets.runtime.parking import Parking
 from paglets.runtime.processes import WorkerProcesses
+from paglets.runtime.waiting import wait_for
 from paglets.runtime.zygote import Zygote
 from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
@@ -59,7 +67,10 @@ DEFAULT_PERSISTENT_STORAGE_QUOTA_BYTES = 64 * 1024 * 1024
 DEFAULT_ARTIFACT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_ARTIFACT_STORAGE_QUOTA_BYTES = 1024 * 1024 * 1024
 DEFAULT_ARTIFACT_SPOOL_TTL_SECONDS = 3600.0
-CAPABILITIES = ("messages", "create", "dispose", "state", "http", "dispatch", "clone", "retract", "files")
+CAPABILITIES = (
+    "messages", "create", "dispose", "state", "http", "dispatch", "clone", "retract", "files",
+    "deactivate", "activate", "storage",
+)  # fmt: skip
 
 
 class Host:
@@ -145,6 +156,9 @@ class Host:
             self.persistence_dir / "artifacts", max_bytes=artifact_max_bytes, quota_bytes=artifact_storage_quota_bytes
         )
         self.movement = Movement(self)
+        self.lifecycle = Lifecycle(self)
+        self.inspection = Inspection(self)
+        self.parking = Parking(self)
         self.processes = WorkerProcesses()
         self.ops = NodeOps(self)
         self.broker: Broker | None = None
@@ -153,7 +167,8 @@ class Host:
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._runtime_dir: str | None = None
-        self._started_at = 0.0
+        self._tasks: ThreadPoolExecutor | None = None
+        self.started_at = 0.0
         self._stopped = threading.Event()
         self._running = False
 
@@ -163,7 +178,7 @@ class Host:
         return self.persistence_dir / "work"
 
     def start_background(self) -> None:
-        """Open the sockets, start the template process and return."""
+        """Open the sockets, start the template process, load parked paglets, and return."""
         with self._lock:
             if self._running:
                 return
@@ -175,7 +190,12 @@ class Host:
                 raise
             self._running = True
             self._stopped.clear()
-            self._started_at = time.time()
+            self.started_at = time.time()
+        try:
+            self.parking.start()
+        except BaseException:
+            self.stop()
+            raise
         self.events.emit("node-start", address=self.address)
         log.info("node %s serving on %s (http %s)", self.name, self.address, self.http_address or "off")
 
@@ -188,6 +208,7 @@ class Host:
         self._runtime_dir = tempfile.mkdtemp(prefix=f"pgl-{self.name[:16]}-", dir=_short_tmp())
 
     def _start_parts(self) -> None:
+        self._tasks = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"paglets-tasks-{self.name}")
         self.zygote = Zygote(
             self.preload,
             self._worker_forked,
@@ -224,17 +245,38 @@ class Host:
         self._stopped.wait()
 
     def shutdown(self) -> None:
+        """Park every active paglet on disk, then stop: a restart on the same data dir brings them back."""
         self.stop(deactivate_active=True)
 
     def stop(self, *, deactivate_active: bool = False) -> None:
-        """Stop every worker, close the sockets and stop the template process."""
+        """Stop every worker, close the sockets and stop the template process.
+
+        Without ``deactivate_active`` active paglets are simply gone (parked
+        ones stay on disk); with it they are parked first, to wake on restart.
+        """
         with self._lock:
             if not self._running:
                 return
+            if deactivate_active:
+                self._park_all_for_restart()
             self._running = False
         self.events.emit("node-stop")
+        self.parking.stop()
         self._stop_parts()
         self._stopped.set()
+
+    def _park_all_for_restart(self) -> None:
+        request = DeactivationRequest(reason="shutdown", source="node")
+        wake_on_start = {"activate_on_startup": True}
+        futures = {
+            agent_id: self._tasks.submit(self.parking.deactivate, agent_id, request, force_policy=wake_on_start)
+            for agent_id in self.inspection.agent_ids(ACTIVE)
+        }
+        for agent_id, future in futures.items():
+            try:
+                future.result(self.client.timeout + 5)
+            except (PagletError, FutureTimeout) as exc:
+                log.warning("node %s: could not park %s for restart: %s", self.name, agent_id, exc)
 
     def _stop_parts(self) -> None:
         if self.http is not None:
@@ -247,16 +289,18 @@ class Host:
         if self.zygote is not None:
             self.zygote.stop()  # it SIGKILLs any worker still there
         self.processes.forget_all()
+        if self._tasks is not None:
+            self._tasks.shutdown(wait=False, cancel_futures=True)
         if self._runtime_dir:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
             self._runtime_dir = None
 
     def _stop_all_workers(self, grace: float = 2.0) -> None:
         try:
-            agent_ids = [s["agent_id"] for s in self.broker.summaries().result(5)]
+            agent_ids = [s["agent_id"] for s in wait_for(self.broker.summaries(), 5, "the broker")]
             for agent_id in agent_ids:
-                self.broker.stop_worker(agent_id).result(5)
-        except (PagletError, FutureTimeout, RuntimeError) as exc:
+                wait_for(self.broker.stop_worker(agent_id), 5, "the broker")
+        except (PagletError, RuntimeError) as exc:
             log.warning("node %s: could not ask workers to stop: %s", self.name, exc)
         if not self.processes.wait_all_gone(grace):
             self.processes.kill_all()
@@ -271,10 +315,17 @@ class Host:
     def _public_host(self) -> str:
         return "127.0.0.1" if self.bind_host in ("0.0.0.0", "*", "") else self.bind_host
 
-    def _require_running(self) -> Broker:
+    def require_running(self) -> Broker:
         if not self._running or self.broker is None:
             raise HostError(f"node {self.name} is not running")
         return self.broker
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` in the background (wake-ups, startup activations)."""
+        try:
+            self._tasks.submit(fn, *args)
+        except RuntimeError:
+            log.debug("node %s is stopping; dropped a background task", self.name)
 
     def _worker_forked(self, agent_id: str, pid: int) -> None:
         self.processes.forked(agent_id, pid)
@@ -287,7 +338,7 @@ class Host:
             with contextlib.suppress(RuntimeError):
                 self.broker.worker_exited(pid, code)
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- lifecycle (see paglets.runtime.lifecycle) -----------------------------------------
     def create(
         self,
         cls: type[Paglet[Any]] | str,
@@ -297,91 +348,33 @@ class Host:
     ) -> PagletProxy:
         """Start a new paglet here; returns its proxy once ``on_creation`` has run."""
         header, payload = create_request(cls, state, init, agent_id)
-        new_id = self.start_paglet(header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain")))
+        new_id = self.lifecycle.start_paglet(
+            header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain"))
+        )
         return self.get_proxy_for(new_id)
 
-    def start_paglet(
-        self,
-        class_name: str,
-        payload: list[bytes],
-        *,
-        agent_id: str | None = None,
-        plain: bool = False,
-        hook: str = "on_creation",
-        event: dict[str, Any] | None = None,
-        prepare_only: bool = False,
-        token: str | None = None,
-        source: str | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """Fork a worker for ``class_name`` and run its start hook; returns the agent id.
-
-        With ``prepare_only`` the worker only loads its class and waits for an
-        arriving paglet's state (see :mod:`paglets.runtime.movement`).
-        """
-        broker = self._require_running()
-        _check_class_name(class_name)
-        agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
-        nonce = token or uuid.uuid4().hex
-        limit = self.start_timeout if timeout is None else timeout
-        start_header: dict[str, Any] | None = None
-        if not prepare_only:
-            start_header = {"hook": hook, "plain": plain}
-            if event is not None:
-                start_header["event"] = event
-        started = broker.expect_worker(agent_id, nonce, class_name, start_header, payload, limit, source)
-        try:
-            self.zygote.fork(self._worker_spec(agent_id, nonce, class_name))
-            self.zygote.note_class(class_name, list(sys.path))
-        except BaseException:
-            broker.stop_worker(agent_id)
-            raise
-        try:
-            started.result(limit + 1)
-        except FutureTimeout:
-            self._remove_worker(agent_id)
-            raise RequestTimeoutError(
-                f"paglet {agent_id!r} ({class_name}) did not start within {limit:g} s on {self.name}"
-            ) from None
-        except BaseException:
-            self._remove_worker(agent_id)
-            raise
-        if not prepare_only:
-            self.events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
-        return agent_id
-
-    def _worker_spec(self, agent_id: str, nonce: str, class_name: str) -> dict[str, Any]:
-        return {
-            "agent_id": agent_id,
-            "nonce": nonce,
-            "class_name": class_name,
-            "back_endpoint": self.broker.back_endpoint,
-            "node_name": self.name,
-            "node_address": self.address,
-            "heartbeat": self.heartbeat_interval,
-            "heartbeat_misses": 3,
-            "sys_path": list(sys.path),
-            "cwd": os.getcwd(),
-            "api_key": self.api_key,
-            "work_dir": str(self.work_dir_for(agent_id, create=False, check=False)),
-            "log_level": logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
-        }
+    def start_paglet(self, class_name: str, payload: list[bytes], **options: Any) -> str:
+        return self.lifecycle.start_paglet(class_name, payload, **options)
 
     def dispose(self, agent_id: str) -> None:
-        """Run ``on_disposing``, clean up the paglet's resources and stop its worker."""
-        broker = self._require_running()
-        event = PersistencyEvent(agent_id, self.name, self.address, reason="dispose").to_wire()
-        try:
-            broker.call_worker(agent_id, {"op": "dispose", "event": event}).result(self.client.timeout)
-        except InvalidAgentError:
-            raise
-        except (PagletError, FutureTimeout) as exc:
-            log.warning("node %s: dispose hook of %s failed: %s", self.name, agent_id, exc)
-        self._remove_worker(agent_id)
-        self.files.drop(agent_id)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.work_dir_for(agent_id, create=False, check=False))
-        self.events.emit("paglet-disposed", agent_id=agent_id)
+        """Run ``on_disposing``, clean up and stop the paglet (or forget a parked one)."""
+        if self.parking.record(agent_id) is not None:
+            self.parking.dispose(agent_id)
+            self.events.emit("paglet-disposed", agent_id=agent_id)
+            return
+        self.lifecycle.dispose(agent_id)
+
+    def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
+        self.lifecycle.run_hook(agent_id, name, event, timeout)
+
+    # -- parking (see paglets.runtime.parking) -----------------------------------------------
+    def deactivate(self, agent_id: str, request: DeactivationRequest | None = None) -> PagletProxy:
+        """Park a paglet on disk; messages may wake it or wait for it, as its policy says."""
+        return self.parking.deactivate(agent_id, request)
+
+    def activate(self, agent_id: str) -> PagletProxy:
+        """Wake a parked paglet; its queued mail is delivered in order."""
+        return self.parking.activate(agent_id)
 
     # -- movement (see paglets.runtime.movement) -----------------------------------------
     def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
@@ -402,11 +395,6 @@ class Host:
         address = self.movement.resolve(ticket.destination)
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)
 
-    def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
-        """Run one of the paglet's lifecycle hooks in its worker."""
-        future = self._require_running().call_worker(agent_id, {"op": "hook", "name": name, "event": event})
-        _wait(future, timeout, f"hook {name} of paglet {agent_id}")
-
     def address_of(self, name: str) -> str | None:
         """The address of a node known by name (just this one until the mesh knows more)."""
         return self.address if name == self.name else None
@@ -414,102 +402,43 @@ class Host:
     def capabilities(self) -> list[str]:
         return list(CAPABILITIES)
 
-    # -- registered files -------------------------------------------------------------------
-    def register_file_for(
-        self, agent_id: str, path: str | Path, *, name: str | None = None, mode: str = "copy"
-    ) -> PagletFileRef:
-        self.agent_info(agent_id)
-        return self.files.register(agent_id, path, name, mode)
-
-    def registered_files_for(self, agent_id: str) -> list[PagletFileRef]:
-        return self.files.files(agent_id)
-
-    def unregister_file_for(self, agent_id: str, name: str | PagletFileRef) -> None:
-        self.files.unregister(agent_id, name.name if isinstance(name, PagletFileRef) else str(name))
-
-    def registered_file_path_for(self, agent_id: str, name: str) -> Path:
-        return self.files.path(agent_id, name)
-
-    def _remove_worker(self, agent_id: str, grace: float = 2.0) -> None:
-        pid = self.broker.stop_worker(agent_id).result(5)
-        if pid is not None and not self.processes.wait_gone(pid, grace):
-            self.processes.kill(pid)
-
-    # -- inspection -----------------------------------------------------------------
+    # -- inspection (see paglets.runtime.inspection) -------------------------------------------
     def get_proxy_for(self, agent_id: str) -> PagletProxy:
         return PagletProxy(self.address, agent_id, self.client)
 
     def get_proxy(self, agent_id: str, *, include_inactive: bool = False) -> PagletProxy | None:
         try:
-            summary = self._require_running().summary(agent_id).result(5)
+            info = self.inspection.agent_info(agent_id)
         except InvalidAgentError:
             return None
-        return None if summary["crashed"] else self.get_proxy_for(agent_id)
+        if info.get("crashed") or (not info.get("active") and not include_inactive):
+            return None
+        return self.get_proxy_for(agent_id)
 
     def get_proxies(self, state: int = ACTIVE) -> list[PagletProxy]:
-        return [self.get_proxy_for(agent_id) for agent_id in self.agent_ids(state)]
+        return [self.get_proxy_for(agent_id) for agent_id in self.inspection.agent_ids(state)]
 
     def agent_ids(self, state: int = ACTIVE) -> list[str]:
-        ids: list[str] = []
-        if state & ACTIVE:
-            summaries = self._require_running().summaries().result(5)
-            ids.extend(s["agent_id"] for s in summaries if s["phase"] == "ready")
-        if state & INACTIVE:
-            pass  # parked paglets arrive with persistence
-        return ids
+        return self.inspection.agent_ids(state)
 
     def get_state(self, agent_id: str, state_cls: type[PagletState] | None = None) -> Any:
-        """The paglet's current state (fetched from its worker), typed when ``state_cls`` is given."""
-        data = self.state_bytes(agent_id)
+        """The paglet's current state, typed when ``state_cls`` is given (plain data otherwise)."""
+        data = self.inspection.state_bytes(agent_id)
         return codec.decode(data, expected=state_cls) if state_cls is not None else codec.decode_plain(data)
 
     def state_bytes(self, agent_id: str) -> bytes:
-        _header, payload = self._require_running().call_worker(agent_id, {"op": "state"}).result(self.client.timeout)
-        return payload[0] if payload else b""
+        return self.inspection.state_bytes(agent_id)
 
     def agent_info(self, agent_id: str, *, include_state: bool = False) -> dict[str, Any]:
-        summary = self._require_running().summary(agent_id).result(5)
-        return self._describe(summary, include_state)
+        return self.inspection.agent_info(agent_id, include_state=include_state)
 
     def list_agents(
         self, *, active: bool = True, inactive: bool = False, include_state: bool = False
     ) -> list[dict[str, Any]]:
-        agents: list[dict[str, Any]] = []
-        if active:
-            summaries = self._require_running().summaries().result(5)
-            agents.extend(self._describe(s, include_state) for s in summaries)
-        return agents
-
-    def _describe(self, summary: dict[str, Any], include_state: bool) -> dict[str, Any]:
-        info = dict(summary)
-        info["host"] = self.name
-        info["address"] = self.address
-        info["active"] = summary["phase"] == "ready"
-        if include_state and info["active"]:
-            try:
-                info["state"] = codec.decode_plain(self.state_bytes(summary["agent_id"]))
-            except PagletError as exc:
-                info["state_error"] = str(exc)
-        return info
+        return self.inspection.list_agents(active=active, inactive=inactive, include_state=include_state)
 
     def health(self) -> dict[str, Any]:
-        summaries = self._require_running().summaries().result(5)
-        return {
-            "name": self.name,
-            "address": self.address,
-            "http_address": self.http_address,
-            "version": paglets.__version__,
-            "protocol": protocol.PROTOCOL_VERSION,
-            "code_version": self.mesh_version,
-            "active_count": sum(1 for s in summaries if s["phase"] == "ready"),
-            "inactive_count": 0,
-            "crashed_count": sum(1 for s in summaries if s["crashed"]),
-            "capabilities": self.capabilities(),
-            "tags": list(self.tags),
-            "properties": dict(self.host_properties),
-            "pid": os.getpid(),
-            "uptime": round(time.time() - self._started_at, 3),
-        }
+        return self.inspection.health()
 
     def list_hosts(self, *, online_only: bool = False, include_self: bool = True) -> list[dict[str, Any]]:
         if not include_self:
@@ -517,7 +446,7 @@ class Host:
         return [{"name": self.name, "url": self.address, "online": True, "code_version": self.mesh_version}]
 
     def mailbox_status(self, agent_id: str) -> dict[str, int]:
-        return dict(self._require_running().summary(agent_id).result(5)["mailbox"])
+        return dict(wait_for(self.require_running().summary(agent_id), 10, "the broker")["mailbox"])
 
     # -- messages -------------------------------------------------------------------
     def deliver_message(
@@ -530,32 +459,40 @@ class Host:
         no_delay: bool = False,
         timeout: float | None = None,
     ) -> Any:
-        """Deliver a message from inside the node process; returns the handler's reply."""
-        future = self._deliver_future(agent_id, message, oneway)
+        """Deliver a message from inside the node process; returns the handler's reply.
+
+        For a parked paglet that queues mail the reply is ``{"queued": True,
+        "message_id": ...}``, given once the message is on disk.
+        """
+        future = self._deliver_future(agent_id, message, oneway, activate_if_inactive, no_delay)
         limit = self.client.timeout if timeout is None else timeout
-        try:
-            _header, payload = future.result(limit)
-        except FutureTimeout:
-            raise RequestTimeoutError(
-                f"paglet {agent_id!r} on {self.name} did not answer within {limit:g} s", op="send"
-            ) from None
+        _header, payload = wait_for(future, limit, f"paglet {agent_id!r} on {self.name} to answer")
         if oneway or not payload or not payload[0]:
             return None
         return codec.decode(payload[0])
 
-    def _deliver_future(self, agent_id: str, message: Message | str, oneway: bool) -> Any:
+    def _deliver_future(
+        self, agent_id: str, message: Message | str, oneway: bool, activate: bool = True, no_delay: bool = False
+    ) -> Any:
         message = Message(message) if isinstance(message, str) else message
         if message.sender is None:
             message.sender = self.address
-        body = encode_message(message)
-        return self._require_running().deliver(agent_id, body, oneway=oneway, priority=message.priority)
+        return self.require_running().deliver(
+            agent_id,
+            encode_message(message),
+            oneway=oneway,
+            priority=message.priority,
+            mid=message.message_id,
+            activate=activate,
+            no_delay=no_delay,
+        )
 
     def multicast_message(
         self, kind: str | Message, args: dict[str, Any] | None = None, *, exclude: set[str] | None = None
     ) -> ReplySet:
         """Send to every active paglet here; the ReplySet completes as they answer."""
         replies = ReplySet()
-        for agent_id in self.agent_ids(ACTIVE):
+        for agent_id in self.inspection.agent_ids(ACTIVE):
             if exclude and agent_id in exclude:
                 continue
             message = Message.from_wire(kind.to_wire()) if isinstance(kind, Message) else Message(kind, args or {})
@@ -588,13 +525,37 @@ class Host:
     def resources_for(self, agent_id: str) -> WorkerResources:
         return WorkerResources(self, agent_id)
 
+    def work_path(self, agent_id: str) -> Path:
+        return self.work_root / protocol.validate_agent_id(agent_id)
+
     def work_dir_for(self, agent_id: str, *, create: bool = True, check: bool = True) -> Path:
         if check:
             self.agent_info(agent_id)
-        path = self.work_root / protocol.validate_agent_id(agent_id)
+        path = self.work_path(agent_id)
         if create:
             path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def persistent_storage_for(self, agent_id: str, *, quota_bytes: int | None = None) -> ManagedStorage:
+        """The quota-limited storage directory shared by the paglet's class."""
+        class_name = self.agent_info(agent_id)["class_name"]
+        quota = self.persistent_storage_quota_bytes if quota_bytes is None else quota_bytes
+        return ManagedStorage(class_storage_dir(self.persistence_dir / "storage", class_name), quota)
+
+    def register_file_for(
+        self, agent_id: str, path: str | Path, *, name: str | None = None, mode: str = "copy"
+    ) -> PagletFileRef:
+        self.agent_info(agent_id)
+        return self.files.register(agent_id, path, name, mode)
+
+    def registered_files_for(self, agent_id: str) -> list[PagletFileRef]:
+        return self.files.files(agent_id)
+
+    def unregister_file_for(self, agent_id: str, name: str | PagletFileRef) -> None:
+        self.files.unregister(agent_id, name.name if isinstance(name, PagletFileRef) else str(name))
+
+    def registered_file_path_for(self, agent_id: str, name: str) -> Path:
+        return self.files.path(agent_id, name)
 
 
 class WorkerResources:
@@ -605,34 +566,18 @@ class WorkerResources:
         self.agent_id = agent_id
 
     def status(self) -> dict[str, bool]:
-        _header, payload = self._host._require_running().call_worker(self.agent_id, {"op": "resources"}).result(10)
+        future = self._host.require_running().call_worker(self.agent_id, {"op": "resources"})
+        _header, payload = wait_for(future, 10, f"the resources of {self.agent_id}")
         return dict(codec.decode(payload[0])) if payload else {}
 
     def cleanup(self, *, reason: str = "lifecycle") -> None:
-        self._host._require_running().call_worker(self.agent_id, {"op": "cleanup", "reason": reason}).result(30)
+        future = self._host.require_running().call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
+        wait_for(future, 30, f"the cleanup of {self.agent_id}")
 
 
 def _decode_payload(result: tuple[bytes, list[bytes]]) -> Any:
     _header, payload = result
     return codec.decode(payload[0]) if payload and payload[0] else None
-
-
-def _wait(future: Any, timeout: float, what: str) -> Any:
-    """A Future's result, or a RequestTimeoutError that says what was awaited."""
-    try:
-        return future.result(timeout)
-    except FutureTimeout:
-        raise RequestTimeoutError(f"timed out after {timeout:g} s waiting for {what}") from None
-
-
-def _check_class_name(class_name: str) -> None:
-    if not isinstance(class_name, str) or ":" not in class_name:
-        raise HostError(f"paglet class name {class_name!r} must look like 'package.module:ClassName'")
-    if class_name.startswith("__main__:"):
-        raise HostError(
-            f"paglet class {class_name!r} is defined in __main__; worker processes import paglet "
-            "classes by name, so move it to an importable module"
-        )
 
 
 def _short_tmp() -> str:

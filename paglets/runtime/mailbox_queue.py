@@ -37,6 +37,12 @@ class MailboxQueue(Generic[T]):
         """Queue ``item``; higher ``priority`` leaves earlier."""
         heapq.heappush(self._heap, (-priority, next(self._arrivals), item))
 
+    def push_front(self, items: list[tuple[int, T]]) -> None:
+        """Queue ``items`` (priority, item) ahead of everything of equal priority, in their order."""
+        first = min((entry[1] for entry in self._heap), default=0)
+        for offset, (priority, item) in enumerate(items):
+            heapq.heappush(self._heap, (-priority, first - len(items) + offset, item))
+
     def pop(self) -> T:
         """Remove and return the next item; IndexError when empty."""
         if not self._heap:

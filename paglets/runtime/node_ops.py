@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from paglets.core.agent import ACTIVE
 from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.runtime_values import EnvelopeKind
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.remote.transfer import TransferTicket
 from paglets.wire import codec, protocol
 
@@ -106,6 +107,23 @@ class NodeOps:
         )
         return {"held": held}, []
 
+    # parking
+    def _front_deactivate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        request = DeactivationRequest.from_wire(header.get("request") or {"source": "client"})
+        self._host.deactivate(header["agent"], request)
+        return {"agent": header["agent"], "address": self._host.address, "active": False}, []
+
+    def _front_activate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        self._host.activate(header["agent"])
+        return {"agent": header["agent"], "address": self._host.address, "active": True}, []
+
+    def wake_parked(self, agent_id: str) -> None:
+        """A message arrived for a parked paglet whose policy says: wake up."""
+        self._host.parking.wake_for_message(agent_id)
+
+    def queue_for_parked(self, agent_id: str, delivery: Any) -> Any:
+        return self._host.parking.queue(agent_id, delivery)
+
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker has no slot for."""
         raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
@@ -163,6 +181,22 @@ class NodeOps:
 
     def _call_file_path(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         return str(self._host.registered_file_path_for(agent_id, str(header.get("name"))))
+
+    def _call_deactivate(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        target_id = str(header.get("agent") or agent_id)
+        policy = header.get("policy")
+        request = DeactivationRequest(
+            reason=str(header.get("reason") or ""),
+            source="paglet",
+            policy=DeactivationPolicy.from_wire(policy) if policy else None,
+            metadata=dict(header.get("metadata") or {}),
+        )
+        initiator = ident if target_id == agent_id else None  # a paglet parking itself
+        self._host.parking.deactivate(target_id, request, initiator=initiator)
+        return {"host_url": self._host.address, "agent_id": target_id}
+
+    def _call_activate(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._host.activate(str(header.get("agent"))).to_wire()
 
     def _call_get_property(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         return self._host.get_property(str(header.get("key")))

@@ -104,6 +104,8 @@ class Delivery:
     priority: int = 5
     mid: str | None = None
     forwarded: bool = False  # sent on by another node: may repeat one already delivered
+    activate: bool = True  # may wake the paglet if it is parked
+    no_delay: bool = False  # never queue it for a parked paglet
     ack_deferred: bool = False
     unqueued: bool = False
 
@@ -147,6 +149,7 @@ class WorkerSlot:
     freeze_origin: Origin | None = None  # told once in-flight messages (but the mover's) are done
     freeze_except: bytes | None = None  # the handler that asked to move: its message stays in flight
     moved_to: str | None = None
+    held: bool = False  # waking from disk: its parked mail goes first, so nothing is handed out yet
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
 
     def status(self) -> MailboxStatus:

@@ -17,6 +17,7 @@ The worker exits when the node says so, or when the node has been silent for
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -29,7 +30,8 @@ import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
 from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletCrashedError, PagletError
-from paglets.core.events import CreationEvent, PagletEvent, event_from_wire
+from paglets.core.events import CreationEvent, PagletEvent, PersistencyEvent, event_from_wire
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.runtime.node_link import NodeLink
 from paglets.runtime.thread_pool import ThreadPool
 from paglets.runtime.worker_context import WorkerContext
@@ -250,7 +252,14 @@ class Worker:
         wire = header.get("event")
         if not isinstance(wire, dict):
             raise LifecycleError(f"hook {hook!r} needs an event")
-        return event_from_wire(wire)
+        event = event_from_wire(wire)
+        if isinstance(event, PersistencyEvent):  # hooks get the typed request and policy
+            event = dataclasses.replace(
+                event,
+                request=DeactivationRequest.from_wire(event.request) if isinstance(event.request, dict) else None,
+                policy=DeactivationPolicy.from_wire(event.policy) if isinstance(event.policy, dict) else None,
+            )
+        return event
 
     def _run(self) -> None:
         ok = True
@@ -291,6 +300,12 @@ class Worker:
             finally:
                 self.context.resources().cleanup(reason="dispose")
             return None
+        if op == "policy":
+            request = DeactivationRequest.from_wire(header.get("request"))
+            policy = paglet.deactivation_policy(request)
+            if policy is not None and not isinstance(policy, DeactivationPolicy):
+                raise LifecycleError(f"deactivation_policy returned {type(policy).__name__}, not a DeactivationPolicy")
+            return codec.encode(None if policy is None else policy.to_wire())
         if op == "cleanup":
             self.context.resources().cleanup(reason=str(header.get("reason") or "lifecycle"))
             return None

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.messages import FUTURE, Message, ReplySet
+from paglets.persistence.persistency import DeactivationPolicy
+from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
 from paglets.remote.proxy import PagletProxy
-from paglets.runtime.files import PagletFileRef
+from paglets.runtime.files import PagletFileRef, class_storage_dir
 from paglets.runtime.resources import ResourceRegistry
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
@@ -129,8 +131,33 @@ class WorkerContext(PagletContext):
         wire = self.host_call("clone", timeout=_move_timeout(target), agent=agent_id, target=_target_wire(target))
         return PagletProxy.from_wire(wire, self.client)
 
-    def deactivate(self, agent_id: str, **kwargs: Any) -> Any:
-        return self.host_call("deactivate", agent=agent_id, **kwargs)
+    def deactivate(
+        self,
+        agent_id: str,
+        *,
+        reason: str = "",
+        policy: DeactivationPolicy | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> PagletProxy:
+        """Park a paglet (this one, typically) on disk; returns its proxy.
+
+        Called from inside the paglet, its handler's return value still
+        reaches the caller; the worker process exits after that.
+        """
+        wire = self.host_call(
+            "deactivate",
+            agent=agent_id,
+            reason=reason,
+            policy=policy.to_wire() if policy is not None else None,
+            metadata=metadata or {},
+        )
+        return PagletProxy.from_wire(wire, self.client)
+
+    def persistent_storage(self, quota_bytes: int | None = None) -> ManagedStorage:
+        """The quota-limited directory this paglet's class shares on this node."""
+        spec = self._worker.spec
+        quota = spec.get("storage_quota") if quota_bytes is None else quota_bytes
+        return ManagedStorage(class_storage_dir(Path(spec["storage_root"]), spec["class_name"]), quota)
 
     # -- node ---------------------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:

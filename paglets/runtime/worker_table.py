@@ -27,6 +27,7 @@ from paglets.core.errors import (
     PagletError,
 )
 from paglets.core.messages import UNQUEUED_PRIORITY
+from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
 from paglets.runtime.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, Sender, WorkerSlot
 from paglets.wire import protocol
@@ -55,6 +56,7 @@ class WorkerTable:
         node_name: str,
         sender: Sender,
         peers: PeerLinks,
+        parked: ParkedPaglets,
         *,
         on_crash: Callable[[str, int | None, str], None],
         mailbox_limit: int,
@@ -64,6 +66,7 @@ class WorkerTable:
         self.node_name = node_name
         self._sender = sender
         self._peers = peers
+        self.parked = parked
         self._on_crash = on_crash
         self._mailbox_limit = mailbox_limit
         self._ack_limit = min(ACK_LIMIT, mailbox_limit)
@@ -139,6 +142,9 @@ class WorkerTable:
         if slot is not None:
             self._enqueue(slot, delivery)
             return True
+        if agent_id in self.parked:
+            self.parked.route(agent_id, delivery)
+            return True
         forward = self._forwards.get(agent_id)
         if forward is not None:
             self._peers.forward(forward[0], agent_id, delivery)
@@ -207,7 +213,7 @@ class WorkerTable:
 
     def _pump(self, slot: WorkerSlot) -> None:
         idle = slot.idle_handlers
-        while idle and slot.queue and slot.phase is Phase.READY:
+        while idle and slot.queue and slot.phase is Phase.READY and not slot.held:
             self._dispatch(slot, slot.queue.pop(), idle.popleft())
 
     def _dispatch(self, slot: WorkerSlot, delivery: Delivery, handler: bytes) -> None:
@@ -399,6 +405,55 @@ class WorkerTable:
             self._peers.forward(address, agent_id, delivery)
         if not slot.pending_rids:
             self._exit_worker(slot)
+
+    # -- parking ---------------------------------------------------------------------------
+    def park(self, agent_id: str, activate_on_message: bool, queue_when_inactive: bool) -> None:
+        """The frozen paglet's record is on disk: route to the parked table from now on.
+
+        What waited in its mailbox goes to its durable mail queue, in order;
+        the worker finishes what it holds (a handler that parked it) and exits.
+        """
+        slot = self.require(agent_id)
+        if slot.phase is not Phase.MOVING:
+            raise HostError(f"paglet {agent_id!r} is not frozen")
+        del self.slots[agent_id]
+        slot.phase = Phase.DEPARTED
+        slot.idle_handlers.clear()
+        self.parked.park(agent_id, activate_on_message, queue_when_inactive)
+        self.parked.queue_all(agent_id, slot.queue.drain())
+        if not slot.pending_rids:
+            self._exit_worker(slot)
+
+    def open_activation(
+        self, agent_id: str, nonce: str, class_name: str, header: bytes, payload: list[bytes], origin: Origin,
+        deadline: float,
+    ) -> None:  # fmt: skip
+        """A parked paglet wakes: a held slot takes its messages from now on; its disk mail goes first later."""
+        self.open_slot(agent_id, nonce, class_name, header, payload, origin, deadline)
+        slot = self.slots[agent_id]
+        slot.held = True
+        for delivery in self.parked.unpark(agent_id):
+            self._enqueue(slot, delivery)
+
+    def release(self, agent_id: str, mail: list[Delivery]) -> None:
+        """The paglet is up: its parked mail goes ahead of what arrived meanwhile, and delivery starts."""
+        slot = self.slots.get(agent_id)
+        if slot is None:
+            for delivery in mail:
+                self._fail(delivery.origin, self.unknown(agent_id))
+            return
+        slot.queue.push_front([(d.priority, d) for d in mail])
+        slot.held = False
+        self._pump(slot)
+
+    def repark(self, agent_id: str, activate_on_message: bool, queue_when_inactive: bool, error: PagletError) -> None:
+        """Waking failed: drop the slot (failing what reached it) and keep the paglet parked."""
+        slot = self.slots.get(agent_id)
+        if slot is not None:
+            self._fail_slot(slot, error)
+            self.stop(agent_id)
+        self.parked.fail_waking(agent_id, error)
+        self.parked.park(agent_id, activate_on_message, queue_when_inactive)
 
     def seen_ids(self, agent_id: str) -> list[str]:
         """Ids of messages this paglet already took in — not those still queued, which travel separately."""

@@ -42,6 +42,8 @@ mailbox    agent                                                -
 dispatch   agent, ticket                                        -
 clone      agent, ticket?                                       -
 retract    agent, target                                        -
+deactivate agent, request?                                      -
+activate   agent                                                -
 prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
 arrive     agent, token                                         [envelope]
 abort      agent, token                                         -
@@ -129,6 +131,9 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "dispatch": {"agent": (_STR, True), "ticket": (_MAP, True)},
     "clone": {"agent": (_STR, True), "ticket": (_MAP, False)},
     "retract": {"agent": (_STR, True), "target": (_STR, True)},
+    # parking
+    "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
+    "activate": {"agent": (_STR, True)},
     # movement, between nodes
     "prepare": {
         "agent": (_STR, True),
