@@ -195,3 +195,62 @@ class TravellerPaglet(ItineraryAgentMixin, Paglet[TravelState]):
 class FussyTravellerPaglet(TravellerPaglet):
     def on_arrival(self, event: Any) -> None:
         raise RuntimeError("will not land here")
+
+
+@dataclass
+class ParkState(PagletState):
+    seen: list[Any] = field(default_factory=list)
+    hooks: list[dict] = field(default_factory=list)
+    preferred: dict | None = None
+
+
+class ParkingPaglet(Paglet[ParkState]):
+    """Records messages and persistency hooks; can park itself and use its class storage."""
+
+    State = ParkState
+
+    def on_deactivating(self, event: Any) -> None:
+        self.state.hooks.append(_persistency("on_deactivating", event))
+
+    def on_activation(self, event: Any) -> None:
+        self.state.hooks.append(_persistency("on_activation", event))
+
+    def deactivation_policy(self, request: Any) -> Any:
+        if self.state.preferred is None:
+            return None
+        from paglets.persistence.persistency import DeactivationPolicy
+
+        return DeactivationPolicy.from_wire(self.state.preferred)
+
+    def handle_message(self, message: Message) -> Any:
+        kind = message.kind
+        if kind == "note":
+            with self.locked():
+                self.state.seen.append(message.arg)
+                return len(self.state.seen)
+        if kind == "seen":
+            return list(self.state.seen)
+        if kind == "prefer":
+            self.state.preferred = message.arg
+            return True
+        if kind == "park-me":
+            from paglets.persistence.persistency import DeactivationPolicy
+
+            self.deactivate(reason="asked", policy=DeactivationPolicy(activate_on_message=False))
+            return "parking"
+        if kind == "store":
+            self.persistent_storage().write_bytes(message.get_arg("name"), message.get_arg("data"))
+            return True
+        if kind == "load":
+            return self.persistent_storage().read_bytes(message.arg)
+        return self.not_handled()
+
+
+def _persistency(hook: str, event: Any) -> dict:
+    return {
+        "hook": hook,
+        "reason": event.reason,
+        "request_reason": getattr(event.request, "reason", None),
+        "policy_type": type(event.policy).__name__,
+        "activate_on_message": getattr(event.policy, "activate_on_message", None),
+    }

@@ -36,6 +36,17 @@ class ServiceNotFoundError(HostError):
     """No paglet advertises the requested service."""
 
 
+class StorageQuotaError(HostError):
+    """A write to a paglet's persistent storage would exceed its quota; nothing was written."""
+
+    def __init__(self, message: str, *, name: str = "", size: int = 0, used: int = 0, quota: int = 0):
+        super().__init__(message)
+        self.name = name
+        self.size = size
+        self.used = used
+        self.quota = quota
+
+
 class NodeUnreachableError(HostError):
     """No answer from a node within the deadline: it is down, unreachable or overloaded."""
 
@@ -108,5 +119,6 @@ __all__ = [
     "SerializationError",
     "ServiceContractError",
     "ServiceNotFoundError",
+    "StorageQuotaError",
     "TransferError",
 ]

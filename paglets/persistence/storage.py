@@ -21,21 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from paglets.core.errors import HostError
+from paglets.core.errors import StorageQuotaError
 
 LOCK_NAME = ".lock"
 TEMP_PREFIX = ".tmp-"
-
-
-class StorageQuotaError(HostError):
-    """A write would take a paglet class's storage over its quota; nothing was written."""
-
-    def __init__(self, message: str, *, name: str = "", size: int = 0, used: int = 0, quota: int = 0):
-        super().__init__(message)
-        self.name = name
-        self.size = size
-        self.used = used
-        self.quota = quota
 
 
 def _check_name(name: object) -> str:

@@ -45,6 +45,7 @@ from paglets.remote.transport import check_address
 from paglets.runtime.envelope import PagletEnvelope
 from paglets.runtime.files import CHUNK_SIZE, PagletFileRef, check_file_name, sha256_of
 from paglets.runtime.slots import Phase
+from paglets.runtime.waiting import wait_for
 
 if TYPE_CHECKING:
     from paglets.runtime.host import Host
@@ -376,6 +377,8 @@ class Movement:
         slot = host.broker.in_loop(lambda: host.broker.table.slots.get(envelope.agent_id)).result(10)
         if slot is None or slot.phase is not Phase.PREPARED or slot.nonce != header["token"]:
             raise TransferError(f"paglet {envelope.agent_id} is not prepared to arrive on {host.name}")
+        if envelope.metadata.get("arrival") == ArrivalMode.INACTIVE.value:
+            return self._arrive_parked(envelope)
         try:
             self._land_files(envelope)
             start_header = self._arrival_header(envelope)
@@ -392,6 +395,21 @@ class Movement:
             "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how=envelope.kind.value
         )
         return {"agent": envelope.agent_id, "address": host.address}
+
+    def _arrive_parked(self, envelope: PagletEnvelope) -> dict[str, Any]:
+        """ArrivalMode.INACTIVE: the paglet lands parked, without running."""
+        host = self._host
+        wait_for(host.broker.stop_worker(envelope.agent_id), 10, "the broker")
+        try:
+            self._land_files(envelope)
+            host.parking.park_arrival(envelope)
+        except BaseException as exc:
+            host.files.drop(envelope.agent_id)
+            raise _transfer_error(exc, f"parking paglet {envelope.agent_id} on {host.name}") from None
+        host.events.emit(
+            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how="parked"
+        )
+        return {"agent": envelope.agent_id, "address": host.address, "active": False}
 
     def _arrival_header(self, envelope: PagletEnvelope) -> dict[str, Any]:
         host = self._host
@@ -435,6 +453,10 @@ class Movement:
 
     def transfer_status(self, header: dict[str, Any]) -> dict[str, Any]:
         host = self._host
+
+        parked = host.parking.record(header["agent"])
+        if parked is not None and parked.envelope.metadata.get("token") == header["token"]:
+            return {"status": "arrived"}
 
         def status() -> str:
             slot = host.broker.table.slots.get(header["agent"])

@@ -171,6 +171,18 @@ class Parking:
         host.events.emit("paglet-deactivated", agent_id=agent_id, reason=request.reason)
         return host.get_proxy_for(agent_id)
 
+    def park_arrival(self, envelope: PagletEnvelope) -> None:
+        """A paglet that arrived with ArrivalMode.INACTIVE: record it parked, with the default policy."""
+        host = self._host
+        policy = DeactivationPolicy()
+        request = DeactivationRequest(reason="arrived inactive", source=envelope.source_host_address)
+        parked = PagletEnvelope.from_wire({**envelope.to_wire(), "kind": EnvelopeKind.ACTIVATION.value})
+        record = InactiveRecord(parked, policy, request, time.time(), files=self._keep_files(envelope.agent_id))
+        self.records.save(record)
+        self._index(record)
+        host.files.drop(envelope.agent_id)
+        host.events.emit("paglet-deactivated", agent_id=envelope.agent_id, reason=request.reason)
+
     def _chosen_policy(self, agent_id: str, request: DeactivationRequest, timeout: float) -> DeactivationPolicy | None:
         header = {"op": "policy", "request": request.to_wire()}
         _header, payload = wait_for(self._host.broker.call_worker(agent_id, header), timeout, f"{agent_id}'s policy")
@@ -265,7 +277,7 @@ class Parking:
                 agent_id, nonce, class_name, header, [record.envelope.state, b""], host.start_timeout
             )
             self._restore_files(agent_id, record)
-            host.fork_worker(agent_id, nonce, class_name)
+            host.lifecycle.fork_worker(agent_id, nonce, class_name)
             wait_for(self.records.flush_mail(), 30, "the mail writer")
             mail = [self._delivery(m) for m in self.records.read_mail(agent_id)]
             wait_for(started, host.start_timeout + 1, f"paglet {agent_id} to wake")
