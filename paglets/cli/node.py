@@ -45,6 +45,7 @@ HOST_KWARGS = {
     "heartbeat": "heartbeat_interval",
     "max_message_size": "max_message_size",
     "mailbox_limit": "mailbox_limit",
+    "checkpoint_interval": "checkpoint_interval",
 }
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PORT = click.IntRange(0, 65535)
@@ -143,6 +144,13 @@ def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     default=protocol.DEFAULT_MAX_MESSAGE_SIZE,
     show_default=True,
     help="Largest request the front socket accepts, in bytes.",
+)
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between checkpoints of active paglets; after a crash they come back from the last one. "
+    "Off by default.",
 )
 @click.option(
     "--mailbox-limit",

@@ -187,6 +187,8 @@ class Paglet(Generic[StateT]):
 
     State: ClassVar[type[PagletState]] = PagletState
     MAILBOX_WORKERS: ClassVar[int] = 4
+    #: Seconds between checkpoints of this class's paglets (None: the node's setting; 0: never).
+    CHECKPOINT_INTERVAL: ClassVar[float | None] = None
 
     agent_id: str
     state: StateT

@@ -48,6 +48,7 @@ from paglets.remote.proxy import PagletProxy
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import then
 from paglets.runtime.broker import Broker
+from paglets.runtime.checkpoints import Checkpointer
 from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
 from paglets.runtime.inspection import Inspection
 from paglets.runtime.lifecycle import Lifecycle
@@ -110,6 +111,7 @@ class Host:
         forward_ttl: float = 3600.0,
         worker_pool: int = 2,
         learn_preload: bool = True,
+        checkpoint_interval: float | None = None,
     ):
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
@@ -159,6 +161,7 @@ class Host:
         self.lifecycle = Lifecycle(self)
         self.inspection = Inspection(self)
         self.parking = Parking(self)
+        self.checkpoints = Checkpointer(self, checkpoint_interval)
         self.processes = WorkerProcesses()
         self.ops = NodeOps(self)
         self.broker: Broker | None = None
@@ -192,7 +195,10 @@ class Host:
             self._stopped.clear()
             self.started_at = time.time()
         try:
+            for agent_id in self.checkpoints.restore_into(self.parking.records.root):
+                self.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
             self.parking.start()
+            self.checkpoints.start()
         except BaseException:
             self.stop()
             raise
@@ -261,6 +267,7 @@ class Host:
                 self._park_all_for_restart()
             self._running = False
         self.events.emit("node-stop")
+        self.checkpoints.stop(keep=False)
         self.parking.stop()
         self._stop_parts()
         self._stopped.set()

@@ -29,6 +29,10 @@ class Inspection:
     def _summaries(self) -> list[dict[str, Any]]:
         return wait_for(self._host.require_running().summaries(), 10, "the broker's listing")
 
+    def active_summaries(self) -> list[dict[str, Any]]:
+        """The broker's raw view of every worker slot (phase, class, mailbox, checkpoint interval)."""
+        return self._summaries()
+
     def agent_ids(self, state: int = ACTIVE) -> list[str]:
         ids: list[str] = []
         if state & ACTIVE:

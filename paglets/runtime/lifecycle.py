@@ -123,6 +123,7 @@ class Lifecycle:
             log.warning("node %s: dispose hook of %s failed: %s", host.name, agent_id, exc)
         self.remove_worker(agent_id)
         host.files.drop(agent_id)
+        host.checkpoints.forget(agent_id)
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(host.work_path(agent_id))
         host.events.emit("paglet-disposed", agent_id=agent_id)

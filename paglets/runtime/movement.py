@@ -144,6 +144,7 @@ class Movement:
             self._abort_later(address, agent_id, token)
             raise _transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
         host.broker.in_loop(lambda: host.broker.table.depart(agent_id, address)).result(10)
+        host.checkpoints.forget(agent_id)
         self._after_departure(agent_id)
         host.events.emit("paglet-dispatched", agent_id=agent_id, target=address, how=kind.value)
         return PagletProxy(address, agent_id, host.client)

@@ -168,6 +168,7 @@ class Parking:
             lambda: host.broker.table.park(agent_id, policy.activate_on_message, policy.queue_messages_when_inactive)
         ).result(10)
         host.files.drop(agent_id)
+        host.checkpoints.forget(agent_id)
         host.events.emit("paglet-deactivated", agent_id=agent_id, reason=request.reason)
         return host.get_proxy_for(agent_id)
 

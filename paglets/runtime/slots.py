@@ -150,6 +150,7 @@ class WorkerSlot:
     freeze_except: bytes | None = None  # the handler that asked to move: its message stays in flight
     moved_to: str | None = None
     held: bool = False  # waking from disk: its parked mail goes first, so nothing is handed out yet
+    checkpoint_interval: float | None = None  # the class's own CHECKPOINT_INTERVAL, if it has one
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
 
     def status(self) -> MailboxStatus:
@@ -169,6 +170,7 @@ class WorkerSlot:
             "crashed": self.phase is Phase.CRASHED,
             "error": self.crash_reason,
             "mailbox": self.status().to_wire(),
+            "checkpoint_interval": self.checkpoint_interval,
         }
 
 

@@ -103,6 +103,9 @@ class Worker:
             self.exit(1, flush=True)
         self._max_handlers = max(1, min(int(getattr(self.cls, "MAILBOX_WORKERS", 4)), 64))
         ready["workers"] = self._max_handlers
+        checkpoint = getattr(self.cls, "CHECKPOINT_INTERVAL", None)
+        if isinstance(checkpoint, (int, float)) and not isinstance(checkpoint, bool):
+            ready["checkpoint"] = float(checkpoint)
         self._main.send_multipart([b"ready", b"", protocol.pack(ready)])
         self._loop()
 

@@ -319,6 +319,9 @@ class WorkerTable:
             self.stop(slot.agent_id)
             return
         slot.connected = True
+        checkpoint = header.get("checkpoint")
+        if isinstance(checkpoint, float) and checkpoint >= 0:
+            slot.checkpoint_interval = checkpoint
         if slot.start_header is None:  # prepared for an arrival: the state comes later
             slot.phase = Phase.PREPARED
             origin, slot.start_origin = slot.start_origin, None

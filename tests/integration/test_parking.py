@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
 from paglets.core.agent import INACTIVE
-from paglets.core.errors import PagletInactiveError, StorageQuotaError, TransferError
+from paglets.core.errors import PagletInactiveError, SerializationError, StorageQuotaError, TransferError
 from paglets.core.messages import Message
 from paglets.core.runtime_values import ArrivalMode
-from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord
+from paglets.remote.client import HostClient
 from paglets.remote.transfer import TransferTicket
+from paglets.wire import codec
 from tests import sample_paglets as sp
 from tests.conftest import pid_alive, wait_until
 
@@ -197,3 +200,38 @@ def test_moving_a_parked_paglet_is_refused_clearly(make_node):
     park(alpha, proxy, QUEUE_ONLY)
     with pytest.raises(TransferError):
         alpha.dispatch(proxy.agent_id, beta.address)
+
+
+def test_checkpoints_bring_active_paglets_back_after_a_kill(node_process):
+    node = node_process("alpha", "--checkpoint-interval", "0.2")
+    client = HostClient()
+    proxy = client.create(node.address, "tests.sample_paglets:ParkingPaglet")
+    for i in range(3):
+        proxy.send(Message("note", arg=i))
+    data_dir = node.log_path.parent / "alpha-data"
+    checkpoint = data_dir / "checkpoints" / f"{proxy.agent_id}.mpk"
+
+    def checkpointed_all_three():
+        try:
+            record = InactiveRecord.from_bytes(checkpoint.read_bytes())
+        except (OSError, SerializationError):  # not written yet
+            return False
+        return codec.decode_plain(record.envelope.state)["seen"] == [0, 1, 2]
+
+    wait_until(checkpointed_all_three, 10, "a checkpoint with all three notes")
+    node.stop(signal.SIGKILL)
+    again = node_process("alpha")  # same data dir
+    proxy.host_url = again.address
+    wait_until(lambda: client.info(again.address, proxy.agent_id)["active"], 10, "the paglet to come back")
+    assert proxy.send("seen") == [0, 1, 2]
+
+
+def test_a_clean_stop_leaves_no_checkpoint_behind(make_node, tmp_path):
+    data = tmp_path / "clean"
+    node = make_node("alpha", persistence_dir=data, checkpoint_interval=0.1)
+    proxy = node.create(sp.ParkingPaglet)
+    proxy.send(Message("note", arg=1))
+    assert node.events.wait_for(lambda e: e.kind == "paglet-checkpointed", 5, since=0)
+    node.stop()
+    assert not list((data / "checkpoints").glob("*.mpk"))
+    assert make_node("alpha", persistence_dir=data).list_agents(inactive=True) == []
