@@ -253,4 +253,11 @@ def _persistency(hook: str, event: Any) -> dict:
         "request_reason": getattr(event.request, "reason", None),
         "policy_type": type(event.policy).__name__,
         "activate_on_message": getattr(event.policy, "activate_on_message", None),
+        "at": time.time(),
     }
+
+
+class SerialParkingPaglet(ParkingPaglet):
+    """One handler at a time, so the order notes are handled in is the order they were delivered."""
+
+    MAILBOX_WORKERS = 1

@@ -55,6 +55,7 @@ def test_hooks_get_typed_request_and_policy(node):
     park(node, proxy, QUEUE_ONLY, reason="nap")
     node.activate(proxy.agent_id)
     deactivating, activation = node.get_state(proxy.agent_id)["hooks"]
+    deactivating.pop("at")
     assert deactivating == {
         "hook": "on_deactivating", "reason": "nap", "request_reason": "nap",
         "policy_type": "DeactivationPolicy", "activate_on_message": False,
@@ -63,7 +64,7 @@ def test_hooks_get_typed_request_and_policy(node):
 
 
 def test_queued_mail_is_durable_before_the_reply_and_delivered_in_order(node):
-    proxy = node.create(sp.ParkingPaglet)
+    proxy = node.create(sp.SerialParkingPaglet)
     park(node, proxy, QUEUE_ONLY)
     replies = [proxy.send(Message("note", arg=i)) for i in range(3)]
     assert all(r["queued"] is True for r in replies)
@@ -235,3 +236,19 @@ def test_a_clean_stop_leaves_no_checkpoint_behind(make_node, tmp_path):
     node.stop()
     assert not list((data / "checkpoints").glob("*.mpk"))
     assert make_node("alpha", persistence_dir=data).list_agents(inactive=True) == []
+
+
+def test_scheduled_activation_happens_on_time_across_a_restart(node_process):
+    node = node_process("alpha")
+    client = HostClient()
+    agent_id = client.create(node.address, "tests.sample_paglets:ParkingPaglet").agent_id
+    due = time.time() + 3.0
+    policy = {"activate_on_message": False, "activate_at": due}
+    client.request(node.address, "deactivate", {"agent": agent_id, "request": {"policy": policy}})
+    assert node.stop(signal.SIGTERM) == 0
+    again = node_process("alpha")
+    assert time.time() < due, "the restart took too long for this test to mean anything"
+    wait_until(lambda: client.info(again.address, agent_id)["active"], 10, "the scheduled wake-up")
+    activation = client.get_state(again.address, agent_id)["hooks"][-1]
+    assert activation["hook"] == "on_activation"
+    assert due <= activation["at"] < due + 0.5
