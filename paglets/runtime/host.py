@@ -44,6 +44,7 @@ from paglets.core.messages import FutureReply, Message, ReplySet
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
+from paglets.remote.mesh import HostRef, MeshRegistry
 from paglets.remote.proxy import PagletProxy
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import then
@@ -162,6 +163,14 @@ class Host:
         self.inspection = Inspection(self)
         self.parking = Parking(self)
         self.checkpoints = Checkpointer(self, checkpoint_interval)
+        self.mesh = MeshRegistry(
+            self._mesh_entry,
+            self.client,
+            enabled=mesh,
+            peers=self.peers,
+            gossip_interval=mesh_gossip_interval,
+            offline_after=mesh_offline_after,
+        )
         self.processes = WorkerProcesses()
         self.ops = NodeOps(self)
         self.broker: Broker | None = None
@@ -199,6 +208,7 @@ class Host:
                 self.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
             self.parking.start()
             self.checkpoints.start()
+            self.mesh.start()
         except BaseException:
             self.stop()
             raise
@@ -267,6 +277,7 @@ class Host:
                 self._park_all_for_restart()
             self._running = False
         self.events.emit("node-stop")
+        self.mesh.stop()
         self.checkpoints.stop(keep=False)
         self.parking.stop()
         self._stop_parts()
@@ -403,8 +414,24 @@ class Host:
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)
 
     def address_of(self, name: str) -> str | None:
-        """The address of a node known by name (just this one until the mesh knows more)."""
-        return self.address if name == self.name else None
+        """The address of a node the mesh knows by this name, or None."""
+        if name == self.name:
+            return self.address
+        ref = self.mesh.lookup(name)
+        return ref.url if ref is not None else None
+
+    def _mesh_entry(self) -> HostRef:
+        counts = self.inspection.counts() if self._running else (0, 0)
+        return HostRef(
+            name=self.name,
+            url=self.address,
+            code_version=self.mesh_version,
+            active_count=counts[0],
+            inactive_count=counts[1],
+            tags=tuple(self.tags),
+            properties=dict(self.host_properties),
+            http_url=self.http_address,
+        )
 
     def capabilities(self) -> list[str]:
         return list(CAPABILITIES)
@@ -447,10 +474,9 @@ class Host:
     def health(self) -> dict[str, Any]:
         return self.inspection.health()
 
-    def list_hosts(self, *, online_only: bool = False, include_self: bool = True) -> list[dict[str, Any]]:
-        if not include_self:
-            return []
-        return [{"name": self.name, "url": self.address, "online": True, "code_version": self.mesh_version}]
+    def list_hosts(self, *, online_only: bool = False, include_self: bool = True) -> list[HostRef]:
+        """The nodes of the mesh this node knows (itself included unless told otherwise)."""
+        return self.mesh.hosts(online_only=online_only, include_self=include_self)
 
     def mailbox_status(self, agent_id: str) -> dict[str, int]:
         return dict(wait_for(self.require_running().summary(agent_id), 10, "the broker")["mailbox"])

@@ -79,6 +79,11 @@ class Inspection:
         info["address"] = self._host.address
         return info
 
+    def counts(self) -> tuple[int, int]:
+        """(active, parked) paglets here."""
+        active = sum(1 for s in self._summaries() if s["phase"] == "ready")
+        return active, len(self._host.parking.ids())
+
     def state_bytes(self, agent_id: str) -> bytes:
         """The codec-encoded state: a fresh snapshot from the worker, or the parked record's."""
         host = self._host

@@ -66,12 +66,24 @@ class Movement:
 
     # -- where to ------------------------------------------------------------------------
     def resolve(self, destination: str) -> str:
-        """A node address for a destination given as an address or a node name."""
-        if destination.startswith("tcp://"):
-            return check_address(destination)
-        address = self._host.address_of(destination)
-        if address is None:
-            raise TransferError(f"no known node named {destination!r}")
+        """A node address for a destination given as an address or a mesh node name.
+
+        A node the mesh knows to run another code version is refused here,
+        before anything moves.
+        """
+        host = self._host
+        if "://" in destination:
+            address = check_address(destination)
+        else:
+            address = host.address_of(destination)
+            if address is None:
+                raise TransferError(f"no known node named {destination!r}")
+        ref = host.mesh.lookup(address)
+        if ref is not None and ref.code_version and ref.code_version != host.mesh_version:
+            raise TransferError(
+                f"node {ref.name} runs code version {ref.code_version!r}, this node {host.mesh_version!r}: "
+                "it is not a movement target"
+            )
         return address
 
     def _prepare(

@@ -124,6 +124,14 @@ class NodeOps:
     def queue_for_parked(self, agent_id: str, delivery: Any) -> Any:
         return self._host.parking.queue(agent_id, delivery)
 
+    # mesh
+    def _front_gossip(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return {"table": self._host.mesh.merge(header["table"])}, []
+
+    def _front_hosts(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        hosts = self._host.list_hosts(online_only=bool(header.get("online")))
+        return {"hosts": [ref.to_wire() for ref in hosts]}, []
+
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker has no slot for."""
         raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
@@ -206,7 +214,17 @@ class NodeOps:
         self._host.set_property(str(header.get("key")), value)
 
     def _call_hosts(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
-        return self._host.list_hosts()
+        return [ref.to_wire() for ref in self._host.list_hosts(online_only=bool(header.get("online")))]
+
+    def _call_host_status(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        ref = self._host.mesh.lookup(str(header.get("name")))
+        return None if ref is None else ref.to_wire()
+
+    def _call_wait_for_host(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        wait = header.get("wait")
+        limit = min(float(wait), 3600.0) if isinstance(wait, (int, float)) else 3600.0
+        ref = self._host.mesh.wait_for_host(str(header.get("name")), limit)
+        return None if ref is None else ref.to_wire()
 
     # -- notifications -------------------------------------------------------------------
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:

@@ -16,6 +16,7 @@ from paglets.core.messages import FUTURE, Message, ReplySet
 from paglets.persistence.persistency import DeactivationPolicy
 from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
+from paglets.remote.mesh import HostRef
 from paglets.remote.proxy import PagletProxy
 from paglets.runtime.files import PagletFileRef, class_storage_dir
 from paglets.runtime.resources import ResourceRegistry
@@ -167,8 +168,23 @@ class WorkerContext(PagletContext):
     def set_property(self, key: str, value: Any) -> None:
         self.host_call("set_property", (codec.encode(value, root="property"),), key=key)
 
-    def available_hosts(self) -> list[Any]:
-        return self.host_call("hosts")
+    def available_hosts(self) -> list[HostRef]:
+        """The online nodes of the mesh, this one included."""
+        return [HostRef.from_wire(item) for item in self.host_call("hosts", online=True)]
+
+    def host_status(self, name_or_url: str) -> HostRef | None:
+        wire = self.host_call("host_status", name=name_or_url)
+        return None if wire is None else HostRef.from_wire(wire)
+
+    def is_host_online(self, name_or_url: str) -> bool:
+        status = self.host_status(name_or_url)
+        return bool(status and status.online)
+
+    def wait_for_host(self, name_or_url: str, timeout: float | None = None) -> HostRef | None:
+        """Wait until the mesh sees that node online (the node wakes us on gossip); None on timeout."""
+        limit = 3600.0 if timeout is None else timeout
+        wire = self.host_call("wait_for_host", timeout=limit + 30, name=name_or_url, wait=limit)
+        return None if wire is None else HostRef.from_wire(wire)
 
     # -- registered files -------------------------------------------------------
     def register_file(self, path: str | Path, *, name: str | None = None, mode: str = "copy") -> PagletFileRef:

@@ -42,6 +42,8 @@ mailbox    agent                                                -
 dispatch   agent, ticket                                        -
 clone      agent, ticket?                                       -
 retract    agent, target                                        -
+gossip     table                                                -
+hosts      online?                                              -
 deactivate agent, request?                                      -
 activate   agent                                                -
 prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
@@ -131,6 +133,9 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "dispatch": {"agent": (_STR, True), "ticket": (_MAP, True)},
     "clone": {"agent": (_STR, True), "ticket": (_MAP, False)},
     "retract": {"agent": (_STR, True), "target": (_STR, True)},
+    # mesh
+    "gossip": {"table": (_LIST, True)},
+    "hosts": {"online": (_BOOL, False)},
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},
