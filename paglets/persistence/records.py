@@ -1,6 +1,7 @@
 """Durable records of parked paglets and of the mail queued for them.
 
-Layout under the node's data dir::
+Layout under the node's data dir (the file mechanics are in
+:mod:`paglets.persistence.journal`)::
 
     inactive/<agent_id>.mpk     the record: envelope, policy, request (InactiveRecord)
     inactive/<agent_id>.mail    mail queued while parked: an append-only log
@@ -12,9 +13,7 @@ Mail is appended by one writer thread with group commit: it takes every
 append waiting, writes them, fsyncs each touched log once and only then
 completes their Futures, so a burst of queued messages shares fsyncs.
 
-Log entry: 4-byte big-endian length, 4-byte CRC32 of the payload, payload
-(msgpack of a QueuedMessage). A torn last entry (a crash mid-write, never
-acknowledged) is ignored; a complete entry with a bad CRC is corruption.
+Each mail log entry's payload is the msgpack of a QueuedMessage.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import struct
-import threading
 import time
-import zlib
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from typing import Any
 import msgpack
 
 from paglets.core.errors import SerializationError
+from paglets.persistence.journal import LogWriter, frame_entry, fsync_dir, read_entries, write_atomically
 from paglets.persistence.persistency import InactiveRecord, QueuedMessage
 
 log = logging.getLogger("paglets.records")
@@ -41,122 +38,18 @@ _ENTRY = struct.Struct(">II")
 MAX_BATCH = 4096
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix."""
-    temp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-class MailWriter:
-    """The thread that appends queued mail to logs with group commit."""
-
-    def __init__(self, name: str):
-        self._requests: queue.SimpleQueue[tuple[Path, bytes, Future[None]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=f"paglets-mail-{name}", daemon=True)
-        self._thread.start()
-
-    def append(self, path: Path, entry: bytes) -> Future[None]:
-        """Queue ``entry`` for ``path``; the Future completes once it is on disk (fsync'd)."""
-        future: Future[None] = Future()
-        self._requests.put((path, entry, future))
-        return future
-
-    def barrier(self) -> Future[None]:
-        """A Future that completes once every append queued before it is on disk."""
-        future: Future[None] = Future()
-        self._requests.put((Path(), b"", future))
-        return future
-
-    def stop(self) -> None:
-        self._requests.put(None)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while True:
-            first = self._requests.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._requests.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._commit(batch)
-                    return
-                batch.append(item)
-            self._commit(batch)
-
-    @staticmethod
-    def _commit(batch: list[tuple[Path, bytes, Future[None]]]) -> None:
-        by_path: dict[Path, list[bytes]] = {}
-        for path, entry, _future in batch:
-            if entry:
-                by_path.setdefault(path, []).append(entry)
-        failures: dict[Path, BaseException] = {}
-        for path, entries in by_path.items():
-            try:
-                new = not path.exists()
-                with open(path, "ab") as handle:
-                    handle.write(b"".join(entries))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                if new:
-                    fsync_dir(path.parent)
-            except OSError as exc:
-                failures[path] = exc
-        for path, entry, future in batch:
-            error = failures.get(path) if entry else None
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(None)
-
-
 def encode_entry(message: QueuedMessage) -> bytes:
-    payload = msgpack.packb(message.to_wire(), use_bin_type=True)
-    return _ENTRY.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame_entry(msgpack.packb(message.to_wire(), use_bin_type=True))
 
 
 def read_log(path: Path) -> list[QueuedMessage]:
-    """Every complete entry of a mail log, in order; a torn tail is dropped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    messages: list[QueuedMessage] = []
-    offset = 0
-    while offset + _ENTRY.size <= len(data):
-        size, crc = _ENTRY.unpack_from(data, offset)
-        start = offset + _ENTRY.size
-        if start + size > len(data):
-            break  # torn by a crash before it was acknowledged
-        payload = data[start : start + size]
-        if zlib.crc32(payload) != crc:
-            raise SerializationError(f"{path.name}: entry at byte {offset} is corrupt (CRC mismatch)")
+    """Every complete message of a mail log, in order."""
+    messages = []
+    for index, payload in enumerate(read_entries(path)):
         try:
             messages.append(QueuedMessage.from_wire(msgpack.unpackb(payload, raw=False)))
         except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
-            raise SerializationError(f"{path.name}: entry at byte {offset} is unreadable: {exc}") from None
-        offset = start + size
+            raise SerializationError(f"{path.name}: entry {index} is unreadable: {exc}") from None
     return messages
 
 
@@ -166,14 +59,14 @@ class RecordStore:
     def __init__(self, root: Path, node_name: str):
         self.root = root / "inactive"
         self.quarantine_dir = root / "quarantine"
-        self._writer: MailWriter | None = None
+        self._writer: LogWriter | None = None
         self._node_name = node_name
 
     def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".tmp-*"):
             stale.unlink(missing_ok=True)
-        self._writer = MailWriter(self._node_name)
+        self._writer = LogWriter(self._node_name)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -258,4 +151,4 @@ class RecordStore:
         }
 
 
-__all__ = ["MailWriter", "RecordStore", "encode_entry", "read_log", "write_atomically"]
+__all__ = ["RecordStore", "encode_entry", "read_log"]

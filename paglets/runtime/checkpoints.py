@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from paglets.core.errors import PagletError, SerializationError
 from paglets.core.runtime_values import EnvelopeKind
+from paglets.persistence.journal import fsync_dir, write_atomically
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord
-from paglets.persistence.records import fsync_dir, write_atomically
 from paglets.runtime.envelope import PagletEnvelope
 
 if TYPE_CHECKING:
