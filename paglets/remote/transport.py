@@ -53,26 +53,46 @@ def check_address(address: str) -> str:
     return text
 
 
+ADDRESS_FORMS = "tcp://HOST:PORT or relay+tcp://HOST:PORT/NODE"
+
+
 def _parse_address(address: str) -> str:
     if not isinstance(address, str):
         raise ValueError(f"node address must be a string, got {type(address).__name__}")
     text = address.strip().rstrip("/")
+    relayed = text.startswith("relay+tcp://")
+    if relayed:
+        text, _, node = text[len("relay+") :].rpartition("/")
+        if not protocol.AGENT_ID_PATTERN.match(node):
+            raise ValueError(f"node address {address!r} must look like {ADDRESS_FORMS}")
     if not text.startswith("tcp://"):
-        raise ValueError(f"node address {address!r} must look like tcp://HOST:PORT")
+        raise ValueError(f"node address {address!r} must look like {ADDRESS_FORMS}")
     host, sep, port = text[len("tcp://") :].rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"node address {address!r} must look like tcp://HOST:PORT")
-    return text
+        raise ValueError(f"node address {address!r} must look like {ADDRESS_FORMS}")
+    return f"relay+{text}/{node}" if relayed else text
 
 
-def _new_dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
+def route(address: str) -> tuple[str, list[bytes]]:
+    """Where to connect for a (checked) node address, and the frames that go before each request.
+
+    A node behind a relay is reached by connecting to the relay and
+    prefixing ``RLY1 to NAME``; the relay hands back the node's reply as is.
+    """
+    if not address.startswith("relay+"):
+        return address, []
+    endpoint, _, node = address[len("relay+") :].rpartition("/")
+    return endpoint, [protocol.RELAY_MAGIC, protocol.RELAY_TO, node.encode()]
+
+
+def _new_dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.immediate = 1  # never queue for a node we are not connected to
     sock.sndhwm = sock.rcvhwm = 100_000
     sock.reconnect_ivl = 100
     sock.reconnect_ivl_max = 2000
-    sock.connect(address)
+    sock.connect(endpoint)
     return sock
 
 
@@ -92,7 +112,8 @@ class Channel:
 
     def __init__(self, address: str):
         self.address = address
-        self._sock = _new_dealer(zmq.Context.instance(), address)
+        endpoint, self._prefix = route(address)
+        self._sock = _new_dealer(zmq.Context.instance(), endpoint)
         self._monitor: zmq.Socket | None = None
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
@@ -183,6 +204,8 @@ class Channel:
 
     def _send(self, op: str, frames: list[bytes], timeout: float) -> None:
         sock = self._sock
+        if self._prefix:
+            frames = [*self._prefix, *frames]
         try:
             send_frames(sock, frames, NOBLOCK)
             return
@@ -274,16 +297,24 @@ class Reactor:
     ) -> Future[protocol.Reply]:
         future: Future[protocol.Reply] = Future()
         cid = _next_cid()
-        frames = protocol.request_frames(op, cid, header, payload)
-        self._channel.post(lambda: self._send(address, op, cid, frames, future, timeout))
+        endpoint, prefix = route(address)
+        frames = [*prefix, *protocol.request_frames(op, cid, header, payload)]
+        self._channel.post(lambda: self._send(address, endpoint, op, cid, frames, future, timeout))
         return future
 
     def _send(
-        self, address: str, op: str, cid: bytes, frames: list[bytes], future: Future[Any], timeout: float
+        self,
+        address: str,
+        endpoint: str,
+        op: str,
+        cid: bytes,
+        frames: list[bytes],
+        future: Future[Any],
+        timeout: float,
     ) -> None:
         sock = self._sockets.get(address)
         if sock is None:
-            sock = self._sockets[address] = _new_dealer(self._ctx, address)
+            sock = self._sockets[address] = _new_dealer(self._ctx, endpoint)
             self._poller.register(sock, zmq.POLLIN)
         self._waiting[cid] = (future, address, op)
         heapq.heappush(self._deadlines, (time.monotonic() + timeout, cid))

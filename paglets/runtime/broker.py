@@ -26,6 +26,7 @@ from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletE
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
+from paglets.runtime.relay_link import RelayLink
 from paglets.runtime.slots import BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
 from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
 from paglets.wire import protocol
@@ -68,8 +69,9 @@ class Broker:
         services: BrokerServices,
         *,
         node_name: str,
-        front_endpoint: str,
+        front_endpoint: str | None,
         back_endpoint: str,
+        relay_endpoint: str | None = None,
         api_key: str | None = None,
         heartbeat_interval: float = 0.5,
         heartbeat_misses: int = 3,
@@ -106,6 +108,11 @@ class Broker:
         )
         self._front: zmq.Socket | None = None
         self._back: zmq.Socket | None = None
+        self._relay: RelayLink | None = None
+        if relay_endpoint is not None:
+            self._relay = RelayLink(
+                ctx, self._poller, relay_endpoint, node_name, api_key=api_key, heartbeat=heartbeat_interval
+            )
         self._stop = False
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -259,35 +266,49 @@ class Broker:
             self._close()
 
     def _open_sockets(self) -> None:
-        front = self._ctx.socket(zmq.ROUTER)
-        front.linger = 0
-        front.router_mandatory = 1
-        front.maxmsgsize = self._max_message_size
-        front.sndhwm = front.rcvhwm = 100_000
         back = self._ctx.socket(zmq.ROUTER)
         back.linger = 0
         back.router_mandatory = 1
         back.router_handover = 1
         back.sndhwm = back.rcvhwm = 100_000
+        front = None
         try:
-            if self._front_endpoint.endswith(":0"):
-                base = self._front_endpoint.rsplit(":", 1)[0]
-                self.front_address = f"{base}:{front.bind_to_random_port(base)}"
-            else:
-                front.bind(self._front_endpoint)
-                self.front_address = self._front_endpoint
+            if self._front_endpoint is not None:  # a node behind a relay listens nowhere
+                front = self._open_front(self._front_endpoint)
             back.bind(self.back_endpoint)
             self.channel.bind()
         except BaseException:
-            front.close(0)
+            if front is not None:
+                front.close(0)
             back.close(0)
             raise
         self._front, self._back = front, back
+        if self._relay is not None:
+            self._relay.open()
+
+    def _open_front(self, endpoint: str) -> zmq.Socket:
+        front = self._ctx.socket(zmq.ROUTER)
+        front.linger = 0
+        front.router_mandatory = 1
+        front.maxmsgsize = self._max_message_size
+        front.sndhwm = front.rcvhwm = 100_000
+        try:
+            if endpoint.endswith(":0"):
+                base = endpoint.rsplit(":", 1)[0]
+                self.front_address = f"{base}:{front.bind_to_random_port(base)}"
+            else:
+                front.bind(endpoint)
+                self.front_address = endpoint
+        except BaseException:
+            front.close(0)
+            raise
+        return front
 
     def _serve(self) -> None:
-        front, back, ctrl, peers = self._front, self._back, self.channel.pull, self._peers
+        front, back, ctrl, peers, relay = self._front, self._back, self.channel.pull, self._peers, self._relay
         poller = self._poller
-        poller.register(front, zmq.POLLIN)
+        if front is not None:
+            poller.register(front, zmq.POLLIN)
         poller.register(back, zmq.POLLIN)
         poller.register(ctrl, zmq.POLLIN)
         next_beat = time.monotonic() + self._heartbeat
@@ -300,12 +321,16 @@ class Broker:
                     self._read(front, self._on_front)
                 elif sock is ctrl:
                     self.channel.drain()
+                elif relay is not None and relay.owns(sock):
+                    relay.read(self._on_relayed)
                 else:
                     peers.on_readable(sock)
             now = time.monotonic()
             if now >= next_beat:
                 self.table.housekeeping(now)
                 peers.expire(now)
+                if relay is not None:
+                    relay.tick(now)
                 next_beat = now + self._heartbeat
 
     @staticmethod
@@ -323,6 +348,8 @@ class Broker:
         self.table.close(PagletCrashedError(f"node {self.node_name} stopped"))
         self.channel.close()
         self._peers.close()
+        if self._relay is not None:
+            self._relay.close()
         for sock in (self._front, self._back):
             if sock is not None:
                 sock.close(0)
@@ -333,6 +360,10 @@ class Broker:
             send_frames(self._front, frames, NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone or not reading: its loss, not ours
             log.debug("broker: dropped a reply to a front peer: %s", exc)
+
+    def send_relay(self, frames: list[bytes]) -> None:
+        if self._relay is not None:
+            self._relay.send_reply(frames)
 
     def send_back(self, frames: list[bytes]) -> None:
         try:
@@ -345,15 +376,18 @@ class Broker:
             origin.fail(self, error_to_wire(exc))
 
     # -- front ------------------------------------------------------------------------------
-    def _on_front(self, frames: list[bytes]) -> None:
+    def _on_relayed(self, frames: list[bytes]) -> None:
+        self._on_front(frames, relay=True)
+
+    def _on_front(self, frames: list[bytes], relay: bool = False) -> None:
         try:
             request = protocol.parse_request(frames)
         except protocol.BadRequest as exc:
             self.rejected_requests += 1
             if exc.cid is not None:
-                self.send_front([frames[0], *protocol.err_frames(exc.cid, error_to_wire(exc))])
+                FrontOrigin(frames[0], exc.cid, relay).fail(self, error_to_wire(exc))
             return
-        origin = FrontOrigin(request.peer, request.cid)
+        origin = FrontOrigin(request.peer, request.cid, relay)
         if self._api_key_bytes is not None and not _key_matches(request.header.get("key"), self._api_key_bytes):
             self.rejected_requests += 1
             self._fail(origin, AuthenticationError(f"node {self.node_name}: missing or wrong API key"))

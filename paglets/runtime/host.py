@@ -47,7 +47,7 @@ from paglets.remote.client import HostClient, create_request
 from paglets.remote.mesh import HostRef, MeshRegistry
 from paglets.remote.proxy import PagletProxy
 from paglets.remote.transfer import TransferTicket
-from paglets.remote.transport import then
+from paglets.remote.transport import check_address, then
 from paglets.runtime.broker import Broker
 from paglets.runtime.checkpoints import Checkpointer
 from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
@@ -123,7 +123,10 @@ class Host:
         self.port = int(port)
         self.api_key = api_key or None
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.connect_to = connect_to
+        self.connect_to = check_address(connect_to) if connect_to else None
+        if self.connect_to:  # behind a relay: listen nowhere, be reached through it
+            self.public_url = f"relay+{self.connect_to}/{name}"
+            http_port = None
         self.address = self.public_url or f"tcp://{self._public_host()}:{self.port}"
         self.client = client or HostClient(api_key=self.api_key)
         if self.api_key and self.client.api_key is None:
@@ -237,8 +240,9 @@ class Host:
             zmq.Context.instance(),
             self.ops,
             node_name=self.name,
-            front_endpoint=f"tcp://{self.bind_host}:{self.port}",
+            front_endpoint=None if self.connect_to else f"tcp://{self.bind_host}:{self.port}",
             back_endpoint=f"ipc://{self._runtime_dir}/back",
+            relay_endpoint=self.connect_to,
             api_key=self.api_key,
             heartbeat_interval=self.heartbeat_interval,
             max_message_size=self.max_message_size,
@@ -246,7 +250,8 @@ class Host:
             forward_ttl=self.forward_ttl,
         )
         self.broker.start()
-        self.port = int(self.broker.front_address.rsplit(":", 1)[1])
+        if self.broker.front_address:
+            self.port = int(self.broker.front_address.rsplit(":", 1)[1])
         self.address = self.public_url or f"tcp://{self._public_host()}:{self.port}"
         if self.http_port is not None:
             from paglets.runtime.http_shim import HttpShim

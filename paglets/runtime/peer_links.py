@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from paglets.core.errors import OverloadedError, ProtocolError, RequestTimeoutError
+from paglets.remote.transport import route
 from paglets.runtime.slots import Delivery, Origin, Sender
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
@@ -64,9 +65,10 @@ class PeerLinks:
         if self._api_key:
             header["key"] = self._api_key
         cid = b"f" + next(self._cids).to_bytes(8, "big")
-        frames = protocol.request_frames("send", cid, header, (delivery.body,))
+        endpoint, prefix = route(address)
+        frames = [*prefix, *protocol.request_frames("send", cid, header, (delivery.body,))]
         try:
-            send_frames(self._socket(address), frames, NOBLOCK)
+            send_frames(self._socket(address, endpoint), frames, NOBLOCK)
         except zmq.Again:
             if delivery.origin is not None:
                 error = OverloadedError(f"too many messages waiting to be forwarded to {address}")
@@ -74,13 +76,13 @@ class PeerLinks:
             return
         self._waiting[cid] = (delivery.origin, agent_id, address, time.monotonic() + self._timeout)
 
-    def _socket(self, address: str) -> zmq.Socket:
+    def _socket(self, address: str, endpoint: str) -> zmq.Socket:
         sock = self._sockets.get(address)
         if sock is None:
             sock = self._ctx.socket(zmq.DEALER)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
-            sock.connect(address)
+            sock.connect(endpoint)
             self._sockets[address] = sock
             self._addresses[sock] = address
             self._poller.register(sock, zmq.POLLIN)

@@ -30,6 +30,8 @@ HREP = b"hrep"
 class Sender(Protocol):
     def send_front(self, frames: list[bytes]) -> None: ...
 
+    def send_relay(self, frames: list[bytes]) -> None: ...
+
     def send_back(self, frames: list[bytes]) -> None: ...
 
 
@@ -43,16 +45,23 @@ class Origin(Protocol):
 
 @dataclass(slots=True)
 class FrontOrigin:
-    """A client, peer node or relay on the front socket."""
+    """A client or peer node: on the front socket, or (``relay``) behind the relay we dial out to."""
 
     peer: bytes
     cid: bytes
+    relay: bool = False
 
     def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None:
-        sender.send_front([self.peer, protocol.MAGIC, protocol.OK, self.cid, header, *payload])
+        self._send(sender, [self.peer, protocol.MAGIC, protocol.OK, self.cid, header, *payload])
 
     def fail(self, sender: Sender, error: dict[str, Any]) -> None:
-        sender.send_front([self.peer, *protocol.err_frames(self.cid, error)])
+        self._send(sender, [self.peer, *protocol.err_frames(self.cid, error)])
+
+    def _send(self, sender: Sender, frames: list[bytes]) -> None:
+        if self.relay:
+            sender.send_relay(frames)
+        else:
+            sender.send_front(frames)
 
 
 @dataclass(slots=True)

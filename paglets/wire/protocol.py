@@ -59,6 +59,28 @@ Every inbound frame set is validated by :func:`parse_request` before anything
 acts on it; a bad one is answered with a ``ProtocolError`` (when it at least
 carries a correlation id) and the node carries on.
 
+Relay protocol (paglets-relay's ROUTER; nodes behind NAT dial out to it)
+======================================================================
+
+A node that cannot accept connections connects a DEALER to the relay with
+its node name as routing id; others address it as ``relay+tcp://HOST:PORT/NAME``.
+Every relay frame set starts with ``RELAY_MAGIC``:
+
+==========================================  ==========  =====================================
+frames (after the ROUTER's routing id)      direction   meaning
+==========================================  ==========  =====================================
+``RLY1 to NAME`` + a front request          client->R   deliver to node NAME
+``RLY1 from CLIENT`` + a front request      R->node     a request relayed for CLIENT
+``RLY1 reply CLIENT`` + a front reply       node->R     the answer; R sends the reply alone
+``RLY1 hello {name, key?}``                 node->R     register / heartbeat (every beat)
+``RLY1 welcome {relay, epoch}``             R->node     heartbeat answer
+==========================================  ==========  =====================================
+
+A ``send`` for a node that is briefly away is queued on disk (fsync'd) and
+answered with ``{"queued": true, "relay": ...}``; the queue is delivered in
+order when the node is back. Other requests for an away node fail with
+``NodeUnreachableError``.
+
 Back protocol (worker DEALER <-> node back ROUTER, ipc in the runtime dir)
 =========================================================================
 
@@ -94,6 +116,12 @@ from paglets.core.errors import ProtocolError
 PROTOCOL_VERSION = 1
 MAGIC_PREFIX = b"PG"
 MAGIC = MAGIC_PREFIX + bytes([PROTOCOL_VERSION])
+RELAY_MAGIC = b"RLY1"
+RELAY_TO = b"to"
+RELAY_FROM = b"from"
+RELAY_REPLY = b"reply"
+RELAY_HELLO = b"hello"
+RELAY_WELCOME = b"welcome"
 
 OK = b"ok"
 ERR = b"err"

@@ -1,0 +1,386 @@
+"""paglets-relay: a ROUTER-to-ROUTER proxy for nodes that cannot accept connections.
+
+A node behind NAT dials out to the relay with a DEALER whose routing id is
+its name, and says ``hello`` every heartbeat (that is its registration too).
+Clients, proxies and peer nodes send ``RLY1 to NAME`` + an ordinary front
+request; the relay passes it on as ``RLY1 from CLIENT`` + the request and
+sends the node's answer back to the client as is. The relay never decodes
+the requests it passes, except to answer or queue for a node that is away.
+
+A node silent for three heartbeats is *away*. A ``send`` for an away node
+(within ``queue_ttl`` of its last sign of life) is written to that node's
+on-disk queue and acknowledged once fsync'd; when the node says hello again
+the queue goes to it in order, marked as forwarded so a redelivery after a
+relay restart is dropped by the node. Anything else for an away or unknown
+node fails with ``NodeUnreachableError``.
+
+State owned by the loop thread: the node table and the count of queued
+deliveries still unanswered; :class:`~paglets.relay.queues.NodeQueues` owns
+the files.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from paglets.core.errors import NodeUnreachableError, OverloadedError, PagletError
+from paglets.relay.queues import NodeQueues
+from paglets.runtime.loop_channel import LoopChannel
+from paglets.wire import codec, protocol
+from paglets.wire.errors import error_to_wire
+from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
+
+log = logging.getLogger("paglets.relay")
+QUEUED = b"\x00relay-queue-"  # client id of queued deliveries: their answers end here
+
+
+@dataclass(slots=True, eq=False)
+class NodeEntry:
+    """A node the relay has heard from."""
+
+    name: str
+    last_seen: float  # monotonic
+    connected: bool = True
+    unanswered: int = 0  # queued deliveries sent and not answered yet
+
+
+class RelayServer:
+    """The relay: one loop thread owning the ROUTER, plus a small HTTP health endpoint."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "relay",
+        bind: str = "127.0.0.1",
+        port: int = 7800,
+        http_port: int | None = 0,
+        data_dir: str | Path = ".",
+        api_key: str | None = None,
+        heartbeat_interval: float = 0.5,
+        queue_limit: int = 10_000,
+        queue_ttl: float = 300.0,
+        max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
+        curve: Any = None,
+    ):
+        self.name = name
+        self.bind = bind
+        self.port = port
+        self.http_port = http_port
+        self.data_dir = Path(data_dir).expanduser()
+        self._api_key = api_key.encode() if api_key else None
+        self._heartbeat = heartbeat_interval
+        self._away_after = heartbeat_interval * 3
+        self._max_message_size = max_message_size
+        self._curve = curve
+        self.queues = NodeQueues(self.data_dir, limit=queue_limit, ttl=queue_ttl)
+        self.epoch = uuid.uuid4().hex
+        self.address = ""
+        self.http_address: str | None = None
+        self._ctx = zmq.Context.instance()
+        self._channel = LoopChannel(self._ctx, f"relay-{name}")
+        self._nodes: dict[str, NodeEntry] = {}
+        self._snapshot: dict[str, Any] = {}
+        self._snapshot_lock = threading.Lock()
+        self._router: zmq.Socket | None = None
+        self._thread: threading.Thread | None = None
+        self._http: ThreadingHTTPServer | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._stop = False
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.queues.open()
+        self._thread = threading.Thread(target=self._run, name=f"paglets-relay-{self.name}", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self.queues.close()
+            raise self._start_error
+        if self.http_port is not None:
+            self._start_http()
+        log.info("relay %s serving on %s", self.name, self.address)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._thread is not None and self._thread.is_alive():
+            self._channel.post(self._request_stop)
+            self._thread.join(5)
+        self.queues.close()
+
+    def _request_stop(self) -> None:
+        self._stop = True
+
+    def _run(self) -> None:
+        try:
+            self._open()
+        except BaseException as exc:  # reported to start()
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            self._serve()
+        finally:
+            self._channel.close()
+            self._router.close(0)
+
+    def _open(self) -> None:
+        router = self._ctx.socket(zmq.ROUTER)
+        router.linger = 0
+        router.router_mandatory = 1
+        router.router_handover = 1  # a node that reconnects takes its name back
+        router.maxmsgsize = self._max_message_size
+        router.sndhwm = router.rcvhwm = 100_000
+        if self._curve is not None:
+            self._curve.serve(router)
+        try:
+            if self.port == 0:
+                port = router.bind_to_random_port(f"tcp://{self.bind}")
+            else:
+                router.bind(f"tcp://{self.bind}:{self.port}")
+                port = self.port
+            self._channel.bind()
+        except BaseException:
+            router.close(0)
+            raise
+        self.port = port
+        self.address = f"tcp://{self.bind}:{port}"
+        self._router = router
+
+    def _serve(self) -> None:
+        router, ctrl = self._router, self._channel.pull
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(ctrl, zmq.POLLIN)
+        next_beat = time.monotonic()
+        while not self._stop:
+            for sock, _event in poller.poll(max(0.0, next_beat - time.monotonic()) * 1000):
+                if sock is ctrl:
+                    self._channel.drain()
+                    continue
+                for _ in range(64):
+                    if not has_input(router):
+                        break
+                    frames = recv_frames(router)
+                    try:
+                        self._route(frames)
+                    except Exception:  # one bad frame set must not stop the relay
+                        log.exception("relay: error handling a frame set")
+            now = time.monotonic()
+            if now >= next_beat:
+                self._mark_away(now)
+                self._publish()
+                next_beat = now + self._heartbeat
+
+    def _send(self, frames: list[bytes]) -> bool:
+        try:
+            send_frames(self._router, frames, NOBLOCK)
+            return True
+        except zmq.ZMQError:
+            return False
+
+    # -- routing ---------------------------------------------------------------------------
+    def _route(self, frames: list[bytes]) -> None:
+        if len(frames) < 3 or frames[1] != protocol.RELAY_MAGIC:
+            return  # not ours; a client without a usable correlation id gets no answer
+        source, kind = frames[0], frames[2]
+        if kind == protocol.RELAY_TO and len(frames) >= 5:
+            self._to_node(source, frames[3].decode("utf-8", "replace"), frames[4:])
+        elif kind == protocol.RELAY_REPLY and len(frames) >= 5:
+            self._to_client(source, frames[3], frames[4:])
+        elif kind == protocol.RELAY_HELLO and len(frames) >= 4:
+            self._hello(source, frames[3])
+
+    def _hello(self, source: bytes, body: bytes) -> None:
+        try:
+            header = protocol.unpack_map(body, "hello")
+        except PagletError:
+            return
+        name = source.decode("utf-8", "replace")
+        if header.get("name") != name or not protocol.AGENT_ID_PATTERN.match(name):
+            return
+        if self._api_key is not None and not _key_matches(header.get("key"), self._api_key):
+            log.warning("relay: refused node %s (missing or wrong API key)", name)
+            return
+        entry = self._nodes.get(name)
+        returning = entry is None or not entry.connected
+        if entry is None:
+            entry = self._nodes[name] = NodeEntry(name, time.monotonic())
+        entry.last_seen = time.monotonic()
+        entry.connected = True
+        self._send(
+            [
+                source,
+                protocol.RELAY_MAGIC,
+                protocol.RELAY_WELCOME,
+                protocol.pack({"relay": self.name, "epoch": self.epoch}),
+            ]
+        )
+        if returning:
+            log.info("relay: node %s connected", name)
+            self._deliver_queue(entry)
+
+    def _deliver_queue(self, entry: NodeEntry) -> None:
+        """Send everything queued for a node that is back, in order."""
+        if not self.queues.depth(entry.name):
+            return
+        pending = self.queues.pending(entry.name)
+        ident = entry.name.encode()
+        entry.unanswered = 0
+        for index, request in enumerate(pending):
+            client = QUEUED + index.to_bytes(4, "big")
+            if not self._send([ident, protocol.RELAY_MAGIC, protocol.RELAY_FROM, client, *request]):
+                entry.connected = False
+                return
+            entry.unanswered += 1
+        if not pending:
+            self.queues.clear(entry.name)
+
+    def _to_node(self, client: bytes, name: str, request: list[bytes]) -> None:
+        entry = self._nodes.get(name)
+        if entry is not None and entry.connected:
+            frames = [name.encode(), protocol.RELAY_MAGIC, protocol.RELAY_FROM, client, *request]
+            if self._send(frames):
+                return
+            entry.connected = False  # the ROUTER lost it: away from now on
+        self._for_away_node(client, name, entry, request)
+
+    def _for_away_node(self, client: bytes, name: str, entry: NodeEntry | None, request: list[bytes]) -> None:
+        try:
+            parsed = protocol.parse_request([client, *request])
+        except protocol.BadRequest as exc:
+            if exc.cid is not None:
+                self._send([client, *protocol.err_frames(exc.cid, error_to_wire(exc))])
+            return
+        recent = entry is not None and time.monotonic() - entry.last_seen < self.queues.ttl
+        if parsed.op != "send" or not recent:
+            state = "is not connected to" if entry is None else "is away from"
+            error = NodeUnreachableError(f"node {name} {state} relay {self.name}", address=name, op=parsed.op)
+            self._send([client, *protocol.err_frames(parsed.cid, error_to_wire(error))])
+            return
+        self._queue(client, name, parsed)
+
+    def _queue(self, client: bytes, name: str, parsed: protocol.Request) -> None:
+        header = dict(parsed.header, fwd=True)  # a redelivery after a relay restart is dropped by the node
+        frames = protocol.request_frames("send", parsed.cid, header, tuple(parsed.payload))
+        try:
+            written = self.queues.append(name, frames)
+        except OverloadedError as exc:
+            self._send([client, *protocol.err_frames(parsed.cid, error_to_wire(exc))])
+            return
+        oneway = bool(parsed.header.get("oneway"))
+        mid = parsed.header.get("mid")
+        cid = parsed.cid
+
+        def answer(future: Any) -> None:
+            if future.exception() is not None:
+                wire = error_to_wire(future.exception())
+                self._channel.post(lambda: self._send([client, *protocol.err_frames(cid, wire)]))
+                return
+            payload = () if oneway else (codec.encode({"queued": True, "message_id": mid, "relay": self.name}),)
+            reply = protocol.ok_frames(cid, {"accepted": True, "queued": "relay"}, payload)
+            self._channel.post(lambda: self._send([client, *reply]))
+
+        written.add_done_callback(answer)
+
+    def _to_client(self, source: bytes, client: bytes, reply: list[bytes]) -> None:
+        entry = self._nodes.get(source.decode("utf-8", "replace"))
+        if entry is None:
+            return  # only registered nodes may answer through us
+        entry.last_seen = time.monotonic()
+        if client.startswith(QUEUED):
+            entry.unanswered -= 1
+            if entry.unanswered <= 0:
+                entry.unanswered = 0
+                self.queues.clear(entry.name)
+            return
+        self._send([client, *reply])
+
+    def _mark_away(self, now: float) -> None:
+        for entry in self._nodes.values():
+            if entry.connected and now - entry.last_seen > self._away_after:
+                entry.connected = False
+                log.info("relay: node %s is away", entry.name)
+
+    # -- health -----------------------------------------------------------------------------
+    def _publish(self) -> None:
+        now = time.monotonic()
+        nodes = [
+            {
+                "name": entry.name,
+                "connected": entry.connected,
+                "last_seen_s": round(now - entry.last_seen, 3),
+                "queue_depth": self.queues.depth(entry.name),
+            }
+            for entry in sorted(self._nodes.values(), key=lambda e: e.name)
+        ]
+        for name, depth in self.queues.depths().items():
+            if name not in self._nodes:
+                nodes.append({"name": name, "connected": False, "last_seen_s": None, "queue_depth": depth})
+        with self._snapshot_lock:
+            self._snapshot = {"name": self.name, "address": self.address, "epoch": self.epoch, "nodes": nodes}
+
+    def health(self) -> dict[str, Any]:
+        with self._snapshot_lock:
+            snapshot = dict(self._snapshot)
+        snapshot.setdefault("name", self.name)
+        snapshot["pid"] = os.getpid()
+        return snapshot
+
+    def _start_http(self) -> None:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "paglets-relay"
+            sys_version = ""
+
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/health":
+                    self._answer(404, {"error": {"type": "ProtocolError", "message": "unknown route"}})
+                    return
+                if relay._api_key is not None:
+                    offered = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                    if not _key_matches(offered, relay._api_key):
+                        self._answer(401, {"error": {"type": "AuthenticationError", "message": "missing or wrong key"}})
+                        return
+                self._answer(200, relay.health())
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("relay http: " + fmt, *args)
+
+        self._http = ThreadingHTTPServer((self.bind, self.http_port or 0), Handler)
+        self._http.daemon_threads = True
+        self.http_address = f"http://{self.bind}:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, name="paglets-relay-http", daemon=True).start()
+
+
+def _key_matches(offered: Any, expected: bytes) -> bool:
+    return isinstance(offered, str) and hmac.compare_digest(offered.encode(), expected)
+
+
+__all__ = ["RelayServer"]

@@ -1,0 +1,140 @@
+"""A node's own connection to a relay, when it cannot accept connections (NAT).
+
+Owned by the broker thread. The node dials out with a DEALER whose routing
+id is its name and says ``hello`` every heartbeat; the relay answers
+``welcome``. Requests arrive as ``RLY1 from CLIENT`` + a front request and go
+through the broker like any other; answers go back as ``RLY1 reply CLIENT``.
+Three heartbeats without a welcome mean the relay is gone: the link drops
+its socket and dials again, backing off exponentially up to ``MAX_BACKOFF``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from paglets.wire import protocol
+from paglets.wire.frames import NOBLOCK, read_waiting, send_frames
+
+log = logging.getLogger("paglets.relay_link")
+MAX_BACKOFF = 5.0
+
+
+class RelayLink:
+    """The broker's DEALER to its relay, with heartbeats and reconnects."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        poller: zmq.Poller,
+        endpoint: str,
+        name: str,
+        *,
+        api_key: str | None,
+        heartbeat: float,
+        secure: Callable[[zmq.Socket], None] | None = None,
+    ):
+        self._ctx = ctx
+        self._poller = poller
+        self.endpoint = endpoint
+        self._name = name
+        self._hello = protocol.pack({"name": name, **({"key": api_key} if api_key else {})})
+        self._heartbeat = heartbeat
+        self._secure = secure
+        self.sock: zmq.Socket | None = None
+        self.connected = False
+        self._last_welcome = 0.0
+        self._next_hello = 0.0
+        self._backoff = heartbeat
+        self._retry_at = 0.0
+        self.epoch: str | None = None
+
+    def open(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.identity = self._name.encode()
+        sock.sndhwm = sock.rcvhwm = 100_000
+        sock.reconnect_ivl = 100
+        sock.reconnect_ivl_max = int(MAX_BACKOFF * 1000)
+        if self._secure is not None:
+            self._secure(sock)
+        sock.connect(self.endpoint)
+        self._poller.register(sock, zmq.POLLIN)
+        self.sock = sock
+        now = time.monotonic()
+        self._last_welcome = now  # give the first hello three beats to be answered
+        self._say_hello(now)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self._poller.unregister(self.sock)
+            self.sock.close(0)
+            self.sock = None
+        self.connected = False
+
+    def owns(self, sock: zmq.Socket) -> bool:
+        return sock is self.sock
+
+    def read(self, handle_request: Callable[[list[bytes]], None]) -> None:
+        """Hand each relayed request (``[client, *request]``) to the broker."""
+
+        def one(frames: list[bytes]) -> None:
+            if len(frames) < 2 or frames[0] != protocol.RELAY_MAGIC:
+                return
+            if frames[1] == protocol.RELAY_FROM and len(frames) >= 4:
+                handle_request(frames[2:])
+            elif frames[1] == protocol.RELAY_WELCOME:
+                self._welcomed(frames[2:])
+
+        read_waiting(self.sock, one)
+
+    def _welcomed(self, rest: list[bytes]) -> None:
+        try:
+            info: dict[str, Any] = protocol.unpack_map(rest[0], "welcome") if rest else {}
+        except Exception:  # a garbled welcome is still a sign of life
+            info = {}
+        if not self.connected:
+            log.info("node %s: connected to relay %s", self._name, self.endpoint)
+        self.connected = True
+        self.epoch = info.get("epoch")
+        self._last_welcome = time.monotonic()
+        self._backoff = self._heartbeat
+
+    def send_reply(self, frames: list[bytes]) -> None:
+        """``frames`` is ``[client, *reply]``, as a ROUTER would take it."""
+        if self.sock is None:
+            return
+        try:
+            send_frames(self.sock, [protocol.RELAY_MAGIC, protocol.RELAY_REPLY, *frames], NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.debug("node %s: reply through the relay dropped: %s", self._name, exc)
+
+    def tick(self, now: float) -> None:
+        """Heartbeats; a silent relay means: drop the socket and dial again, backing off."""
+        if self.sock is None:
+            if now >= self._retry_at:
+                self.open()
+            return
+        if now - self._last_welcome > self._heartbeat * 3:
+            if self.connected:
+                log.warning("node %s: relay %s is silent; reconnecting", self._name, self.endpoint)
+            self.close()
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+            return
+        if now >= self._next_hello:
+            self._say_hello(now)
+
+    def _say_hello(self, now: float) -> None:
+        self._next_hello = now + self._heartbeat
+        try:
+            send_frames(self.sock, [protocol.RELAY_MAGIC, protocol.RELAY_HELLO, self._hello], NOBLOCK)
+        except zmq.ZMQError:
+            pass  # not connected yet; the next beat tries again
+
+
+__all__ = ["RelayLink"]
