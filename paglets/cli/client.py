@@ -19,21 +19,29 @@ from typing import Any
 
 import click
 
-from paglets.cli.common import api_key_from_env, fail, parse_json, to_json
+from paglets.cli.common import UnixTime, api_key_from_env, fail, parse_json, to_json
 from paglets.core.errors import PagletError
 from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
+from paglets.persistence.persistency import DeactivationPolicy
 from paglets.remote.client import DEFAULT_TIMEOUT, HostClient
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address
 from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
 
+
+def is_parked(agent: dict[str, Any]) -> bool:
+    return agent.get("phase") == "inactive"
+
+
+# QUEUED is the mailbox backlog of an active paglet, the durable mail waiting for a parked one.
 LIST_COLUMNS = (
     ("AGENT ID", lambda a: a.get("agent_id")),
     ("CLASS", lambda a: a.get("class_name")),
+    ("STATE", lambda a: "inactive" if is_parked(a) else "active"),
     ("PHASE", lambda a: a.get("phase")),
     ("PID", lambda a: a.get("pid")),
-    ("QUEUED", lambda a: a.get("mailbox", {}).get("queued")),
+    ("QUEUED", lambda a: a.get("queued_messages") if is_parked(a) else a.get("mailbox", {}).get("queued")),
     ("IN-FLIGHT", lambda a: a.get("mailbox", {}).get("in_flight")),
     ("DELIVERED", lambda a: a.get("mailbox", {}).get("delivered")),
     ("FAILED", lambda a: a.get("mailbox", {}).get("failed")),
@@ -125,11 +133,17 @@ def health(cli: Cli, address: str) -> None:
 
 @main.command("ls")
 @address_argument
-@click.option("--state", "include_state", is_flag=True, help="Also fetch each paglet's state.")
+@click.option("--state", "include_state", is_flag=True, help="Also fetch each paglet's state (DATA column).")
+@click.option("--active-only", is_flag=True, help="Only paglets with a running worker.")
+@click.option("--inactive-only", is_flag=True, help="Only paglets parked on disk.")
 @click.pass_obj
-def list_agents(cli: Cli, address: str, include_state: bool) -> None:
-    """List the paglets on a node."""
-    agents = cli.client.list_agents(check_address(address), include_state=include_state)
+def list_agents(cli: Cli, address: str, include_state: bool, active_only: bool, inactive_only: bool) -> None:
+    """List the paglets on a node, active and parked (STATE says which)."""
+    if active_only and inactive_only:
+        raise click.UsageError("give --active-only or --inactive-only, not both")
+    agents = cli.client.list_agents(
+        check_address(address), active=not inactive_only, inactive=not active_only, include_state=include_state
+    )
     cli.emit(agents, lambda rows: agent_table(rows, include_state))
 
 
@@ -202,6 +216,55 @@ def dispose(cli: Cli, address: str, agent_id: str) -> None:
     """Dispose of paglet AGENT (runs its on_disposing, stops its worker)."""
     cli.client.dispose(check_address(address), agent_id)
     cli.emit({"agent_id": agent_id, "disposed": True}, lambda _: f"disposed {agent_id}")
+
+
+# -- parking -------------------------------------------------------------------
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.option("--reason", default="", help="Why it is parked (its on_deactivating hook sees this).")
+@click.option("--queue-only", is_flag=True, help="Messages do not wake it; they wait on disk for activation.")
+@click.option("--no-queue", is_flag=True, help="Messages are not kept while it is parked.")
+@click.option("--wake-on-startup", is_flag=True, help="Wake it when the node next starts.")
+@click.option("--wake-at", type=UnixTime(), help="Wake it at this time (UNIX seconds or ISO 8601; local if no zone).")
+@click.pass_obj
+def deactivate(
+    cli: Cli,
+    address: str,
+    agent_id: str,
+    reason: str,
+    queue_only: bool,
+    no_queue: bool,
+    wake_on_startup: bool,
+    wake_at: float | None,
+) -> None:
+    """Park paglet AGENT on node ADDR's disk.
+
+    Without policy options the paglet's own deactivation_policy (or the
+    node's default: a message wakes it) decides how it wakes.
+    """
+    policy = None
+    if queue_only or no_queue or wake_on_startup or wake_at is not None:
+        policy = DeactivationPolicy(
+            activate_on_message=not queue_only,
+            queue_messages_when_inactive=not no_queue,
+            activate_on_startup=wake_on_startup,
+            activate_at=wake_at,
+        )
+    proxy = cli.client.deactivate(check_address(address), agent_id, reason=reason, policy=policy)
+    result = {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": False}
+    cli.emit(result, lambda _: f"deactivated {agent_id}")
+
+
+@main.command()
+@address_argument
+@click.argument("agent_id", metavar="AGENT")
+@click.pass_obj
+def activate(cli: Cli, address: str, agent_id: str) -> None:
+    """Wake parked paglet AGENT on node ADDR; mail queued for it is delivered first."""
+    proxy = cli.client.activate(check_address(address), agent_id)
+    result = {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True}
+    cli.emit(result, lambda _: f"activated {agent_id}")
 
 
 # -- movement ------------------------------------------------------------------
@@ -278,7 +341,7 @@ def agent_table(agents: Sequence[dict[str, Any]], include_state: bool) -> str:
     headers = [name for name, _ in LIST_COLUMNS]
     rows = [[cell_text(get(agent)) for _, get in LIST_COLUMNS] for agent in agents]
     if include_state:
-        headers.append("STATE")
+        headers.append("DATA")
         states = [cell_text(agent.get("state", agent.get("state_error"))) for agent in agents]
         rows = [[*row, state] for row, state in zip(rows, states, strict=True)]
     return format_table(headers, rows)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
+from datetime import datetime
 from typing import Any, NoReturn
 
 import click
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def configure_logging(level: str) -> None:
@@ -37,6 +40,28 @@ def parse_json(text: str | None, what: str) -> Any:
         raise ValueError(f"{what} is not valid JSON ({exc}): {text!r:.80}") from None
 
 
+class UnixTime(click.ParamType):
+    """A moment given as UNIX seconds (``1767225600``) or ISO 8601 (``2026-01-01T00:00:00Z``;
+    without a zone it is local time); converts to UNIX seconds."""
+
+    name = "UNIX_OR_ISO_TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                seconds = datetime.fromisoformat(text).timestamp()
+            except (ValueError, OverflowError, OSError):
+                self.fail(f"{text!r} is neither UNIX seconds nor an ISO 8601 time", param, ctx)
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_UNIX_TIME:
+            self.fail(f"{text!r} is not a time between 1970 and the end of year 9999", param, ctx)
+        return seconds
+
+
 def to_json(value: Any) -> str:
     """JSON text of plain data; anything JSON does not know is written as its ``str``."""
     return json.dumps(value, indent=2, sort_keys=True, default=str)
@@ -48,4 +73,4 @@ def fail(exc: BaseException) -> NoReturn:
     sys.exit(1)
 
 
-__all__ = ["LOG_LEVELS", "api_key_from_env", "configure_logging", "fail", "parse_json", "to_json"]
+__all__ = ["LOG_LEVELS", "UnixTime", "api_key_from_env", "configure_logging", "fail", "parse_json", "to_json"]

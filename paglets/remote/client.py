@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import Reactor, channel, check_address, reply_value, then
 from paglets.wire import codec, protocol
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 CONTROL_TIMEOUT = 10.0
+HOOK_OPS = frozenset({"send", "create", "deactivate", "activate"})  # they wait on paglet code: the full timeout
 
 
 class HostClient:
@@ -83,7 +85,7 @@ class HostClient:
     def _timeout(self, timeout: float | None, op: str) -> float:
         if timeout is not None:
             return timeout
-        return self.timeout if op in ("send", "create") else min(self.timeout, CONTROL_TIMEOUT)
+        return self.timeout if op in HOOK_OPS else min(self.timeout, CONTROL_TIMEOUT)
 
     # -- node ----------------------------------------------------------------------
     def ping(self, address: str, timeout: float | None = None) -> dict[str, Any]:
@@ -225,6 +227,42 @@ class HostClient:
         """Pull the paglet living at ``from_address`` back to the node ``to_address``; returns its address."""
         header = {"agent": agent_id, "target": to_address}
         return str(self.request(from_address, "retract", header, timeout=timeout + 10).header["address"])
+
+    # -- parking ---------------------------------------------------------------------
+    def deactivate(
+        self,
+        address: str,
+        agent_id: str,
+        *,
+        reason: str = "",
+        policy: DeactivationPolicy | None = None,
+        metadata: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> PagletProxy:
+        """Park the paglet on disk at ``address``; returns its proxy once the record is durable.
+
+        ``policy`` None lets the paglet (its ``deactivation_policy``) or the node decide
+        how it wakes. ``metadata`` must be plain msgpack data with string keys.
+        """
+        request = DeactivationRequest(reason=reason, source="client", policy=policy, metadata=dict(metadata or {}))
+        wire = request.to_wire()
+        try:
+            protocol.pack(wire)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"deactivate {agent_id!r} at {address}: metadata is not plain data: {exc}"
+            ) from None
+        reply = self.request(address, "deactivate", {"agent": agent_id, "request": wire}, timeout=timeout)
+        return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
+
+    def activate(self, address: str, agent_id: str, timeout: float | None = None) -> PagletProxy:
+        """Wake a paglet parked at ``address`` (a no-op if it is active); returns its proxy.
+
+        Returns once ``on_activation`` has run; mail queued while it was parked is
+        delivered before any message sent after this call.
+        """
+        reply = self.request(address, "activate", {"agent": agent_id}, timeout=timeout)
+        return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
 
     def proxy(self, address: str, agent_id: str) -> PagletProxy:
         from paglets.remote.proxy import PagletProxy

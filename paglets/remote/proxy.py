@@ -12,6 +12,7 @@ from typing import Any
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, SerializationError
 from paglets.core.messages import FutureReply, Message
+from paglets.persistence.persistency import DeactivationPolicy
 from paglets.remote.client import HostClient
 from paglets.remote.transport import check_address
 
@@ -77,6 +78,22 @@ class PagletProxy:
     def clone(self, target: Any = None) -> PagletProxy:
         """Copy the paglet (on its node, or to ``target``); returns the copy's proxy."""
         return self.client.clone(self.host_url, self.agent_id, target)
+
+    def deactivate(
+        self, reason: str = "", policy: DeactivationPolicy | None = None, metadata: dict[str, Any] | None = None
+    ) -> PagletProxy:
+        """Park the paglet on its node's disk; returns this proxy, which still reaches it.
+
+        ``policy`` None lets the paglet or its node decide how it wakes up.
+        """
+        parked = self.client.deactivate(self.host_url, self.agent_id, reason=reason, policy=policy, metadata=metadata)
+        self.host_url = parked.host_url
+        return self
+
+    def activate(self) -> PagletProxy:
+        """Wake the paglet if it is parked (its queued mail comes first); returns this proxy."""
+        self.host_url = self.client.activate(self.host_url, self.agent_id).host_url
+        return self
 
     def dispose(self) -> None:
         self.client.dispose(self.host_url, self.agent_id)

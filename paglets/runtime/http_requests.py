@@ -22,7 +22,22 @@ retry_interval         a number of seconds, 0 <= t <= 60
 required_capabilities  a list of capability names (non-empty strings)
 expected_code_version  a non-empty string or null
 arrival_mode           ``activate`` or ``inactive``
+reason                 a string (why a paglet is parked)
+policy                 a JSON object of DeactivationPolicy fields (below) or null
+metadata               a JSON object or null
 =====================  ============================================================
+
+A ``policy`` object may hold only these keys; a key left out takes the
+:class:`~paglets.persistence.persistency.DeactivationPolicy` default:
+
+============================  ================================================
+key                           must be
+============================  ================================================
+activate_on_message           true or false (default true)
+queue_messages_when_inactive  true or false (default true)
+activate_on_startup           true or false (default false)
+activate_at                   a UNIX time in seconds (0 to the end of year 9999) or null
+============================  ================================================
 
 An envelope (``POST /envelopes``) is a msgpack :class:`~paglets.runtime.envelope.PagletEnvelope`
 map; its kind, agent id, class name, state and source address are checked here too.
@@ -30,6 +45,7 @@ map; its kind, agent id, class name, state and source address are checked here t
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +55,7 @@ import msgpack
 
 from paglets.core.messages import MAX_PRIORITY, UNQUEUED_PRIORITY
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address
 from paglets.runtime.envelope import PagletEnvelope
@@ -48,6 +65,7 @@ MAX_TIMEOUT = 3600.0  # the longest a request may ask the shim (or a move) to wa
 MAX_RETRIES = 100
 MAX_RETRY_INTERVAL = 60.0
 MAX_CAPABILITIES = 64
+MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can name
 _CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]{0,255}:[A-Za-z_][\w.]{0,255}$")
 _CAPABILITY = re.compile(r"^[\w.:-]{1,64}$")
 TICKET_FIELDS = (
@@ -59,6 +77,7 @@ TICKET_FIELDS = (
     "expected_code_version",
     "arrival_mode",
 )
+DEACTIVATION_FIELDS = ("reason", "policy", "metadata")
 # Kinds that carry a paglet from one node to another (activation belongs to persistence).
 ARRIVING_KINDS = (EnvelopeKind.DISPATCH, EnvelopeKind.CLONE, EnvelopeKind.RETRACT)
 
@@ -102,7 +121,23 @@ def _is_capabilities(v: Any) -> bool:
     )
 
 
+def _is_unix_time(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v) and 0 <= v <= MAX_UNIX_TIME
+
+
 _DESTINATION = "a node address tcp://HOST:PORT or a node name"
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+
+# How each key of a ``policy`` object is checked: name -> (valid, what it must be).
+POLICY_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "activate_on_message": _BOOL,
+    "queue_messages_when_inactive": _BOOL,
+    "activate_on_startup": _BOOL,
+    "activate_at": (
+        lambda v: v is None or _is_unix_time(v),
+        "a UNIX time in seconds (0 up to the end of year 9999) or null",
+    ),
+}
 
 # How each JSON body field is checked: name -> (valid, what it must be).
 FIELD_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
@@ -110,7 +145,7 @@ FIELD_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "args": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
     "state": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
     "priority": (lambda v: type(v) is int and UNQUEUED_PRIORITY <= v <= MAX_PRIORITY, "an integer 0..10"),
-    "oneway": (lambda v: isinstance(v, bool), "true or false"),
+    "oneway": _BOOL,
     "timeout": (lambda v: v is None or _is_seconds(v), f"a number of seconds, 0 < t <= {MAX_TIMEOUT:g}"),
     "class_name": (lambda v: isinstance(v, str) and _CLASS_NAME.match(v), "like 'package.module:ClassName'"),
     "agent_id": (lambda v: v is None or is_agent_id(v), "1-128 of A-Z a-z 0-9 . _ - (not starting with . _ -)"),
@@ -127,6 +162,9 @@ FIELD_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     ),
     "expected_code_version": (lambda v: v is None or (isinstance(v, str) and v != ""), "a non-empty string"),
     "arrival_mode": (lambda v: v is None or v in {m.value for m in ArrivalMode}, "'activate' or 'inactive'"),
+    "reason": (lambda v: v is None or isinstance(v, str), "a string"),
+    "policy": (lambda v: v is None or isinstance(v, dict), "a JSON object of DeactivationPolicy fields"),
+    "metadata": (lambda v: v is None or isinstance(v, dict), "a JSON object"),
 }
 
 
@@ -171,6 +209,31 @@ class Request:
         # A null field means "the default", as if it were absent.
         return TransferTicket.from_wire({name: value for name, value in body.items() if value is not None})
 
+    def deactivation(self) -> DeactivationRequest:
+        """The (optional) body as a :class:`DeactivationRequest` from ``source="http"``."""
+        body = self.fields(*DEACTIVATION_FIELDS) if self.body is not None else dict.fromkeys(DEACTIVATION_FIELDS)
+        policy = None if body["policy"] is None else policy_from_body(body["policy"])
+        return DeactivationRequest(
+            reason=body["reason"] or "", source="http", policy=policy, metadata=body["metadata"] or {}
+        )
+
+    def no_fields(self) -> None:
+        """Refuse any body but none, ``{}`` or ``null``."""
+        if self.body is not None:
+            self.fields()
+
+
+def policy_from_body(policy: dict[str, Any]) -> DeactivationPolicy:
+    """A ``policy`` object as a :class:`DeactivationPolicy`, each key checked by POLICY_CHECKS."""
+    unknown = sorted(set(policy) - set(POLICY_CHECKS))
+    if unknown:
+        raise HttpRefusal(400, f"unknown policy field(s) {unknown} (allowed: {sorted(POLICY_CHECKS)})")
+    for name, value in policy.items():
+        valid, what = POLICY_CHECKS[name]
+        if not valid(value):
+            raise HttpRefusal(400, f"policy.{name} must be {what}, got {value!r:.80}")
+    return DeactivationPolicy(**policy)
+
 
 def envelope_from_body(data: bytes) -> PagletEnvelope:
     """Decode and check an envelope pushed over HTTP; refuse (400) one the node must not act on."""
@@ -200,4 +263,14 @@ def envelope_from_body(data: bytes) -> PagletEnvelope:
     return envelope
 
 
-__all__ = ["FIELD_CHECKS", "MAX_TIMEOUT", "TICKET_FIELDS", "HttpRefusal", "Request", "envelope_from_body"]
+__all__ = [
+    "DEACTIVATION_FIELDS",
+    "FIELD_CHECKS",
+    "MAX_TIMEOUT",
+    "POLICY_CHECKS",
+    "TICKET_FIELDS",
+    "HttpRefusal",
+    "Request",
+    "envelope_from_body",
+    "policy_from_body",
+]

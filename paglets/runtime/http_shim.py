@@ -19,6 +19,8 @@ POST     /agents/{id}/messages       ``deliver_message(id, Message(...))`` (202 
 POST     /agents/{id}/dispatch       ``dispatch(id, ticket)`` (ticket: destination, timeout, ...)
 POST     /agents/{id}/clone          ``clone(id, ticket or None)`` -> 201 (no destination: here)
 POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from node ``from``
+POST     /agents/{id}/deactivate     ``deactivate(id, request)`` (body optional: reason, policy, metadata)
+POST     /agents/{id}/activate       ``activate(id)`` (no body)
 POST     /envelopes                  ``movement.receive_envelope(body)`` -> 201 (msgpack body)
 =======  ==========================  ==============================================
 
@@ -27,6 +29,13 @@ Bodies are JSON, except ``/envelopes``: a msgpack ``PagletEnvelope`` sent as
 The movement endpoints answer ``{"agent_id", "address"}`` with the paglet's
 (or clone's) node address; a refused or failed move is 409 ``TransferError``
 and the paglet stays where it was.
+
+Parking: ``deactivate`` and ``activate`` answer ``{"agent_id", "address",
+"active"}``; their body is optional (no Content-Length means none). A message
+to a parked paglet whose policy queues mail answers ``{"result": {"queued":
+true, "message_id": ...}}`` once it is on disk; one it refuses is 409
+``PagletInactiveError``. ``GET /agents?state=inactive`` lists parked paglets
+with ``queued_messages``, ``policy``, ``reason`` and ``deactivated_at``.
 
 Every response is JSON; an error is ``{"error": {"type": name, "message": text}}``
 where ``type`` is a :mod:`paglets.core.errors` class name (see ``ERROR_STATUS``).
@@ -146,6 +155,17 @@ def retract_agent(host: Any, req: Request) -> Reply:
     return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url}
 
 
+def deactivate_agent(host: Any, req: Request) -> Reply:
+    proxy = host.deactivate(req.params["agent_id"], req.deactivation())
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": False}
+
+
+def activate_agent(host: Any, req: Request) -> Reply:
+    req.no_fields()
+    proxy = host.activate(req.params["agent_id"])
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True}
+
+
 def post_envelope(host: Any, req: Request) -> Reply:
     envelope_from_body(req.body)  # refuse a malformed one before the node prepares anything
     arrived = host.movement.receive_envelope(req.body)
@@ -157,11 +177,19 @@ class Route(NamedTuple):
     pattern: re.Pattern[str]
     handler: Callable[[Any, Request], Reply]
     body_type: str  # the Content-Type a POST body must have; "" for JSON, which is not checked
+    body_optional: bool  # a POST without Content-Length has no body (else it is 411)
 
 
-def _route(method: str, template: str, handler: Callable[[Any, Request], Reply], body_type: str = "") -> Route:
+def _route(
+    method: str,
+    template: str,
+    handler: Callable[[Any, Request], Reply],
+    body_type: str = "",
+    *,
+    body_optional: bool = False,
+) -> Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return Route(method, re.compile(pattern), handler, body_type)
+    return Route(method, re.compile(pattern), handler, body_type, body_optional)
 
 
 # One line per endpoint; every {param} in a path is an agent id, checked before the handler runs.
@@ -176,6 +204,8 @@ ROUTES = [
     _route("POST", "/agents/{agent_id}/dispatch", dispatch_agent),
     _route("POST", "/agents/{agent_id}/clone", clone_agent),
     _route("POST", "/agents/{agent_id}/retract", retract_agent),
+    _route("POST", "/agents/{agent_id}/deactivate", deactivate_agent, body_optional=True),
+    _route("POST", "/agents/{agent_id}/activate", activate_agent, body_optional=True),
     _route("POST", "/envelopes", post_envelope, MSGPACK),
 ]
 
@@ -251,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         route, params = find_route(self.command, url.path)
         request = Request(params, parse_qs(url.query, keep_blank_values=True))
-        if self.command == "POST":
+        if self.command == "POST" and not (route.body_optional and self._no_body_sent()):
             request.body = self._read_body(route.body_type, host.max_message_size)
         return route.handler(host, request)
 
@@ -264,6 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpRefusal(
                 401, "missing or wrong API key", "AuthenticationError", headers={"WWW-Authenticate": "Bearer"}
             )
+
+    def _no_body_sent(self) -> bool:
+        """True for a request with neither Content-Length nor Transfer-Encoding (which has no body)."""
+        return "Content-Length" not in self.headers and "Transfer-Encoding" not in self.headers
 
     def _read_body(self, body_type: str, limit: int) -> Any:
         """The request body: raw bytes for a route that names its Content-Type, else decoded JSON."""

@@ -28,7 +28,7 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from paglets.core.errors import InvalidAgentError, LifecycleError, PagletError
+from paglets.core.errors import InvalidAgentError, LifecycleError, OverloadedError, PagletError
 from paglets.core.events import PersistencyEvent
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord, QueuedMessage
@@ -59,6 +59,8 @@ class Parking:
         self._schedule_cond = threading.Condition(self._lock)
         self._stopping = False
         self._scheduler: threading.Thread | None = None
+        self._mail_counts: dict[str, int] = {}  # messages waiting on disk, per parked paglet
+        self.mail_limit = host.mailbox_limit * 10
 
     # -- node start and stop ---------------------------------------------------------------
     def start(self) -> None:
@@ -71,6 +73,7 @@ class Parking:
             host.events.emit("record-quarantined", path=str(path), reason=reason)
         for record in records:
             self._index(record)
+            self._mail_counts[record.agent_id] = self.records.count_mail(record.agent_id)
         self._scheduler = threading.Thread(target=self._run_schedule, name=f"paglets-wake-{host.name}", daemon=True)
         self._scheduler.start()
         for record in records:
@@ -129,6 +132,8 @@ class Parking:
         """Park an active paglet on disk; returns its proxy (it stays addressable here)."""
         host = self._host
         request = request or DeactivationRequest(source="node")
+        if self.record(agent_id) is not None:
+            return host.get_proxy_for(agent_id)  # parked already: nothing to do
         info = host.agent_info(agent_id)
         timeout = host.client.timeout
         policy = request.policy or self._chosen_policy(agent_id, request, timeout) or DeactivationPolicy()
@@ -204,6 +209,9 @@ class Parking:
     # -- messages for parked paglets ----------------------------------------------------------
     def queue(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]:
         """Append a message to a parked paglet's mail log; the Future gives the sender's reply once durable."""
+        if self._mail_counts.get(agent_id, 0) >= self.mail_limit:
+            raise OverloadedError(f"paglet {agent_id!r} already has {self.mail_limit} messages waiting on disk")
+        self._mail_counts[agent_id] = self._mail_counts.get(agent_id, 0) + 1
         mid = delivery.mid or uuid.uuid4().hex
         message = QueuedMessage(delivery.body, delivery.oneway, delivery.priority, mid, time.time())
         written = self.records.append_mail(agent_id, message)
@@ -294,6 +302,7 @@ class Parking:
         broker.in_loop(lambda: broker.table.release(agent_id, mail)).result(10)
         with self._lock:
             self._parked.pop(agent_id, None)
+        self._mail_counts.pop(agent_id, None)
         self.records.delete(agent_id)
         shutil.rmtree(self.records.root / f"{agent_id}.files", ignore_errors=True)
         host.events.emit("paglet-activated", agent_id=agent_id, reason=reason, mail=len(mail))
@@ -323,6 +332,7 @@ class Parking:
         host.broker.in_loop(
             lambda: host.broker.table.parked.forget(agent_id, InvalidAgentError(f"paglet {agent_id!r} was disposed"))
         ).result(10)
+        self._mail_counts.pop(agent_id, None)
         self.records.delete(agent_id)
         shutil.rmtree(self.records.root / f"{agent_id}.files", ignore_errors=True)
 
@@ -336,7 +346,7 @@ class Parking:
                         _at, agent_id = heapq.heappop(self._schedule)
                         break
                     wait = self._schedule[0][0] - now if self._schedule else None
-                    self._schedule_cond.wait(wait)
+                    self._schedule_cond.wait(None if wait is None else min(wait, 3600.0))
                 else:
                     return
                 record = self._parked.get(agent_id)

@@ -84,8 +84,9 @@ def test_echo_paglet_round_trip_with_readable_output(alpha):
     assert ok(run_cli("send", address, "echo-1", "add", "--arg", "4", "--priority", "9")) == "4\n"
 
     table = ok(run_cli("ls", address)).splitlines()
-    assert table[0].split() == ["AGENT", "ID", "CLASS", "PHASE", "PID", "QUEUED", "IN-FLIGHT", "DELIVERED", "FAILED"]
-    assert table[1].split()[:3] == ["echo-1", ECHO, "ready"]
+    header = ["AGENT", "ID", "CLASS", "STATE", "PHASE", "PID", "QUEUED", "IN-FLIGHT", "DELIVERED", "FAILED"]
+    assert table[0].split() == header
+    assert table[1].split()[:4] == ["echo-1", ECHO, "active", "ready"]
     assert table[1].split()[-4:] == ["0", "0", "3", "0"]
     assert '"greeting":"hey"' in ok(run_cli("ls", "--state", address))
 
@@ -187,6 +188,68 @@ def test_clone_terms_without_a_target_are_a_usage_error():
     failed(run_cli("retract", "tcp://127.0.0.1:1", "a"), code=2)  # --to is required
     stderr = failed(run_cli("dispatch", "tcp://127.0.0.1:1", "a", "localhost:7700"))
     assert stderr.startswith("Error: ValueError: node address 'localhost:7700'")
+
+
+# -- parking ----------------------------------------------------------------------
+PARKING = "tests.sample_paglets:SerialParkingPaglet"  # one handler at a time: notes keep delivery order
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """``paglets ls`` rows by agent id (cells split on whitespace; the header is left out)."""
+    return {line.split()[0]: line.split() for line in output.splitlines()[1:]}
+
+
+def test_paglet_parked_from_the_command_line_lists_inactive_with_its_queued_mail(alpha):
+    address = alpha.address
+    ok(run_cli("create", address, PARKING, "--id", "napper"))
+    ok(run_cli("create", address, ECHO, "--id", "awake"))
+    assert ok(run_cli("send", address, "napper", "note", "--arg", '"a"')) == "1\n"
+
+    assert ok(run_cli("deactivate", address, "napper", "--reason", "nap", "--queue-only")) == "deactivated napper\n"
+    queued = json.loads(ok(run_cli("send", address, "napper", "note", "--arg", '"b"')))
+    assert queued["queued"] is True and queued["message_id"]
+    assert ok(run_cli("send", address, "napper", "note", "--arg", '"c"', "--oneway")) == "queued for napper\n"
+
+    listing = ok(run_cli("ls", address))
+    assert listing.splitlines()[0].split()[3:7] == ["STATE", "PHASE", "PID", "QUEUED"]
+    rows = table_rows(listing)
+    assert rows["napper"][2:] == ["inactive", "inactive", "-", "2", "-", "-", "-"]
+    assert rows["awake"][2:4] == ["active", "ready"]
+    assert list(table_rows(ok(run_cli("ls", "--inactive-only", address)))) == ["napper"]
+    assert list(table_rows(ok(run_cli("ls", "--active-only", address)))) == ["awake"]
+    [parked] = json.loads(ok(run_cli("--json", "ls", "--inactive-only", "--state", address)))
+    assert parked["queued_messages"] == 2 and parked["reason"] == "nap"
+    assert parked["policy"]["activate_on_message"] is False and parked["state"]["seen"] == ["a"]
+
+    assert ok(run_cli("activate", address, "napper")) == "activated napper\n"
+    assert json.loads(ok(run_cli("send", address, "napper", "seen"))) == ["a", "b", "c"]
+    assert table_rows(ok(run_cli("ls", address)))["napper"][2:4] == ["active", "ready"]
+
+
+def test_deactivate_policy_options_reach_the_node(alpha):
+    address = alpha.address
+    ok(run_cli("create", address, PARKING, "--id", "sleeper"))
+    parked = json.loads(
+        ok(run_cli("--json", "deactivate", address, "sleeper", "--no-queue", "--wake-on-startup",
+                   "--wake-at", "2100-01-01T00:00:00Z"))
+    )  # fmt: skip
+    assert parked == {"agent_id": "sleeper", "address": address, "active": False}
+    [listed] = json.loads(ok(run_cli("--json", "ls", "--inactive-only", address)))
+    assert listed["policy"] == {
+        "activate_on_message": True, "queue_messages_when_inactive": False,
+        "activate_on_startup": True, "activate_at": 4102444800.0,
+    }  # fmt: skip
+    assert json.loads(ok(run_cli("--json", "activate", address, "sleeper")))["active"] is True
+    stderr = failed(run_cli("activate", address, "nobody"))
+    assert stderr.startswith("Error: InvalidAgentError: ") and "'nobody'" in stderr
+
+
+def test_bad_parking_options_are_usage_errors():
+    stderr = failed(run_cli("deactivate", "tcp://127.0.0.1:1", "a", "--wake-at", "teatime"), code=2)
+    assert "neither UNIX seconds nor an ISO 8601 time" in stderr
+    failed(run_cli("deactivate", "tcp://127.0.0.1:1", "a", "--wake-at", "-5"), code=2)
+    stderr = failed(run_cli("ls", "tcp://127.0.0.1:1", "--active-only", "--inactive-only"), code=2)
+    assert "not both" in stderr
 
 
 # -- configuration and API keys -----------------------------------------------------

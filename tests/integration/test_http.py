@@ -416,6 +416,100 @@ def test_malformed_tickets_are_refused_with_400_and_nothing_moves(two):
     assert beta.list_agents() == []
 
 
+# -- parking ----------------------------------------------------------------------------
+QUEUE_ONLY = {"activate_on_message": False}
+
+
+def message(base: str, agent_id: str, kind: str, arg: Any = None) -> Reply:
+    return call(base, "POST", f"/agents/{agent_id}/messages", {"kind": kind, "arg": arg})
+
+
+def test_mail_for_a_paglet_parked_over_http_is_queued_listed_and_delivered_on_activation(make_node):
+    node = make_node("alpha", http_port=0)
+    web, agent_id = node.http_address, node.create(sp.ParkingPaglet).agent_id
+    assert message(web, agent_id, "note", "a").body == {"result": 1}
+
+    body = {"reason": "nap", "policy": QUEUE_ONLY, "metadata": {"by": "http"}}
+    parked = call(web, "POST", f"/agents/{agent_id}/deactivate", body)
+    assert parked.status == 200, parked.body
+    assert parked.body == {"agent_id": agent_id, "address": node.address, "active": False}
+
+    queued = message(web, agent_id, "note", "b")
+    assert queued.status == 200, queued.body
+    assert queued.body["result"]["queued"] is True and queued.body["result"]["message_id"]
+
+    [listed] = call(web, "GET", "/agents?state=inactive").body["agents"]
+    assert listed["agent_id"] == agent_id and listed["active"] is False and listed["phase"] == "inactive"
+    assert listed["queued_messages"] == 1 and listed["reason"] == "nap"
+    assert listed["policy"]["activate_on_message"] is False and listed["deactivated_at"] > 0
+    assert call(web, "GET", "/agents").body == {"agents": []}
+    [with_state] = call(web, "GET", "/agents?state=all&include_state=1").body["agents"]
+    assert with_state["state"]["seen"] == ["a"]  # read from the record: no worker runs
+
+    woken = call(web, "POST", f"/agents/{agent_id}/activate")
+    assert woken.status == 200, woken.body
+    assert woken.body == {"agent_id": agent_id, "address": node.address, "active": True}
+    assert message(web, agent_id, "seen").body == {"result": ["a", "b"]}
+    assert call(web, "GET", "/agents?state=inactive").body == {"agents": []}
+    [active] = call(web, "GET", "/agents").body["agents"]
+    assert active["agent_id"] == agent_id and active["active"] is True
+
+
+def test_deactivate_and_activate_take_a_request_without_a_body(make_node):
+    node = make_node("alpha", http_port=0)
+    agent_id = node.create(sp.ParkingPaglet).agent_id
+    for action, active in (("deactivate", False), ("activate", True)):
+        raw = raw_exchange(node.http_address, f"POST /agents/{agent_id}/{action} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert status_of(raw) == 200, raw
+        assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["active"] is active
+        assert node.agent_info(agent_id)["active"] is active
+
+
+def test_a_message_the_parked_paglet_refuses_is_409_paglet_inactive(make_node):
+    node = make_node("alpha", http_port=0)
+    agent_id = node.create(sp.ParkingPaglet).agent_id
+    policy = {"activate_on_message": False, "queue_messages_when_inactive": False}
+    assert call(node.http_address, "POST", f"/agents/{agent_id}/deactivate", {"policy": policy}).status == 200
+    reply = message(node.http_address, agent_id, "note", 1)
+    assert reply.status == 409 and reply.body["error"]["type"] == "PagletInactiveError"
+    assert node.agent_info(agent_id)["queued_messages"] == 0
+
+
+def test_parking_an_unknown_paglet_is_404(web):
+    for action in ("deactivate", "activate"):
+        reply = call(web, "POST", f"/agents/nobody/{action}", {})
+        assert reply.status == 404 and reply.body["error"]["type"] == "InvalidAgentError", action
+
+
+def test_malformed_deactivation_requests_are_refused_with_400_and_nothing_parks(make_node):
+    node = make_node("alpha", http_port=0)
+    agent_id = node.create(sp.ParkingPaglet).agent_id
+    deactivate, activate = f"/agents/{agent_id}/deactivate", f"/agents/{agent_id}/activate"
+    cases = [
+        ("body not an object", deactivate, [1]),
+        ("unknown field", deactivate, {"reason": "x", "colour": "red"}),
+        ("reason not a string", deactivate, {"reason": 5}),
+        ("metadata not an object", deactivate, {"metadata": ["a"]}),
+        ("policy not an object", deactivate, {"policy": True}),
+        ("policy flag a string", deactivate, {"policy": {"activate_on_message": "no"}}),
+        ("policy flag a number", deactivate, {"policy": {"queue_messages_when_inactive": 0}}),
+        ("policy flag null", deactivate, {"policy": {"activate_on_startup": None}}),
+        ("activate_at a string", deactivate, {"policy": {"activate_at": "tomorrow"}}),
+        ("activate_at negative", deactivate, {"policy": {"activate_at": -1}}),
+        ("activate_at a bool", deactivate, {"policy": {"activate_at": True}}),
+        ("activate_at past year 9999", deactivate, {"policy": {"activate_at": 1e12}}),
+        ("unknown policy field", deactivate, {"policy": {"wake_on_message": True}}),
+        ("activate with a field", activate, {"reason": "x"}),
+        ("activate with a non-object body", activate, "now"),
+    ]
+    for label, path, body in cases:
+        reply = call(node.http_address, "POST", path, body)
+        assert reply.status == 400, (label, reply)
+        assert reply.body["error"]["type"] == "ProtocolError", (label, reply)
+    assert node.agent_info(agent_id)["active"] is True
+    assert [h["hook"] for h in node.get_state(agent_id)["hooks"]] == []
+
+
 # -- envelopes pushed over HTTP --------------------------------------------------------
 def echo_envelope(target, agent_id: str = "pushed-1", **fields: Any) -> PagletEnvelope:
     values: dict[str, Any] = {
