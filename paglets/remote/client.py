@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
+from paglets.remote.security import CurveIdentity
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import Reactor, channel, check_address, reply_value, then
 from paglets.wire import codec, protocol
@@ -34,11 +35,15 @@ HOOK_OPS = frozenset({"send", "create", "deactivate", "activate"})  # they wait 
 class HostClient:
     """Talks to paglets nodes over their front sockets."""
 
-    def __init__(self, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, curve: CurveIdentity | None = None
+    ):
+        """``curve``: our key pair and the servers' public key, for nodes that require CurveZMQ."""
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.api_key = api_key
         self.timeout = timeout
+        self.curve = curve
 
     # -- raw requests ------------------------------------------------------------
     def request(
@@ -57,7 +62,7 @@ class HostClient:
         the deadline.
         """
         address = check_address(address)
-        reply = channel(address).request(
+        reply = channel(address, self.curve).request(
             op, self._header(header), payload, self._timeout(timeout, op), watch_connection
         )
         return reply_value(reply)
@@ -71,7 +76,9 @@ class HostClient:
         timeout: float | None = None,
     ) -> Future[protocol.Reply]:
         address = check_address(address)
-        future = Reactor.shared().submit(address, op, self._header(header), payload, self._timeout(timeout, op))
+        future = Reactor.shared().submit(
+            address, op, self._header(header), payload, self._timeout(timeout, op), self.curve
+        )
         return then(future, reply_value)
 
     def _header(self, header: dict[str, Any] | None) -> dict[str, Any]:
@@ -181,11 +188,11 @@ class HostClient:
         :meth:`flush` from the same thread to the same node.
         """
         header, payload = self._send_request(agent_id, message, True, activate_if_inactive, no_delay)
-        channel(check_address(address)).send_oneway(self._header(header), payload, self.timeout)
+        channel(check_address(address), self.curve).send_oneway(self._header(header), payload, self.timeout)
 
     def flush(self, address: str, timeout: float | None = None) -> None:
         """Wait until ``address`` accepted every oneway send this thread made to it."""
-        channel(check_address(address)).flush(self.timeout if timeout is None else timeout)
+        channel(check_address(address), self.curve).flush(self.timeout if timeout is None else timeout)
 
     @staticmethod
     def _send_request(

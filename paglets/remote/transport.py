@@ -28,6 +28,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError, RequestTimeoutError
+from paglets.remote.security import CurveIdentity
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
@@ -85,8 +86,10 @@ def route(address: str) -> tuple[str, list[bytes]]:
     return endpoint, [protocol.RELAY_MAGIC, protocol.RELAY_TO, node.encode()]
 
 
-def _new_dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
+def _new_dealer(ctx: zmq.Context, endpoint: str, curve: CurveIdentity | None = None) -> zmq.Socket:
     sock = ctx.socket(zmq.DEALER)
+    if curve is not None:
+        curve.secure_client(sock)
     sock.linger = 0
     sock.immediate = 1  # never queue for a node we are not connected to
     sock.sndhwm = sock.rcvhwm = 100_000
@@ -110,10 +113,10 @@ def reply_value(reply: protocol.Reply) -> protocol.Reply:
 class Channel:
     """One thread's DEALER to one node."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, curve: CurveIdentity | None = None):
         self.address = address
         endpoint, self._prefix = route(address)
-        self._sock = _new_dealer(zmq.Context.instance(), endpoint)
+        self._sock = _new_dealer(zmq.Context.instance(), endpoint, curve)
         self._monitor: zmq.Socket | None = None
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
@@ -255,14 +258,15 @@ def _drain_events(monitor: zmq.Socket) -> bool:
         dropped = dropped or event["event"] == zmq.EVENT_DISCONNECTED
 
 
-def channel(address: str) -> Channel:
-    """The calling thread's channel to ``address`` (created on first use)."""
-    channels: dict[str, Channel] | None = getattr(_local, "channels", None)
+def channel(address: str, curve: CurveIdentity | None = None) -> Channel:
+    """The calling thread's channel to ``address`` with this Curve identity (created on first use)."""
+    channels: dict[tuple[str, bytes], Channel] | None = getattr(_local, "channels", None)
     if channels is None:
         channels = _local.channels = {}
-    found = channels.get(address)
+    key = (address, curve.cache_key() if curve is not None else b"")
+    found = channels.get(key)
     if found is None:
-        found = channels[address] = Channel(address)
+        found = channels[key] = Channel(address, curve)
     return found
 
 
@@ -282,7 +286,7 @@ class Reactor:
     def __init__(self) -> None:
         self._ctx = zmq.Context.instance()
         self._channel = LoopChannel(self._ctx, "client-reactor")
-        self._sockets: dict[str, zmq.Socket] = {}
+        self._sockets: dict[tuple[str, bytes], zmq.Socket] = {}
         self._poller = zmq.Poller()
         self._waiting: dict[bytes, tuple[Future[protocol.Reply], str, str]] = {}
         self._deadlines: list[tuple[float, bytes]] = []
@@ -293,28 +297,36 @@ class Reactor:
         self._ready.wait()
 
     def submit(
-        self, address: str, op: str, header: dict[str, Any], payload: tuple[bytes, ...], timeout: float
+        self,
+        address: str,
+        op: str,
+        header: dict[str, Any],
+        payload: tuple[bytes, ...],
+        timeout: float,
+        curve: CurveIdentity | None = None,
     ) -> Future[protocol.Reply]:
         future: Future[protocol.Reply] = Future()
         cid = _next_cid()
         endpoint, prefix = route(address)
         frames = [*prefix, *protocol.request_frames(op, cid, header, payload)]
-        self._channel.post(lambda: self._send(address, endpoint, op, cid, frames, future, timeout))
+        self._channel.post(lambda: self._send(address, endpoint, curve, op, cid, frames, future, timeout))
         return future
 
     def _send(
         self,
         address: str,
         endpoint: str,
+        curve: CurveIdentity | None,
         op: str,
         cid: bytes,
         frames: list[bytes],
         future: Future[Any],
         timeout: float,
     ) -> None:
-        sock = self._sockets.get(address)
+        key = (address, curve.cache_key() if curve is not None else b"")
+        sock = self._sockets.get(key)
         if sock is None:
-            sock = self._sockets[address] = _new_dealer(self._ctx, endpoint)
+            sock = self._sockets[key] = _new_dealer(self._ctx, endpoint, curve)
             self._poller.register(sock, zmq.POLLIN)
         self._waiting[cid] = (future, address, op)
         heapq.heappush(self._deadlines, (time.monotonic() + timeout, cid))

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import zmq
 
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
+from paglets.remote.security import CurveIdentity, CurveServer
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
@@ -79,6 +80,8 @@ class Broker:
         mailbox_limit: int = 10_000,
         forward_ttl: float = 3600.0,
         op_threads: int = 32,
+        curve_server: CurveServer | None = None,
+        curve_client: CurveIdentity | None = None,
     ):
         self._ctx = ctx
         self._services = services
@@ -92,7 +95,8 @@ class Broker:
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
         self._pool = ThreadPoolExecutor(max_workers=op_threads, thread_name_prefix=f"paglets-ops-{node_name}")
         self._poller = zmq.Poller()
-        self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved)
+        self._curve_server = curve_server
+        self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved, curve=curve_client)
         parked = ParkedPaglets(
             node_name, self, wake=self._wake_parked, queue=self._queue_for_parked, limit=mailbox_limit
         )
@@ -111,7 +115,13 @@ class Broker:
         self._relay: RelayLink | None = None
         if relay_endpoint is not None:
             self._relay = RelayLink(
-                ctx, self._poller, relay_endpoint, node_name, api_key=api_key, heartbeat=heartbeat_interval
+                ctx,
+                self._poller,
+                relay_endpoint,
+                node_name,
+                api_key=api_key,
+                heartbeat=heartbeat_interval,
+                secure=curve_client.secure_client if curve_client is not None else None,
             )
         self._stop = False
         self._started = threading.Event()
@@ -292,6 +302,8 @@ class Broker:
         front.router_mandatory = 1
         front.maxmsgsize = self._max_message_size
         front.sndhwm = front.rcvhwm = 100_000
+        if self._curve_server is not None:
+            self._curve_server.serve(front)
         try:
             if endpoint.endswith(":0"):
                 base = endpoint.rsplit(":", 1)[0]

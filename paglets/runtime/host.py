@@ -38,7 +38,7 @@ import zmq
 
 import paglets
 from paglets.core.agent import ACTIVE, Paglet, PagletState
-from paglets.core.errors import HostError, InvalidAgentError, PagletError
+from paglets.core.errors import AuthenticationError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEvent, ContextEventLog
 from paglets.core.messages import FutureReply, Message, ReplySet
 from paglets.persistence.persistency import DeactivationRequest
@@ -46,6 +46,7 @@ from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
 from paglets.remote.mesh import HostRef, MeshRegistry
 from paglets.remote.proxy import PagletProxy
+from paglets.remote.security import CurveIdentity, CurveServer
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address, then
 from paglets.runtime.broker import Broker
@@ -113,6 +114,9 @@ class Host:
         worker_pool: int = 2,
         learn_preload: bool = True,
         checkpoint_interval: float | None = None,
+        curve_secret: str | Path | None = None,
+        curve_allow: str | Path | None = None,
+        curve_server_key: str | Path | None = None,
     ):
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
@@ -128,9 +132,19 @@ class Host:
             self.public_url = f"relay+{self.connect_to}/{name}"
             http_port = None
         self.address = self.public_url or f"tcp://{self._public_host()}:{self.port}"
-        self.client = client or HostClient(api_key=self.api_key)
+        # CurveZMQ: serve with our key pair (clients must be in curve_allow), and connect to
+        # servers that hold curve_server_key (by default our own public key: one cluster key).
+        self.curve = CurveIdentity.from_files(curve_secret, curve_server_key) if curve_secret else None
+        self.curve_server = (
+            CurveServer(self.curve.public, self.curve.secret, curve_allow or _missing_allow_dir(), f"paglets-{name}")
+            if self.curve is not None
+            else None
+        )
+        self.client = client or HostClient(api_key=self.api_key, curve=self.curve)
         if self.api_key and self.client.api_key is None:
             self.client.api_key = self.api_key
+        if self.curve is not None and self.client.curve is None:
+            self.client.curve = self.curve
         self.mesh_enabled = mesh
         self.peers = list(peers or [])
         self.mesh_multicast = mesh_multicast
@@ -248,6 +262,8 @@ class Host:
             max_message_size=self.max_message_size,
             mailbox_limit=self.mailbox_limit,
             forward_ttl=self.forward_ttl,
+            curve_server=self.curve_server,
+            curve_client=self.curve,
         )
         self.broker.start()
         if self.broker.front_address:
@@ -616,6 +632,10 @@ class WorkerResources:
 def _decode_payload(result: tuple[bytes, list[bytes]]) -> Any:
     _header, payload = result
     return codec.decode(payload[0]) if payload and payload[0] else None
+
+
+def _missing_allow_dir() -> str:
+    raise AuthenticationError("curve_secret needs curve_allow: a directory of the client public keys to let in")
 
 
 def _short_tmp() -> str:

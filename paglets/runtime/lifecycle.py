@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from paglets.core.errors import HostError, InvalidAgentError, PagletError
 from paglets.core.events import PersistencyEvent
+from paglets.remote.security import CurveIdentity
 from paglets.runtime.waiting import wait_for
 from paglets.wire import protocol
 
@@ -98,6 +99,7 @@ class Lifecycle:
             "sys_path": list(sys.path),
             "cwd": os.getcwd(),
             "api_key": host.api_key,
+            "curve": _curve_wire(host.curve),
             "work_dir": str(host.work_path(agent_id)),
             "storage_root": str(host.persistence_dir / "storage"),
             "storage_quota": host.persistent_storage_quota_bytes,
@@ -134,6 +136,12 @@ class Lifecycle:
         pid = wait_for(host.broker.stop_worker(agent_id), 10, "the broker")
         if pid is not None and not host.processes.wait_gone(pid, grace):
             host.processes.kill(pid)
+
+
+def _curve_wire(curve: CurveIdentity | None) -> dict[str, str] | None:
+    if curve is None:
+        return None
+    return {"public": curve.public.decode(), "secret": curve.secret.decode(), "server": curve.server_key.decode()}
 
 
 def check_class_name(class_name: str) -> None:

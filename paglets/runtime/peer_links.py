@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from paglets.core.errors import OverloadedError, ProtocolError, RequestTimeoutError
+from paglets.remote.security import CurveIdentity
 from paglets.remote.transport import route
 from paglets.runtime.slots import Delivery, Origin, Sender
 from paglets.wire import protocol
@@ -40,7 +41,9 @@ class PeerLinks:
         api_key: str | None,
         on_moved: Callable[[str, str], None],
         timeout: float = 120.0,
+        curve: CurveIdentity | None = None,
     ):
+        self._curve = curve
         self._ctx = ctx
         self._poller = poller
         self._sender = sender
@@ -80,6 +83,8 @@ class PeerLinks:
         sock = self._sockets.get(address)
         if sock is None:
             sock = self._ctx.socket(zmq.DEALER)
+            if self._curve is not None:
+                self._curve.secure_client(sock)
             sock.linger = 0
             sock.sndhwm = sock.rcvhwm = 100_000
             sock.connect(endpoint)

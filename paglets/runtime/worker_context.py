@@ -18,6 +18,7 @@ from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
 from paglets.remote.mesh import HostRef
 from paglets.remote.proxy import PagletProxy
+from paglets.remote.security import CurveIdentity
 from paglets.runtime.files import PagletFileRef, class_storage_dir
 from paglets.runtime.resources import ResourceRegistry
 from paglets.wire import codec
@@ -41,7 +42,11 @@ class WorkerContext(PagletContext):
     @property
     def client(self) -> HostClient:
         if self._client is None:
-            self._client = HostClient(api_key=self._worker.spec.get("api_key"))
+            keys = self._worker.spec.get("curve")
+            curve = None
+            if keys:
+                curve = CurveIdentity(keys["public"].encode(), keys["secret"].encode(), keys["server"].encode())
+            self._client = HostClient(api_key=self._worker.spec.get("api_key"), curve=curve)
         return self._client
 
     def host_call(self, op: str, payload: tuple[bytes, ...] = (), timeout: float | None = None, **fields: Any) -> Any:
