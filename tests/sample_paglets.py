@@ -261,3 +261,17 @@ class SerialParkingPaglet(ParkingPaglet):
     """One handler at a time, so the order notes are handled in is the order they were delivered."""
 
     MAILBOX_WORKERS = 1
+
+
+class MeshWatcherPaglet(Paglet[PagletState]):
+    """Asks its node about the mesh."""
+
+    def handle_message(self, message: Message) -> Any:
+        if message.kind == "hosts":
+            return [ref.name for ref in self.context.available_hosts()]
+        if message.kind == "online":
+            return self.context.is_host_online(message.arg)
+        if message.kind == "wait":
+            ref = self.context.wait_for_host(message.get_arg("name"), timeout=message.get_arg("timeout"))
+            return None if ref is None else ref.name
+        return self.not_handled()
