@@ -88,6 +88,9 @@ class WorkingPaglet(Paglet[WorkState]):
             reply = self.send(message.get_arg("agent"), Message("echo", arg=message.get_arg("value")))
             self.state.replies.append(reply)
             return reply
+        if kind == "ask-remote":
+            message_out = Message("echo", arg=message.get_arg("value"))
+            return self.send(message.get_arg("agent"), message_out, host_url=message.get_arg("url"))
         if kind == "set-property":
             self.context.set_property(message.get_arg("key"), message.get_arg("value"))
             return True
