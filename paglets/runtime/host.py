@@ -44,11 +44,13 @@ from paglets.core.messages import FutureReply, Message, ReplySet
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
+from paglets.remote.discovery import LanDiscovery
 from paglets.remote.mesh import HostRef, MeshRegistry
 from paglets.remote.proxy import PagletProxy
 from paglets.remote.security import CurveIdentity, CurveServer
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address, then
+from paglets.runtime.binding import advertised_address, check_public_url, resolve_binding
 from paglets.runtime.broker import Broker
 from paglets.runtime.checkpoints import Checkpointer
 from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
@@ -117,21 +119,24 @@ class Host:
         curve_secret: str | Path | None = None,
         curve_allow: str | Path | None = None,
         curve_server_key: str | Path | None = None,
+        bind_public: bool = False,
     ):
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
         if not 0 <= int(port) < 65536:
             raise ValueError(f"port {port} out of range")
         self.name = name
-        self.bind_host = host if isinstance(host, str) else (list(host) or ["127.0.0.1"])[0]
+        requested = host if isinstance(host, str) else (list(host) or ["127.0.0.1"])[0]
+        self.binding = resolve_binding(requested, bind_public=bind_public, public_url=public_url, port=int(port))
+        self.bind_host = self.binding.bind_host
         self.port = int(port)
         self.api_key = api_key or None
-        self.public_url = public_url.rstrip("/") if public_url else None
+        self.public_url = check_public_url(public_url) if public_url else None
         self.connect_to = check_address(connect_to) if connect_to else None
         if self.connect_to:  # behind a relay: listen nowhere, be reached through it
             self.public_url = f"relay+{self.connect_to}/{name}"
             http_port = None
-        self.address = self.public_url or f"tcp://{self._public_host()}:{self.port}"
+        self.address = self.public_url or advertised_address(self.binding, self.port)
         # CurveZMQ: serve with our key pair (clients must be in curve_allow), and connect to
         # servers that hold curve_server_key (by default our own public key: one cluster key).
         self.curve = CurveIdentity.from_files(curve_secret, curve_server_key) if curve_secret else None
@@ -170,6 +175,7 @@ class Host:
         self.forward_ttl = forward_ttl
         self.worker_pool = worker_pool
         self.learn_preload = learn_preload
+        self.discovery: LanDiscovery | None = None
         self.events = ContextEventLog()
         self.files = FileRegistry(artifact_max_bytes)
         self.artifacts = ArtifactStore(
@@ -226,6 +232,7 @@ class Host:
             self.parking.start()
             self.checkpoints.start()
             self.mesh.start()
+            self._start_discovery()
         except BaseException:
             self.stop()
             raise
@@ -268,7 +275,7 @@ class Host:
         self.broker.start()
         if self.broker.front_address:
             self.port = int(self.broker.front_address.rsplit(":", 1)[1])
-        self.address = self.public_url or f"tcp://{self._public_host()}:{self.port}"
+        self.address = self.public_url or advertised_address(self.binding, self.port)
         if self.http_port is not None:
             from paglets.runtime.http_shim import HttpShim
 
@@ -298,6 +305,9 @@ class Host:
                 self._park_all_for_restart()
             self._running = False
         self.events.emit("node-stop")
+        if self.discovery is not None:
+            self.discovery.stop()
+            self.discovery = None
         self.mesh.stop()
         self.checkpoints.stop(keep=False)
         self.parking.stop()
@@ -351,8 +361,17 @@ class Host:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _public_host(self) -> str:
-        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "*", "") else self.bind_host
+    def _start_discovery(self) -> None:
+        """LAN discovery: announce ourselves by multicast; nodes heard of become gossip peers."""
+        if not (self.mesh_enabled and self.mesh_lan_discovery and self.mesh_multicast) or self.connect_to:
+            return
+        self.discovery = LanDiscovery(
+            self.name,
+            lambda: self.address,
+            lambda name, url: self.mesh.add_peer(url),
+            interval=self.mesh_gossip_interval,
+        )
+        self.discovery.start()
 
     def require_running(self) -> Broker:
         if not self._running or self.broker is None:
