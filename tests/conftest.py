@@ -152,3 +152,51 @@ def node_process(tmp_path: Path) -> Iterator:
     yield factory
     for proc in started:
         proc.stop(signal.SIGKILL if proc.proc.poll() is None else signal.SIGTERM, timeout=10)
+
+
+class RelayProcess(NodeProcess):
+    """A ``paglets-relay`` running as its own process (``address`` and ``http_address`` as it printed them)."""
+
+
+def start_relay_process(name: str, data_dir: Path, *extra: str, env: dict | None = None) -> RelayProcess:
+    """Start ``paglets-relay`` on free loopback ports and wait for it to print its addresses."""
+    cmd = [
+        sys.executable, "-m", "paglets.cli.relay", "--name", name, "--bind", "127.0.0.1",
+        "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
+    ]  # fmt: skip
+    proc_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc_env.update(env or {})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{name}-relay.log"
+    with open(log_path, "ab") as log_file:  # a file, not a pipe: a chatty relay must never block on stderr
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=proc_env, text=True)
+    address = http = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("address "):
+            address = line.split()[1]
+        elif line.startswith("http "):
+            http = line.split()[1]
+        elif line.startswith("ready"):
+            return RelayProcess(proc, address, http, log_path)
+    proc.kill()
+    proc.wait(5)
+    raise RuntimeError(f"paglets-relay {name} did not start: {log_path.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def relay_process(tmp_path: Path) -> Iterator:
+    """Factory for ``paglets-relay`` processes; all stopped (SIGKILL if need be) at teardown."""
+    started: list[RelayProcess] = []
+
+    def factory(name: str = "relay", *extra: str, env: dict | None = None) -> RelayProcess:
+        proc = start_relay_process(name, tmp_path / f"{name}-relay-data", *extra, env=env)
+        started.append(proc)
+        return proc
+
+    yield factory
+    for proc in started:
+        proc.stop(signal.SIGKILL if proc.proc.poll() is None else signal.SIGTERM, timeout=10)

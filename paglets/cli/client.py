@@ -1,9 +1,12 @@
 """``paglets``: talk to running nodes from a shell.
 
-Every command takes the node address (``tcp://HOST:PORT``) first. Output is
-readable text by default and JSON with ``--json``. Any paglets error, bad
-JSON argument or bad address prints ``Error: <type>: <message>`` on stderr
-and exits 1; usage errors exit 2.
+Every node command takes the node address first: ``tcp://HOST:PORT``, or
+``relay+tcp://RELAY:PORT/NODE`` for a node behind a relay. Output is readable
+text by default and JSON with ``--json``. Any paglets error, bad JSON
+argument, bad address or file error prints ``Error: <type>: <message>`` on
+stderr and exits 1; usage errors exit 2. ``--curve-secret`` (and
+``--curve-server-key``) talk to nodes that require CurveZMQ; ``paglets keys
+generate`` makes the key files.
 
 Replies and states are decoded to plain data (a dataclass becomes a dict with
 a ``__class__`` key), so the CLI never needs the paglets' own code. Each
@@ -13,8 +16,10 @@ command is one small function on :data:`main`; add one the same way.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +29,7 @@ from paglets.core.errors import PagletError
 from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
 from paglets.persistence.persistency import DeactivationPolicy
 from paglets.remote.client import DEFAULT_TIMEOUT, HostClient
+from paglets.remote.security import CurveIdentity, generate_keys
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address
 from paglets.wire import codec, protocol
@@ -45,6 +51,16 @@ LIST_COLUMNS = (
     ("IN-FLIGHT", lambda a: a.get("mailbox", {}).get("in_flight")),
     ("DELIVERED", lambda a: a.get("mailbox", {}).get("delivered")),
     ("FAILED", lambda a: a.get("mailbox", {}).get("failed")),
+)
+HOST_COLUMNS = (
+    ("NAME", lambda h, now: h.get("name")),
+    ("URL", lambda h, now: h.get("url")),
+    ("ONLINE", lambda h, now: "yes" if h.get("online") else "no"),
+    ("CODE VERSION", lambda h, now: h.get("code_version") or None),
+    ("ACTIVE", lambda h, now: h.get("active_count")),
+    ("INACTIVE", lambda h, now: h.get("inactive_count")),
+    ("TAGS", lambda h, now: ",".join(h.get("tags") or ()) or None),
+    ("LAST SEEN", lambda h, now: seconds_ago(h.get("last_seen"), now)),
 )
 
 
@@ -68,7 +84,7 @@ class CliGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (PagletError, ValueError) as exc:
+        except (PagletError, ValueError, OSError) as exc:
             fail(exc)
 
 
@@ -111,15 +127,39 @@ def ticket_options(function: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     help="Seconds to wait for a node's answer.",
 )
+@click.option(
+    "--curve-secret",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Our .key_secret file: talk CurveZMQ to nodes that require it.",
+)
+@click.option(
+    "--curve-server-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The nodes' public .key file (default: the public half of --curve-secret).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_context
-def main(ctx: click.Context, api_key_env: str | None, api_key: str | None, timeout: float, as_json: bool) -> None:
-    """Inspect and drive paglets nodes. ADDR is a node's tcp://HOST:PORT."""
+def main(
+    ctx: click.Context,
+    api_key_env: str | None,
+    api_key: str | None,
+    timeout: float,
+    curve_secret: str | None,
+    curve_server_key: str | None,
+    as_json: bool,
+) -> None:
+    """Inspect and drive paglets nodes.
+
+    ADDR is a node's tcp://HOST:PORT, or relay+tcp://RELAY:PORT/NODE for a node behind a relay.
+    """
     if api_key_env and api_key:
         raise click.UsageError("give --api-key-env or --api-key, not both")
+    if curve_server_key and not curve_secret:
+        raise click.UsageError("--curve-server-key needs --curve-secret")
     if api_key_env:
         api_key = api_key_from_env(api_key_env)
-    ctx.obj = Cli(HostClient(api_key=api_key or None, timeout=timeout), as_json)
+    curve = CurveIdentity.from_files(curve_secret, curve_server_key) if curve_secret else None
+    ctx.obj = Cli(HostClient(api_key=api_key or None, timeout=timeout, curve=curve), as_json)
 
 
 # -- node ----------------------------------------------------------------------
@@ -145,6 +185,48 @@ def list_agents(cli: Cli, address: str, include_state: bool, active_only: bool, 
         check_address(address), active=not inactive_only, inactive=not active_only, include_state=include_state
     )
     cli.emit(agents, lambda rows: agent_table(rows, include_state))
+
+
+@main.command()
+@address_argument
+@click.option("--online-only", is_flag=True, help="Leave out the nodes that have gone quiet.")
+@click.pass_obj
+def hosts(cli: Cli, address: str, online_only: bool) -> None:
+    """List the nodes of the mesh that node ADDR knows, itself included."""
+    reply = cli.client.request(check_address(address), "hosts", {"online": online_only})
+    cli.emit(reply.header.get("hosts") or [], host_table)
+
+
+# -- keys ----------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Make CurveZMQ key files."""
+
+
+@keys.command("generate")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--name",
+    default="paglets",
+    show_default=True,
+    help="Base name of the files: NAME.key (public) and NAME.key_secret (secret).",
+)
+@click.pass_obj
+def generate(cli: Cli, directory: str, name: str) -> None:
+    """Write a new key pair into DIR; never overwrites existing key files.
+
+    Give NAME.key to the nodes that should let its holder in (their
+    --curve-allow directory); keep NAME.key_secret to yourself.
+    """
+    if not protocol.AGENT_ID_PATTERN.match(name):
+        raise click.BadParameter(f"{name!r}: use 1-128 of A-Z a-z 0-9 . _ -", param_hint="'--name'")
+    folder = Path(directory).expanduser()
+    existing = [str(path) for path in (folder / f"{name}.key", folder / f"{name}.key_secret") if path.exists()]
+    if existing:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise FileExistsError(f"{' and '.join(existing)} already {verb}; not overwriting (pick another --name)")
+    public, secret = generate_keys(folder, name)
+    cli.emit({"public": str(public), "secret": str(secret)}, key_value_lines)
 
 
 # -- one paglet ----------------------------------------------------------------
@@ -345,6 +427,21 @@ def agent_table(agents: Sequence[dict[str, Any]], include_state: bool) -> str:
         states = [cell_text(agent.get("state", agent.get("state_error"))) for agent in agents]
         rows = [[*row, state] for row, state in zip(rows, states, strict=True)]
     return format_table(headers, rows)
+
+
+def host_table(hosts: Sequence[dict[str, Any]]) -> str:
+    if not hosts:
+        return "no nodes"
+    now = time.time()
+    rows = [[cell_text(get(host, now)) for _, get in HOST_COLUMNS] for host in hosts]
+    return format_table([name for name, _ in HOST_COLUMNS], rows)
+
+
+def seconds_ago(moment: Any, now: float) -> str | None:
+    """``12s ago`` for a UNIX time; None (shown as '-') when the time is unknown."""
+    if not isinstance(moment, (int, float)) or moment <= 0:
+        return None
+    return f"{max(0, round(now - moment))}s ago"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -1,4 +1,5 @@
-"""Helpers the paglets command-line tools share: API keys, JSON, errors, logging."""
+"""Helpers the paglets command-line tools share: API keys, JSON, errors, logging,
+TOML config files and stop signals (``paglets-node`` and ``paglets-relay`` run the same way)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,21 @@ import json
 import logging
 import math
 import os
+import queue
+import signal
 import sys
+import tomllib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NoReturn
 
 import click
 
+from paglets.wire import protocol
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PORT = click.IntRange(0, 65535)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_UNIX_TIME = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -73,4 +82,89 @@ def fail(exc: BaseException) -> NoReturn:
     sys.exit(1)
 
 
-__all__ = ["LOG_LEVELS", "UnixTime", "api_key_from_env", "configure_logging", "fail", "parse_json", "to_json"]
+# -- the servers: paglets-node and paglets-relay ---------------------------------------
+def check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Click callback: ``value`` is a node (or relay) name, 1-128 of A-Z a-z 0-9 . _ -."""
+    if not protocol.AGENT_ID_PATTERN.match(value):
+        raise click.BadParameter(f"{value!r}: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    return value
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Make the TOML file's keys the defaults of the other options (so flags still win).
+
+    For a repeatable option a single string stands for a one-item list, and a
+    table stands for its ``KEY=VALUE`` pairs (``property = {role = "gpu"}``).
+    """
+    if value is None:
+        return None
+    try:
+        with open(value, "rb") as stream:
+            data = tomllib.load(stream)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc}", ctx, param) from None
+    options = {p.name: p for p in ctx.command.params if p.name != param.name}
+    unknown = sorted(set(data) - set(options))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown key(s) {', '.join(unknown)} in {value}; known keys: {', '.join(sorted(options))}", ctx, param
+        )
+    for key, item in data.items():
+        if getattr(options[key], "multiple", False):
+            if isinstance(item, str):
+                data[key] = [item]
+            elif isinstance(item, dict):
+                data[key] = [f"{name}={text}" for name, text in item.items()]
+    ctx.default_map = {**(ctx.default_map or {}), **data}
+    return value
+
+
+def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config FILE``: option values from a TOML file whose keys are the option names with underscores."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config,
+        help="TOML file of option values (keys like http_port); command-line flags override it.",
+    )(function)
+
+
+def install_stop_handlers() -> queue.SimpleQueue[int]:
+    """Route SIGTERM and SIGINT into the returned queue; the main thread waits on it, then stops.
+
+    Install before starting a server, so an early SIGTERM still stops it cleanly.
+    """
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    # The handler only queues the signal: SimpleQueue.put is safe in a signal handler.
+    def request_stop(signum: int, frame: Any) -> None:
+        stop_requests.put(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
+    return stop_requests
+
+
+def announce(lines: list[str]) -> None:
+    """Print a server's address lines and ``ready`` on stdout (scripts and fixtures wait for them)."""
+    click.echo("\n".join([*lines, "ready"]))
+    sys.stdout.flush()
+
+
+__all__ = [
+    "LOG_LEVELS",
+    "PORT",
+    "STOP_SIGNALS",
+    "UnixTime",
+    "announce",
+    "api_key_from_env",
+    "check_name",
+    "config_option",
+    "configure_logging",
+    "fail",
+    "install_stop_handlers",
+    "parse_json",
+    "to_json",
+]

@@ -3,8 +3,8 @@
 Once the node serves, stdout gets exactly these lines (scripts and test
 fixtures parse them), then nothing more; logs go to stderr::
 
-    address tcp://HOST:PORT
-    http http://HOST:PORT        (left out with --no-http)
+    address tcp://HOST:PORT      (relay+tcp://RELAY:PORT/NAME with --connect)
+    http http://HOST:PORT        (left out with --no-http or --connect)
     ready
 
 SIGTERM or SIGINT stops the node (workers, template process, sockets) and
@@ -19,18 +19,26 @@ in :data:`HOST_KWARGS` (or a line in :func:`host_kwargs` when it is derived).
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import signal
 import socket
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
-from paglets.cli.common import LOG_LEVELS, api_key_from_env, configure_logging
+from paglets.cli.common import (
+    LOG_LEVELS,
+    PORT,
+    announce,
+    api_key_from_env,
+    check_name,
+    config_option,
+    configure_logging,
+    install_stop_handlers,
+)
+from paglets.remote.transport import check_address
 from paglets.runtime.host import DEFAULT_DATA_ROOT, Host
 from paglets.wire import protocol
 
@@ -46,9 +54,19 @@ HOST_KWARGS = {
     "max_message_size": "max_message_size",
     "mailbox_limit": "mailbox_limit",
     "checkpoint_interval": "checkpoint_interval",
+    "connect": "connect_to",
+    "public_url": "public_url",
+    "mesh": "mesh",
+    "mesh_version": "mesh_version",
+    "gossip_interval": "mesh_gossip_interval",
+    "offline_after": "mesh_offline_after",
+    "lan_discovery": "mesh_lan_discovery",
+    "curve_secret": "curve_secret",
+    "curve_allow": "curve_allow",
+    "curve_server_key": "curve_server_key",
+    "bind_public": "bind_public",
 }
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-PORT = click.IntRange(0, 65535)
+SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 def default_node_name() -> str:
@@ -57,36 +75,38 @@ def default_node_name() -> str:
     return name or "paglets-node"
 
 
-def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not protocol.AGENT_ID_PATTERN.match(value):
-        raise click.BadParameter(f"{value!r}: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
-    return value
-
-
-def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Make the TOML file's keys the defaults of the other options (so flags still win)."""
+def _check_relay(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        with open(value, "rb") as stream:
-            data = tomllib.load(stream)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {value}: {exc}", ctx, param) from None
-    options = {p.name: p for p in ctx.command.params if p.name != param.name}
-    unknown = sorted(set(data) - set(options))
-    if unknown:
-        raise click.BadParameter(
-            f"unknown key(s) {', '.join(unknown)} in {value}; known keys: {', '.join(sorted(options))}", ctx, param
-        )
-    for key, item in data.items():
-        if getattr(options[key], "multiple", False) and isinstance(item, str):
-            data[key] = [item]
-    ctx.default_map = {**(ctx.default_map or {}), **data}
-    return value
+        address = check_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not address.startswith("tcp://"):
+        raise click.BadParameter(f"{value!r}: give the relay's own tcp://HOST:PORT")
+    return address
+
+
+def _check_peers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    try:
+        return [check_address(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_properties(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    properties: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        properties[key.strip()] = value
+    return properties
 
 
 def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The Host keywords for parsed command-line ``options``."""
+    _check_curve_options(options)
     kwargs = {keyword: options[name] for name, keyword in HOST_KWARGS.items()}
     kwargs["preload"] = list(options["preload"])
     kwargs["http_port"] = options["http_port"] if options["http"] else None
@@ -94,26 +114,54 @@ def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     kwargs["persistence_dir"] = Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_ROOT / options["name"]
     if options["api_key_env"]:
         kwargs["api_key"] = api_key_from_env(options["api_key_env"])
+    kwargs["peers"] = list(options["peer"])
+    kwargs["tags"] = list(options["tag"])
+    kwargs["properties"] = dict(options["property"])
     return kwargs
 
 
+def _check_curve_options(options: dict[str, Any]) -> None:
+    if options["curve_secret"] is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("curve_allow", "curve_server_key") if options[name]]
+        if given:
+            raise click.UsageError(f"{' and '.join(given)}: give --curve-secret too")
+    elif options["curve_allow"] is None:
+        raise click.UsageError("--curve-secret needs --curve-allow: the directory of the client keys to let in")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    expose_value=False,
-    callback=_load_config,
-    help="TOML file of option values (keys like http_port); command-line flags override it.",
-)
+@config_option
 @click.option(
     "--name",
     default=default_node_name,
     show_default="this machine's hostname",
-    callback=_check_name,
+    callback=check_name,
     help="Node name, unique in the mesh.",
 )
-@click.option("--bind", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on: an address, 0.0.0.0 for all, or auto for this machine's LAN address.",
+)
+@click.option(
+    "--bind-public",
+    is_flag=True,
+    help="Listen on every interface and advertise this machine's LAN address (overrides --bind).",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    default=None,
+    help="Address to advertise instead of tcp://BIND:PORT (a node behind NAT or a port forward).",
+)
+@click.option(
+    "--connect",
+    metavar="tcp://RELAY:PORT",
+    default=None,
+    callback=_check_relay,
+    help="Listen nowhere: dial out to this relay and be reached as relay+tcp://RELAY:PORT/NAME (no HTTP shim).",
+)
 @click.option("--port", type=PORT, default=7700, show_default=True, help="Front (ZeroMQ) port; 0 picks a free one.")
 @click.option("--http-port", type=PORT, default=7701, show_default=True, help="HTTP shim port; 0 picks a free one.")
 @click.option("--http/--no-http", default=True, show_default=True, help="Start the HTTP shim (or not).")
@@ -160,6 +208,50 @@ def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     help="Messages a paglet's mailbox may hold before senders get OverloadedError.",
 )
 @click.option(
+    "--peer",
+    metavar="ADDR",
+    multiple=True,
+    callback=_check_peers,
+    help="Node address (tcp://... or relay+tcp://.../NAME) to gossip with (repeatable).",
+)
+@click.option("--tag", metavar="TAG", multiple=True, help="Tag this node carries in the mesh (repeatable).")
+@click.option(
+    "--property",
+    metavar="KEY=VALUE",
+    multiple=True,
+    callback=_parse_properties,
+    help="Property this node carries in the mesh (repeatable).",
+)
+@click.option("--mesh/--no-mesh", default=True, show_default=True, help="Take part in the mesh gossip (or not).")
+@click.option("--mesh-version", metavar="V", default=None, help="Code version to advertise (default: paglets').")
+@click.option("--gossip-interval", type=SECONDS, default=1.0, show_default=True, help="Seconds between gossip rounds.")
+@click.option(
+    "--offline-after",
+    type=SECONDS,
+    default=10.0,
+    show_default=True,
+    help="Seconds without news after which a node counts as offline.",
+)
+@click.option("--lan-discovery", is_flag=True, help="Find other nodes on the local network by UDP multicast.")
+@click.option(
+    "--curve-secret",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="This node's .key_secret file: serve (and dial out) with CurveZMQ. Needs --curve-allow.",
+)
+@click.option(
+    "--curve-allow",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Directory of the public .key files of the clients let in.",
+)
+@click.option(
+    "--curve-server-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Public .key file of the nodes and relay this node connects to (default: its own public key).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="INFO",
@@ -174,8 +266,7 @@ def main(**options: Any) -> None:
 
 def run_node(kwargs: dict[str, Any]) -> int:
     """Start a node, announce it on stdout, serve until a stop signal; the exit code."""
-    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
-    _install_stop_handlers(stop_requests)  # before starting: an early SIGTERM still stops cleanly
+    stop_requests = install_stop_handlers()  # before starting: an early SIGTERM still stops cleanly
     try:
         host = Host(**kwargs)
         host.start_background()
@@ -183,7 +274,7 @@ def run_node(kwargs: dict[str, Any]) -> int:
         log.debug("start failed", exc_info=True)
         click.echo(f"Error: cannot start node {_describe(kwargs)}: {type(exc).__name__}: {exc}", err=True)
         return 1
-    _announce(host)
+    announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
     log.info("%s received: stopping node %s", signal.Signals(signum).name, host.name)
     try:
@@ -196,27 +287,11 @@ def run_node(kwargs: dict[str, Any]) -> int:
 
 
 def _describe(kwargs: dict[str, Any]) -> str:
+    if kwargs.get("connect_to"):
+        return f"{kwargs['name']} via relay {kwargs['connect_to']}"
     http = "http off" if kwargs["http_port"] is None else f"http port {kwargs['http_port']}"
-    return f"{kwargs['name']} on {kwargs['host']} (port {kwargs['port']}, {http})"
-
-
-def _install_stop_handlers(stop_requests: queue.SimpleQueue[int]) -> None:
-    # The handler only queues the signal: SimpleQueue.put is safe in a signal handler,
-    # and the main thread, blocked in get(), does the stopping.
-    def request_stop(signum: int, frame: Any) -> None:
-        stop_requests.put(signum)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, request_stop)
-
-
-def _announce(host: Host) -> None:
-    lines = [f"address {host.address}"]
-    if host.http_address:
-        lines.append(f"http {host.http_address}")
-    lines.append("ready")
-    click.echo("\n".join(lines))
-    sys.stdout.flush()
+    where = "all interfaces" if kwargs["bind_public"] else kwargs["host"]
+    return f"{kwargs['name']} on {where} (port {kwargs['port']}, {http})"
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import zmq
 
 from paglets.core.errors import NodeUnreachableError, OverloadedError, PagletError
 from paglets.relay.queues import NodeQueues
+from paglets.runtime.binding import advertised_address, resolve_binding
 from paglets.runtime.loop_channel import LoopChannel
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
@@ -161,7 +162,7 @@ class RelayServer:
             router.close(0)
             raise
         self.port = port
-        self.address = f"tcp://{self.bind}:{port}"
+        self.address = advertised_address(resolve_binding(self.bind, port=port), port)
         self._router = router
 
     def _serve(self) -> None:

@@ -117,6 +117,7 @@ class Channel:
         self.address = address
         endpoint, self._prefix = route(address)
         self._sock = _new_dealer(zmq.Context.instance(), endpoint, curve)
+        self._curve = curve is not None
         self._monitor: zmq.Socket | None = None
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
@@ -218,9 +219,10 @@ class Channel:
         try:
             send_frames(sock, frames)
         except zmq.Again:
+            hint = " (with CurveZMQ this also happens when the node does not accept our key)" if self._curve else ""
             raise NodeUnreachableError(
                 f"cannot reach node {self.address} for {op!r}: no connection within "
-                f"{min(timeout, CONNECT_TIMEOUT):g} s",
+                f"{min(timeout, CONNECT_TIMEOUT):g} s{hint}",
                 address=self.address,
                 op=op,
             ) from None

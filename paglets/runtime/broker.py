@@ -251,6 +251,11 @@ class Broker:
         ).result(10)
         return future
 
+    def connect_relay(self) -> None:
+        """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""
+        if self._relay is not None:
+            self.in_loop(self._relay.open).result(10)
+
     def summaries(self) -> Future[Any]:
         return self.in_loop(self.table.summaries)
 
@@ -293,8 +298,6 @@ class Broker:
             back.close(0)
             raise
         self._front, self._back = front, back
-        if self._relay is not None:
-            self._relay.open()
 
     def _open_front(self, endpoint: str) -> zmq.Socket:
         front = self._ctx.socket(zmq.ROUTER)

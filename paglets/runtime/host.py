@@ -176,6 +176,7 @@ class Host:
         self.worker_pool = worker_pool
         self.learn_preload = learn_preload
         self.discovery: LanDiscovery | None = None
+        self.ready = threading.Event()  # set once parked paglets are loaded: unknown ids are really unknown
         self.events = ContextEventLog()
         self.files = FileRegistry(artifact_max_bytes)
         self.artifacts = ArtifactStore(
@@ -231,8 +232,10 @@ class Host:
                 self.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
             self.parking.start()
             self.checkpoints.start()
+            self.broker.connect_relay()
             self.mesh.start()
             self._start_discovery()
+            self.ready.set()
         except BaseException:
             self.stop()
             raise
@@ -304,6 +307,7 @@ class Host:
             if deactivate_active:
                 self._park_all_for_restart()
             self._running = False
+        self.ready.clear()
         self.events.emit("node-stop")
         if self.discovery is not None:
             self.discovery.stop()
@@ -474,7 +478,7 @@ class Host:
         )
 
     def capabilities(self) -> list[str]:
-        return list(CAPABILITIES)
+        return [c for c in CAPABILITIES if c != "http" or self.http is not None]
 
     # -- inspection (see paglets.runtime.inspection) -------------------------------------------
     def get_proxy_for(self, agent_id: str) -> PagletProxy:

@@ -15,6 +15,7 @@ from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.remote.transfer import TransferTicket
+from paglets.runtime.waiting import wait_for
 from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
@@ -133,8 +134,23 @@ class NodeOps:
         return {"hosts": [ref.to_wire() for ref in hosts]}, []
 
     def route_unknown(self, request: protocol.Request) -> Answer:
-        """A message for a paglet the broker has no slot for."""
-        raise InvalidAgentError(f"no paglet {request.header.get('agent')!r} on node {self._host.name}")
+        """A message for a paglet the broker does not know — maybe only not yet, during start-up."""
+        host = self._host
+        agent_id = request.header["agent"]
+        if host.ready.is_set() or not host.ready.wait(host.start_timeout):
+            raise InvalidAgentError(f"no paglet {agent_id!r} on node {host.name}")
+        header = request.header
+        future = host.broker.deliver(
+            agent_id,
+            request.payload[0],
+            oneway=bool(header.get("oneway")),
+            priority=header.get("prio", 5),
+            mid=header.get("mid"),
+            activate=header.get("act") is not False,
+            no_delay=header.get("nodelay") is True,
+        )
+        packed, payload = wait_for(future, host.client.timeout, f"paglet {agent_id} to answer")
+        return protocol.unpack_map(packed, "reply header"), payload
 
     # -- host calls from paglets ---------------------------------------------------------
     def handle_host_call(

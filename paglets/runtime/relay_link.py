@@ -52,8 +52,10 @@ class RelayLink:
         self._backoff = heartbeat
         self._retry_at = 0.0
         self.epoch: str | None = None
+        self._opened = False  # not before the node is ready to answer
 
     def open(self) -> None:
+        self._opened = True
         sock = self._ctx.socket(zmq.DEALER)
         sock.linger = 0
         sock.identity = self._name.encode()
@@ -116,7 +118,7 @@ class RelayLink:
     def tick(self, now: float) -> None:
         """Heartbeats; a silent relay means: drop the socket and dial again, backing off."""
         if self.sock is None:
-            if now >= self._retry_at:
+            if self._opened and now >= self._retry_at:
                 self.open()
             return
         if now - self._last_welcome > self._heartbeat * 3:

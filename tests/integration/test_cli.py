@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -282,6 +283,87 @@ def test_api_key_env_that_is_unset_is_a_usage_error(tmp_path):
     assert API_KEY_VAR in stderr
     stderr = failed(run_node_to_exit("--api-key-env", API_KEY_VAR, "--data-dir", str(tmp_path)), code=2)
     assert API_KEY_VAR in stderr
+
+
+# -- mesh options ------------------------------------------------------------------
+def test_tags_and_properties_show_up_in_health(node_process, tmp_path):
+    tagged = node_process(
+        "tagged", "--tag", "gpu", "--tag", "eu", "--property", "region=eu-west", "--property", "rack=7"
+    )
+    health = json.loads(ok(run_cli("--json", "health", tagged.address)))
+    assert health["tags"] == ["eu", "gpu"]
+    assert health["properties"] == {"region": "eu-west", "rack": "7"}
+
+    config = tmp_path / "node.toml"
+    config.write_text('tag = "solo"\nproperty = { zone = "b", "a=b" = "c" }\n')
+    configured = node_process("configured", "--config", str(config))
+    health = json.loads(ok(run_cli("--json", "health", configured.address)))
+    assert health["tags"] == ["solo"] and health["properties"] == {"zone": "b", "a": "b=c"}
+
+
+def test_property_without_an_equals_sign_is_a_usage_error(tmp_path):
+    stderr = failed(run_node_to_exit("--property", "region", "--data-dir", str(tmp_path)), code=2)
+    assert "'region' is not KEY=VALUE" in stderr
+    stderr = failed(run_node_to_exit("--property", "=eu", "--data-dir", str(tmp_path)), code=2)
+    assert "is not KEY=VALUE" in stderr
+
+
+def test_bind_public_node_is_reachable_at_the_address_it_prints(node_process):
+    wide = node_process("wide", "--bind-public", "--no-http")
+    assert json.loads(ok(run_cli("--json", "health", wide.address)))["name"] == "wide"
+
+
+# -- CurveZMQ -----------------------------------------------------------------------
+def generated_keys(directory, name: str) -> tuple[str, str]:
+    lines = ok(run_cli("keys", "generate", str(directory), "--name", name)).splitlines()
+    paths = dict(line.split(None, 1) for line in lines)
+    return paths["public"], paths["secret"]
+
+
+def test_keys_generate_writes_a_key_pair_and_never_overwrites_it(tmp_path):
+    public, secret = generated_keys(tmp_path / "keys", "alice")
+    assert (public, secret) == (str(tmp_path / "keys" / "alice.key"), str(tmp_path / "keys" / "alice.key_secret"))
+    before = open(secret).read()
+    assert "secret-key" in before and "secret-key" not in open(public).read()
+
+    stderr = failed(run_cli("keys", "generate", str(tmp_path / "keys"), "--name", "alice"))
+    assert stderr.startswith("Error: FileExistsError: ") and "not overwriting" in stderr
+    assert open(secret).read() == before
+    created = json.loads(ok(run_cli("--json", "keys", "generate", str(tmp_path / "keys"))))
+    assert created == {
+        "public": str(tmp_path / "keys" / "paglets.key"),
+        "secret": str(tmp_path / "keys" / "paglets.key_secret"),
+    }
+
+
+def test_curve_node_lets_in_allowed_client_keys_only(node_process, tmp_path):
+    node_public, node_secret = generated_keys(tmp_path / "server", "node")
+    client_public, client_secret = generated_keys(tmp_path / "client", "client")
+    _, stranger_secret = generated_keys(tmp_path / "stranger", "stranger")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    shutil.copy(client_public, allowed)
+    secure = node_process("secure", "--curve-secret", node_secret, "--curve-allow", str(allowed), "--no-http")
+
+    client = ("--curve-secret", client_secret, "--curve-server-key", node_public)
+    assert json.loads(ok(run_cli(*client, "--json", "health", secure.address)))["name"] == "secure"
+    ok(run_cli(*client, "create", secure.address, ECHO, "--id", "echo-1"))
+    assert ok(run_cli(*client, "send", secure.address, "echo-1", "echo", "--arg", '"sealed"')) == "sealed\n"
+
+    stranger = ("--curve-secret", stranger_secret, "--curve-server-key", node_public)
+    assert failed(run_cli("--timeout", "2", *stranger, "health", secure.address)).startswith("Error: ")
+    assert failed(run_cli("--timeout", "1", "health", secure.address)).startswith("Error: ")  # no Curve at all
+
+
+def test_curve_options_that_miss_their_partner_are_usage_errors(tmp_path):
+    public, secret = generated_keys(tmp_path, "solo")
+    stderr = failed(run_node_to_exit("--curve-secret", secret, "--data-dir", str(tmp_path)), code=2)
+    assert "--curve-secret needs --curve-allow" in stderr
+    stderr = failed(run_node_to_exit("--curve-allow", str(tmp_path), "--data-dir", str(tmp_path)), code=2)
+    assert "--curve-allow: give --curve-secret too" in stderr
+    stderr = failed(run_node_to_exit("--curve-secret", str(tmp_path / "missing"), "--data-dir", str(tmp_path)), code=2)
+    assert "does not exist" in stderr
+    failed(run_cli("--curve-server-key", public, "health", "tcp://127.0.0.1:1"), code=2)
 
 
 # -- stopping ---------------------------------------------------------------------

@@ -1,0 +1,134 @@
+"""``paglets-relay`` and a node behind it, driven as a user would: real processes and the ``paglets`` CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.integration.test_cli import ECHO, cli_env, failed, ok, run_cli
+
+GOSSIP = ("--gossip-interval", "0.2")
+
+
+def relay_health(relay) -> dict:
+    with urllib.request.urlopen(f"{relay.http_address}/health", timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+def host_names(address: str) -> list[str]:
+    return [host["name"] for host in json.loads(ok(run_cli("--json", "hosts", address)))]
+
+
+@pytest.fixture
+def relay(relay_process):
+    return relay_process("relay")
+
+
+@pytest.fixture
+def hidden(relay, node_process):
+    """A node that listens nowhere: it dialled out to the relay."""
+    return node_process("hidden", "--connect", relay.address, *GOSSIP)
+
+
+def test_relay_prints_its_addresses_then_stops_on_sigterm(relay):
+    assert relay.address.startswith("tcp://127.0.0.1:")
+    assert relay.http_address.startswith("http://127.0.0.1:")
+    assert relay_health(relay)["nodes"] == []
+    assert relay.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in relay.log_path.read_text()
+
+
+def test_relay_without_http_prints_no_http_line(relay_process):
+    quiet = relay_process("quiet", "--no-http")
+    assert quiet.address.startswith("tcp://127.0.0.1:") and quiet.http_address is None
+
+
+def test_node_behind_the_relay_is_addressed_through_it_and_shows_in_relay_health(relay, hidden):
+    assert hidden.address == f"relay+{relay.address}/hidden"
+    assert hidden.http_address is None
+    health = dict(line.split(None, 1) for line in ok(run_cli("health", hidden.address)).splitlines())
+    assert health["name"] == "hidden" and health["address"] == hidden.address
+    nodes = wait_until(lambda: relay_health(relay)["nodes"], 5, "the relay to list the node")
+    assert [(node["name"], node["connected"]) for node in nodes] == [("hidden", True)]
+
+
+def test_paglet_on_a_relayed_node_is_created_sent_to_and_moved_from_the_command_line(hidden, node_process):
+    open_node = node_process("open")
+    created = ok(run_cli("create", hidden.address, ECHO, "--id", "rover"))
+    assert created.split() == ["agent_id", "rover", "address", hidden.address]
+    assert ok(run_cli("send", hidden.address, "rover", "echo", "--arg", '"behind nat"')) == "behind nat\n"
+
+    assert ok(run_cli("dispatch", hidden.address, "rover", open_node.address)) == f"{open_node.address}\n"
+    assert ok(run_cli("send", open_node.address, "rover", "echo", "--arg", '"in the open"')) == "in the open\n"
+    assert ok(run_cli("dispatch", open_node.address, "rover", hidden.address)) == f"{hidden.address}\n"
+    assert json.loads(ok(run_cli("--json", "send", hidden.address, "rover", "history"))) == ["echo", "echo", "history"]
+    assert [a["agent_id"] for a in json.loads(ok(run_cli("--json", "ls", open_node.address)))] == []
+
+
+def test_hosts_on_a_node_with_a_peer_lists_both_nodes_once_they_gossiped(hidden, node_process):
+    open_node = node_process("open", "--peer", hidden.address, "--tag", "gpu", *GOSSIP)
+    both = ["hidden", "open"]
+    wait_until(lambda: host_names(open_node.address) == both, 10, "open to learn of hidden by gossip")
+    wait_until(lambda: host_names(hidden.address) == both, 10, "hidden to learn of open by gossip")
+
+    table = ok(run_cli("hosts", open_node.address)).splitlines()
+    assert table[0].split() == [
+        "NAME",
+        "URL",
+        "ONLINE",
+        "CODE",
+        "VERSION",
+        "ACTIVE",
+        "INACTIVE",
+        "TAGS",
+        "LAST",
+        "SEEN",
+    ]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows["hidden"][1:3] == [hidden.address, "yes"]
+    assert rows["open"][1:3] == [open_node.address, "yes"] and "gpu" in rows["open"]
+    assert rows["open"][-2:] == [rows["open"][-2], "ago"] and rows["open"][-2].endswith("s")
+
+    [me] = [
+        h for h in json.loads(ok(run_cli("--json", "hosts", "--online-only", open_node.address))) if h["name"] == "open"
+    ]
+    assert me["tags"] == ["gpu"] and me["online"] is True
+
+
+def test_unknown_node_behind_the_relay_exits_1_naming_it(relay):
+    stderr = failed(run_cli("--timeout", "2", "health", f"relay+{relay.address}/nobody"))
+    assert stderr.startswith("Error: NodeUnreachableError: ") and "nobody" in stderr
+
+
+def test_relay_that_cannot_bind_exits_1_with_one_error_line(relay, tmp_path):
+    port = relay.address.rsplit(":", 1)[1]
+    cmd = [sys.executable, "-m", "paglets.cli.relay", "--port", port, "--no-http", "--data-dir", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=30)
+    stderr = failed(result)
+    assert f"Error: cannot start relay relay on 127.0.0.1 (port {port}, http off): ZMQError: " in stderr
+    assert result.stdout == ""
+
+
+def test_curve_relay_carries_an_allowed_client_to_the_node_behind_it(relay_process, node_process, tmp_path):
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    for name in ("relay", "node", "client"):
+        ok(run_cli("keys", "generate", str(keys), "--name", name))
+    allowed.mkdir()
+    for name in ("node", "client"):
+        (allowed / f"{name}.key").write_bytes((keys / f"{name}.key").read_bytes())
+    curve = ("--curve-secret", str(keys / "relay.key_secret"), "--curve-allow", str(allowed))
+    relay = relay_process("sealed", *curve)
+    node = node_process(
+        "hidden", "--connect", relay.address, "--curve-secret", str(keys / "node.key_secret"),
+        "--curve-allow", str(allowed), "--curve-server-key", str(keys / "relay.key"),
+    )  # fmt: skip
+
+    client = ("--curve-secret", str(keys / "client.key_secret"), "--curve-server-key", str(keys / "relay.key"))
+    assert json.loads(ok(run_cli(*client, "--json", "health", node.address)))["name"] == "hidden"
+    assert failed(run_cli("--timeout", "1", "health", node.address)).startswith("Error: ")  # no Curve at all
