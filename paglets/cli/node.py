@@ -276,9 +276,9 @@ def run_node(kwargs: dict[str, Any]) -> int:
         return 1
     announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
-    log.info("%s received: stopping node %s", signal.Signals(signum).name, host.name)
+    log.info("%s received: parking paglets and stopping node %s", signal.Signals(signum).name, host.name)
     try:
-        host.stop()
+        host.shutdown()  # active paglets are parked on disk and wake when the node starts again
     except Exception:
         log.exception("node %s did not stop cleanly", host.name)
         return 1
