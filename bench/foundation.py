@@ -370,12 +370,11 @@ def measure_preloaded_node(client: HostClient, node: NodeProcess, params: dict[s
 def with_node(
     tmp: Path,
     name: str,
-    launcher: str,
     extra: tuple[str, ...],
     measure: Callable[..., dict[str, Any]],
     params: dict[str, int],
 ) -> tuple[dict[str, Any], str]:
-    node = start_node(name, tmp / f"{name}-data", *extra, launcher=launcher)
+    node = start_node(name, tmp / f"{name}-data", *extra)
     try:
         progress(f"node {name} at {node.address} (pid {node.pid}, {node.launcher}) {' '.join(extra)}".rstrip())
         return measure(HostClient(), node, params), node.launcher
@@ -383,16 +382,16 @@ def with_node(
         node.stop()
 
 
-def run(quick: bool, launcher: str) -> dict[str, Any]:
+def run(quick: bool) -> dict[str, Any]:
     params = QUICK if quick else FULL
     started = time.perf_counter()
     load_before = os.getloadavg()
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pgl-bench-") as tmp:
-        measured, used = with_node(Path(tmp), "bench", launcher, (), measure_default_node, params)
+        measured, used = with_node(Path(tmp), "bench", (), measure_default_node, params)
         figures.update(measured)
         preload = ("--preload", ECHO.split(":")[0])
-        measured, _ = with_node(Path(tmp), "bench-preload", launcher, preload, measure_preloaded_node, params)
+        measured, _ = with_node(Path(tmp), "bench-preload", preload, measure_preloaded_node, params)
         figures.update(measured)
     goals = judge(figures)
     return {
@@ -430,14 +429,10 @@ def source_version() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="paglets foundation benchmarks; prints one JSON object")
     parser.add_argument("--quick", action="store_true", help="fewer samples (about 30 s)")
-    parser.add_argument(
-        "--node", choices=("auto", "cli", "stub"), default="auto",
-        help="how to start the node: the paglets-node CLI, bench.node_stub, or the CLI when it exists",
-    )  # fmt: skip
     args = parser.parse_args()
     # SIGTERM (a timeout, a CI cancel) must unwind through the finally blocks that stop the node.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    print(json.dumps(run(args.quick, args.node), indent=1))
+    print(json.dumps(run(args.quick), indent=1))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,7 @@
 """Start a paglets node in its own process (and its own process group) for benchmarks.
 
-Prefers the real ``paglets-node`` CLI (``python -m paglets.cli.node``); falls
-back to :mod:`bench.node_stub`, which prints the same ``address``/``ready``
-lines, while the CLI does not exist yet or fails to start. Both run in a new
-session so :meth:`NodeProcess.stop` can kill the node, its template process
+Runs the real ``paglets-node`` CLI (``python -m paglets.cli.node``) in a new
+session, so :meth:`NodeProcess.stop` can kill the node, its template process
 and every worker with one ``killpg``.
 """
 
@@ -11,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import os
 import queue
 import signal
@@ -53,34 +50,16 @@ class NodeProcess:
                 self.proc.wait(5)
 
 
-def cli_available() -> bool:
-    return importlib.util.find_spec("paglets.cli.node") is not None
-
-
-def node_command(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> list[str]:
-    module = "paglets.cli.node" if launcher == "cli" else "bench.node_stub"
-    command = [
-        sys.executable, "-m", module, "--name", name, "--bind", "127.0.0.1",
-        "--port", "0", "--http-port", "0", "--data-dir", str(data_dir),
+def node_command(name: str, data_dir: Path, extra: tuple[str, ...]) -> list[str]:
+    return [
+        sys.executable, "-m", "paglets.cli.node", "--name", name, "--bind", "127.0.0.1",
+        "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
     ]  # fmt: skip
-    if launcher == "cli" and importlib.util.find_spec("paglets.runtime.http_shim") is None:
-        command.append("--no-http")  # the HTTP shim is not written yet; the node would refuse to start
-    return [*command, *extra]
 
 
-def start_node(name: str, data_dir: Path, *extra: str, launcher: str = "auto") -> NodeProcess:
-    """Start a node; ``launcher`` is ``cli``, ``stub`` or ``auto`` (the CLI when it exists, else the stub)."""
-    if launcher != "auto":
-        return _start(launcher, name, data_dir, extra)
-    if not cli_available():
-        return _start("stub", name, data_dir, extra)
-    try:
-        return _start("cli", name, data_dir, extra)
-    except RuntimeError as exc:
-        print(f"bench: paglets-node failed, using bench.node_stub instead: {exc}", file=sys.stderr)
-        node = _start("stub", name, data_dir, extra)
-        node.launcher = "stub (cli failed to start)"
-        return node
+def start_node(name: str, data_dir: Path, *extra: str) -> NodeProcess:
+    """Start ``paglets-node`` and return once it printed its address and ``ready``."""
+    return _start("cli", name, data_dir, extra)
 
 
 def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> NodeProcess:
@@ -89,7 +68,7 @@ def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> 
     log_path = data_dir.parent / f"{name}-{launcher}.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            node_command(launcher, name, data_dir, extra),
+            node_command(name, data_dir, extra),
             stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=ROOT, text=True, start_new_session=True,
             preexec_fn=_die_with_parent,
         )  # fmt: skip

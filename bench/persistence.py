@@ -36,7 +36,6 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/persistence.py` puts bench/, not the repo, on sys.path
     sys.path.insert(0, str(ROOT))
 
-from bench.foundation import percentile, progress  # noqa: E402
+from bench.foundation import percentile, progress, source_version  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.persistence.persistency import DeactivationPolicy  # noqa: E402
@@ -195,18 +194,27 @@ def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return goals
 
 
-def source_version() -> dict[str, Any]:
-    """Which paglets code was measured: the commit, and the files that differ from it."""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    # Porcelain lines are "XY path"; X may be a space, so the output must not be stripped before slicing.
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "paglets").splitlines() if len(line) > 3]
-    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "paglets_changed_files": changed}
+def checkpoint_overhead(tmp: Path, samples: int, blocks: int = 3) -> dict[str, Any]:
+    """Sync RTT of a state-changing message with and without checkpoints every 0.1 s (same run)."""
+    plain = start_node("plain", tmp / "plain-data")
+    checked = start_node("checked", tmp / "checked-data", "--checkpoint-interval", "0.1")
+    try:
+        client = HostClient()
+        proxies = [client.create(n.address, ECHO, {"greeting": "x" * 1024}) for n in (plain, checked)]
+        times: list[list[float]] = [[], []]
+        for _ in range(blocks):
+            for index, proxy in enumerate(proxies):
+                for _ in range(samples):
+                    times[index].append(timed(lambda p=proxy: p.send(Message("add", arg=1))))
+        base, with_checkpoints = (statistics.median(t) for t in times)
+        return {
+            "rtt_p50_us_without_checkpoints": round(base * 1e6, 1),
+            "rtt_p50_us_with_checkpoints_every_0_1_s": round(with_checkpoints * 1e6, 1),
+            "checkpoint_rtt_overhead_ratio": round(with_checkpoints / base, 2),
+        }
+    finally:
+        plain.stop()
+        checked.stop()
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -229,6 +237,8 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             node.stop()
         launcher = node.launcher
+        progress("checkpoint overhead on sync round trips")
+        figures.update(checkpoint_overhead(Path(tmp), 300 if quick else 1000))
     goals = judge(figures)
     return {
         **figures,

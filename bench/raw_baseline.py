@@ -105,5 +105,11 @@ if __name__ == "__main__":
     import statistics
 
     rtts = sorted(measure_rtt())
-    print(json.dumps({"raw_rtt_p50_us": round(statistics.median(rtts) * 1e6, 1),
-                      "raw_rtt_p99_us": round(rtts[int(len(rtts) * 0.99)] * 1e6, 1)}))
+    print(
+        json.dumps(
+            {
+                "raw_rtt_p50_us": round(statistics.median(rtts) * 1e6, 1),
+                "raw_rtt_p99_us": round(rtts[int(len(rtts) * 0.99)] * 1e6, 1),
+            }
+        )
+    )
