@@ -50,6 +50,7 @@ from paglets.remote.proxy import PagletProxy
 from paglets.remote.security import CurveIdentity, CurveServer
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address, then
+from paglets.runtime.arrivals import Arrivals
 from paglets.runtime.binding import advertised_address, check_public_url, resolve_binding
 from paglets.runtime.broker import Broker
 from paglets.runtime.checkpoints import Checkpointer
@@ -183,6 +184,7 @@ class Host:
             self.persistence_dir / "artifacts", max_bytes=artifact_max_bytes, quota_bytes=artifact_storage_quota_bytes
         )
         self.movement = Movement(self)
+        self.arrivals = Arrivals(self)
         self.lifecycle = Lifecycle(self)
         self.inspection = Inspection(self)
         self.parking = Parking(self)

@@ -21,7 +21,7 @@ POST     /agents/{id}/clone          ``clone(id, ticket or None)`` -> 201 (no de
 POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from node ``from``
 POST     /agents/{id}/deactivate     ``deactivate(id, request)`` (body optional: reason, policy, metadata)
 POST     /agents/{id}/activate       ``activate(id)`` (no body)
-POST     /envelopes                  ``movement.receive_envelope(body)`` -> 201 (msgpack body)
+POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 (msgpack body)
 =======  ==========================  ==============================================
 
 Bodies are JSON, except ``/envelopes``: a msgpack ``PagletEnvelope`` sent as
@@ -168,7 +168,7 @@ def activate_agent(host: Any, req: Request) -> Reply:
 
 def post_envelope(host: Any, req: Request) -> Reply:
     envelope_from_body(req.body)  # refuse a malformed one before the node prepares anything
-    arrived = host.movement.receive_envelope(req.body)
+    arrived = host.arrivals.receive_envelope(req.body)
     return 201, {"agent_id": arrived["agent"], "address": arrived["address"]}
 
 

@@ -10,8 +10,9 @@ A move is two-phase and lossless:
    the message whose handler asked to move), snapshots the state and uploads
    registered files.
 3. **arrive** — the envelope goes over; the target runs ``on_arrival`` and
-   acks. Only then does the source drop its copy: its queued messages are
-   forwarded in order and a forwarding entry answers for the paglet.
+   acks (the target's side is :mod:`paglets.runtime.arrivals`). Only then
+   does the source drop its copy: its queued messages are forwarded in
+   order and a forwarding entry answers for the paglet.
 
 If the target refuses, times out or dies on the way, the source unfreezes:
 the paglet is active where it was, with its state, and the caller gets a
@@ -43,9 +44,7 @@ from paglets.remote.proxy import PagletProxy
 from paglets.remote.transfer import TransferTicket
 from paglets.remote.transport import check_address
 from paglets.runtime.envelope import PagletEnvelope
-from paglets.runtime.files import CHUNK_SIZE, PagletFileRef, check_file_name, sha256_of
-from paglets.runtime.slots import Phase
-from paglets.runtime.waiting import wait_for
+from paglets.runtime.files import CHUNK_SIZE, PagletFileRef, sha256_of
 
 if TYPE_CHECKING:
     from paglets.runtime.host import Host
@@ -154,7 +153,7 @@ class Movement:
         except BaseException as exc:
             host.broker.in_loop(lambda: host.broker.table.unfreeze(agent_id))  # no-op unless it froze
             self._abort_later(address, agent_id, token)
-            raise _transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
+            raise transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
         host.broker.in_loop(lambda: host.broker.table.depart(agent_id, address)).result(10)
         host.checkpoints.forget(agent_id)
         self._after_departure(agent_id)
@@ -313,7 +312,7 @@ class Movement:
         except BaseException as exc:
             if not local:
                 self._abort_later(address, clone_id, token)
-            raise _transfer_error(exc, f"cloning paglet {agent_id} to {address}") from None
+            raise transfer_error(exc, f"cloning paglet {agent_id} to {address}") from None
         host.run_hook(agent_id, "on_cloned", event.to_wire(), timeout)
         host.events.emit("paglet-cloned", agent_id=agent_id, clone_id=clone_id, target=address)
         return PagletProxy(address, clone_id, host.client)
@@ -350,162 +349,6 @@ class Movement:
             raise TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}") from None
         return PagletProxy(reply.header.get("address", host.address), agent_id, host.client)
 
-    # -- target side ---------------------------------------------------------------------------
-    def prepare(self, header: dict[str, Any]) -> dict[str, Any]:
-        """Get ready for an arriving paglet: check terms, fork a worker that loads its class."""
-        host = self._host
-        agent_id = header["agent"]
-        missing = [c for c in header.get("caps") or () if c not in host.capabilities()]
-        if missing:
-            raise TransferError(f"node {host.name} lacks required capabilities: {', '.join(map(str, missing))}")
-        version = header.get("version")
-        if version is not None and version != host.mesh_version:
-            raise TransferError(f"node {host.name} runs code version {host.mesh_version!r}, not {version!r}")
-        kind = EnvelopeKind(header["kind"])
-        self._replace_stale_prepare(agent_id, kind)
-        ttl = min(float(header["ttl"]), 3600.0)
-        host.start_paglet(
-            header["cls"], [], agent_id=agent_id, prepare_only=True, token=header["token"], source=header["source"],
-            timeout=ttl,
-        )  # fmt: skip
-        return {"name": host.name, "address": host.address}
-
-    def _replace_stale_prepare(self, agent_id: str, kind: EnvelopeKind) -> None:
-        host = self._host
-        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(agent_id)).result(10)
-        if slot is None:
-            return
-        if slot.phase is Phase.PREPARED:
-            host.broker.stop_worker(agent_id).result(10)
-            return
-        if slot.phase is not Phase.CRASHED:
-            raise TransferError(f"paglet {agent_id} is already on node {host.name}")
-
-    def arrive(self, header: dict[str, Any], payload: list[bytes]) -> dict[str, Any]:
-        """Receive the envelope of a prepared paglet and run its arrival (or clone) hook."""
-        host = self._host
-        envelope = PagletEnvelope.from_bytes(payload[0])
-        if envelope.agent_id != header["agent"] or envelope.metadata.get("token") != header["token"]:
-            raise TransferError("envelope does not match the prepared transfer")
-        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(envelope.agent_id)).result(10)
-        if slot is None or slot.phase is not Phase.PREPARED or slot.nonce != header["token"]:
-            raise TransferError(f"paglet {envelope.agent_id} is not prepared to arrive on {host.name}")
-        if envelope.metadata.get("arrival") == ArrivalMode.INACTIVE.value:
-            return self._arrive_parked(envelope)
-        try:
-            self._land_files(envelope)
-            start_header = self._arrival_header(envelope)
-            seen = [m for m in envelope.metadata.get("seen") or () if isinstance(m, str)]
-            host.broker.start_prepared(envelope.agent_id, start_header, [envelope.state, b""], seen).result(
-                host.start_timeout
-            )
-        except BaseException as exc:
-            # Nothing of the paglet may stay here when the answer is "no": the source keeps it.
-            host.broker.stop_worker(envelope.agent_id)
-            host.files.drop(envelope.agent_id)
-            raise _transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {host.name}") from None
-        host.events.emit(
-            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how=envelope.kind.value
-        )
-        return {"agent": envelope.agent_id, "address": host.address}
-
-    def _arrive_parked(self, envelope: PagletEnvelope) -> dict[str, Any]:
-        """ArrivalMode.INACTIVE: the paglet lands parked, without running."""
-        host = self._host
-        wait_for(host.broker.stop_worker(envelope.agent_id), 10, "the broker")
-        try:
-            self._land_files(envelope)
-            host.parking.park_arrival(envelope)
-        except BaseException as exc:
-            host.files.drop(envelope.agent_id)
-            raise _transfer_error(exc, f"parking paglet {envelope.agent_id} on {host.name}") from None
-        host.events.emit(
-            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how="parked"
-        )
-        return {"agent": envelope.agent_id, "address": host.address, "active": False}
-
-    def _arrival_header(self, envelope: PagletEnvelope) -> dict[str, Any]:
-        host = self._host
-        common = {
-            "source_host_name": envelope.source_host_name,
-            "source_host_address": envelope.source_host_address,
-            "target_host_name": host.name,
-            "target_host_address": host.address,
-        }
-        if envelope.kind is EnvelopeKind.CLONE:
-            event = CloneEvent(
-                envelope.agent_id, host.name, host.address,
-                source_agent_id=envelope.clone_of or "", clone_agent_id=envelope.agent_id, **common,
-            )  # fmt: skip
-            return {"hook": "on_clone", "event": event.to_wire(), "plain": False}
-        event = MobilityEvent(envelope.agent_id, host.name, host.address, reason=envelope.kind.value, **common)
-        return {"hook": "on_arrival", "event": event.to_wire(), "plain": False}
-
-    def _land_files(self, envelope: PagletEnvelope) -> None:
-        host = self._host
-        refs = []
-        for item in envelope.metadata.get("files") or ():
-            name = check_file_name(str(item["name"]))
-            destination = host.work_dir_for(envelope.agent_id, check=False) / name
-            host.artifacts.materialize(str(item["sha256"]), destination)
-            refs.append(PagletFileRef(name, str(destination), int(item["size"]), str(item.get("mode") or "copy")))
-        host.files.adopt(envelope.agent_id, refs)
-
-    def abort(self, header: dict[str, Any]) -> dict[str, Any]:
-        host = self._host
-        agent_id, token = header["agent"], header["token"]
-
-        def drop() -> bool:
-            slot = host.broker.table.slots.get(agent_id)
-            if slot is None or slot.nonce != token or slot.phase is not Phase.PREPARED:
-                return False
-            host.broker.table.stop(agent_id, forward_to=slot.source_address)
-            return True
-
-        return {"aborted": host.broker.in_loop(drop).result(10)}
-
-    def transfer_status(self, header: dict[str, Any]) -> dict[str, Any]:
-        host = self._host
-
-        parked = host.parking.record(header["agent"])
-        if parked is not None and parked.envelope.metadata.get("token") == header["token"]:
-            return {"status": "arrived"}
-
-        def status() -> str:
-            slot = host.broker.table.slots.get(header["agent"])
-            if slot is None or slot.nonce != header["token"]:
-                return "unknown"
-            return {Phase.READY: "arrived", Phase.STARTING: "starting", Phase.PREPARED: "prepared"}.get(
-                slot.phase, "unknown"
-            )
-
-        return {"status": host.broker.in_loop(status).result(10)}
-
-    def receive_envelope(self, payload: bytes) -> dict[str, Any]:
-        """An envelope pushed in one piece (over HTTP, where only HTTP passes): prepare and arrive here."""
-        envelope = PagletEnvelope.from_bytes(payload)
-        token = str(envelope.metadata.get("token") or uuid.uuid4().hex)
-        envelope.metadata["token"] = token
-        if envelope.metadata.get("files"):
-            raise TransferError("an envelope pushed in one piece cannot carry registered files")
-        try:
-            self._prepare_here(envelope, token)
-        except BaseException as exc:
-            raise _transfer_error(exc, f"receiving paglet {envelope.agent_id} on {self._host.name}") from None
-        return self.arrive({"agent": envelope.agent_id, "token": token}, [envelope.to_bytes()])
-
-    def _prepare_here(self, envelope: PagletEnvelope, token: str) -> None:
-        self.prepare(
-            {
-                "agent": envelope.agent_id,
-                "cls": envelope.agent_class_name,
-                "kind": envelope.kind.value,
-                "token": token,
-                "source": envelope.source_host_address,
-                "ttl": 60.0,
-            }
-        )
-
 
 def _left(deadline: float) -> float:
     remaining = deadline - time.monotonic()
@@ -525,7 +368,7 @@ def _clone_fields(event: CloneEvent) -> dict[str, Any]:
     }
 
 
-def _transfer_error(exc: BaseException, what: str) -> BaseException:
+def transfer_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, TransferError):
         return exc
     if isinstance(exc, (PagletError, TimeoutError, OSError)):

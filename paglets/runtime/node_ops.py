@@ -85,19 +85,19 @@ class NodeOps:
 
     # movement, between nodes
     def _front_prepare(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return self._host.movement.prepare(header), []
+        return self._host.arrivals.prepare(header), []
 
     def _front_arrive(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return self._host.movement.arrive(header, payload), []
+        return self._host.arrivals.arrive(header, payload), []
 
     def _front_abort(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return self._host.movement.abort(header), []
+        return self._host.arrivals.abort(header), []
 
     def _front_transfer(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return self._host.movement.transfer_status(header), []
+        return self._host.arrivals.transfer_status(header), []
 
     def _front_envelope(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return self._host.movement.receive_envelope(payload[0]), []
+        return self._host.arrivals.receive_envelope(payload[0]), []
 
     def _front_blob_has(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         return {"have": self._host.artifacts.has(header["sha"], header["size"])}, []
