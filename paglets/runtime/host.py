@@ -40,7 +40,7 @@ import paglets
 from paglets.core.agent import ACTIVE, Paglet, PagletState
 from paglets.core.errors import AuthenticationError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEvent, ContextEventLog
-from paglets.core.messages import FutureReply, Message, ReplySet
+from paglets.core.messages import Message, ReplySet
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage
 from paglets.remote.client import HostClient, create_request
@@ -49,14 +49,15 @@ from paglets.remote.mesh import HostRef, MeshRegistry
 from paglets.remote.proxy import PagletProxy
 from paglets.remote.security import CurveIdentity, CurveServer
 from paglets.remote.transfer import TransferTicket
-from paglets.remote.transport import check_address, then
+from paglets.remote.transport import check_address
 from paglets.runtime.arrivals import Arrivals
 from paglets.runtime.binding import advertised_address, check_public_url, resolve_binding
 from paglets.runtime.broker import Broker
 from paglets.runtime.checkpoints import Checkpointer
 from paglets.runtime.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
 from paglets.runtime.inspection import Inspection
-from paglets.runtime.lifecycle import Lifecycle
+from paglets.runtime.lifecycle import Lifecycle, WorkerResources
+from paglets.runtime.messaging import Messaging
 from paglets.runtime.movement import Movement
 from paglets.runtime.node_ops import NodeOps
 from paglets.runtime.parking import Parking
@@ -64,7 +65,6 @@ from paglets.runtime.processes import WorkerProcesses
 from paglets.runtime.waiting import wait_for
 from paglets.runtime.zygote import Zygote
 from paglets.wire import codec, protocol
-from paglets.wire.message_codec import encode_message
 
 log = logging.getLogger("paglets.host")
 
@@ -186,6 +186,7 @@ class Host:
         self.movement = Movement(self)
         self.arrivals = Arrivals(self)
         self.lifecycle = Lifecycle(self)
+        self.messaging = Messaging(self)
         self.inspection = Inspection(self)
         self.parking = Parking(self)
         self.checkpoints = Checkpointer(self, checkpoint_interval)
@@ -543,41 +544,16 @@ class Host:
         For a parked paglet that queues mail the reply is ``{"queued": True,
         "message_id": ...}``, given once the message is on disk.
         """
-        future = self._deliver_future(agent_id, message, oneway, activate_if_inactive, no_delay)
-        limit = self.client.timeout if timeout is None else timeout
-        _header, payload = wait_for(future, limit, f"paglet {agent_id!r} on {self.name} to answer")
-        if oneway or not payload or not payload[0]:
-            return None
-        return codec.decode(payload[0])
-
-    def _deliver_future(
-        self, agent_id: str, message: Message | str, oneway: bool, activate: bool = True, no_delay: bool = False
-    ) -> Any:
-        message = Message(message) if isinstance(message, str) else message
-        if message.sender is None:
-            message.sender = self.address
-        return self.require_running().deliver(
-            agent_id,
-            encode_message(message),
-            oneway=oneway,
-            priority=message.priority,
-            mid=message.message_id,
-            activate=activate,
-            no_delay=no_delay,
-        )
+        return self.messaging.deliver(
+            agent_id, message, oneway=oneway, activate_if_inactive=activate_if_inactive,
+            no_delay=no_delay, timeout=timeout,
+        )  # fmt: skip
 
     def multicast_message(
         self, kind: str | Message, args: dict[str, Any] | None = None, *, exclude: set[str] | None = None
     ) -> ReplySet:
         """Send to every active paglet here; the ReplySet completes as they answer."""
-        replies = ReplySet()
-        for agent_id in self.inspection.agent_ids(ACTIVE):
-            if exclude and agent_id in exclude:
-                continue
-            message = Message.from_wire(kind.to_wire()) if isinstance(kind, Message) else Message(kind, args or {})
-            future = self._deliver_future(agent_id, message, False)
-            replies.add_future_reply(FutureReply(then(future, _decode_payload)))
-        return replies
+        return self.messaging.multicast(kind, args, exclude=exclude)
 
     # -- properties and events --------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:
@@ -635,28 +611,6 @@ class Host:
 
     def registered_file_path_for(self, agent_id: str, name: str) -> Path:
         return self.files.path(agent_id, name)
-
-
-class WorkerResources:
-    """The node's view of a paglet's ResourceRegistry, which lives in its worker."""
-
-    def __init__(self, host: Host, agent_id: str):
-        self._host = host
-        self.agent_id = agent_id
-
-    def status(self) -> dict[str, bool]:
-        future = self._host.require_running().call_worker(self.agent_id, {"op": "resources"})
-        _header, payload = wait_for(future, 10, f"the resources of {self.agent_id}")
-        return dict(codec.decode(payload[0])) if payload else {}
-
-    def cleanup(self, *, reason: str = "lifecycle") -> None:
-        future = self._host.require_running().call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
-        wait_for(future, 30, f"the cleanup of {self.agent_id}")
-
-
-def _decode_payload(result: tuple[bytes, list[bytes]]) -> Any:
-    _header, payload = result
-    return codec.decode(payload[0]) if payload and payload[0] else None
 
 
 def _missing_allow_dir() -> str:

@@ -20,7 +20,7 @@ from paglets.core.errors import HostError, InvalidAgentError, PagletError
 from paglets.core.events import PersistencyEvent
 from paglets.remote.security import CurveIdentity
 from paglets.runtime.waiting import wait_for
-from paglets.wire import protocol
+from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
     from paglets.runtime.host import Host
@@ -154,4 +154,21 @@ def check_class_name(class_name: str) -> None:
         )
 
 
-__all__ = ["Lifecycle", "check_class_name"]
+class WorkerResources:
+    """The node's view of a paglet's ResourceRegistry, which lives in its worker."""
+
+    def __init__(self, host: Host, agent_id: str):
+        self._host = host
+        self.agent_id = agent_id
+
+    def status(self) -> dict[str, bool]:
+        future = self._host.require_running().call_worker(self.agent_id, {"op": "resources"})
+        _header, payload = wait_for(future, 10, f"the resources of {self.agent_id}")
+        return dict(codec.decode(payload[0])) if payload else {}
+
+    def cleanup(self, *, reason: str = "lifecycle") -> None:
+        future = self._host.require_running().call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
+        wait_for(future, 30, f"the cleanup of {self.agent_id}")
+
+
+__all__ = ["Lifecycle", "WorkerResources", "check_class_name"]
