@@ -278,3 +278,47 @@ class MeshWatcherPaglet(Paglet[PagletState]):
             ref = self.context.wait_for_host(message.get_arg("name"), timeout=message.get_arg("timeout"))
             return None if ref is None else ref.name
         return self.not_handled()
+
+
+@dataclass
+class BacklogState(PagletState):
+    open: bool = False
+    seen: list[list[Any]] = field(default_factory=list)  # [arg, node name] per note, in handling order
+
+
+class BacklogPaglet(Paglet[BacklogState]):
+    """One handler: ``hold`` blocks it until an unqueued ``open``, so oneway mail piles up behind it.
+
+    ``note`` records its arg and the node it ran on; ``boom`` fails; ``go``
+    and ``park-me`` make the paglet leave from inside its handler.
+    """
+
+    State = BacklogState
+    MAILBOX_WORKERS = 1
+
+    def handle_message(self, message: Message) -> Any:
+        kind = message.kind
+        if kind == "open":
+            with self.locked():
+                self.state.open = True
+            self.notify_all_state_changed()
+            return True
+        if kind == "hold":
+            if not self.wait_state(lambda s: s.open, timeout=20):
+                raise TimeoutError("gate never opened")
+            return True
+        if kind == "note":
+            with self.locked():
+                self.state.seen.append([message.arg, self.context.name])
+            return len(self.state.seen)
+        if kind == "boom":
+            raise RuntimeError("boom")
+        if kind == "go":
+            self.dispatch(message.arg)
+            return True
+        if kind == "park-me":
+            from paglets.persistence.persistency import DeactivationPolicy
+
+            self.deactivate(reason="asked", policy=DeactivationPolicy(activate_on_message=False))
+            return True
+        return self.not_handled()

@@ -230,8 +230,13 @@ class Channel:
             sock.sndtimeo = -1
 
     def _receive(self) -> protocol.Reply | None:
+        """Read one frame set: a reply to a request (returned), or oneway acks (taken note of)."""
         frames = recv_frames(self._sock)
         try:
+            if frames[1:2] == [protocol.ACKS]:
+                for ack in protocol.parse_replies(frames):
+                    self._oneway.pop(ack.cid, None)
+                return None
             reply = protocol.parse_reply(frames)
         except ProtocolError:
             return None
@@ -364,12 +369,13 @@ class Reactor:
 
     def _complete(self, frames: list[bytes]) -> None:
         try:
-            reply = protocol.parse_reply(frames)
+            replies = protocol.parse_replies(frames)
         except ProtocolError:
             return
-        waiting = self._waiting.pop(reply.cid, None)
-        if waiting is not None and not waiting[0].done():
-            waiting[0].set_result(reply)
+        for reply in replies:
+            waiting = self._waiting.pop(reply.cid, None)
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_result(reply)
 
     def _retry_sends(self) -> None:
         now = time.monotonic()

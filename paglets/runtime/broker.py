@@ -28,7 +28,7 @@ from paglets.runtime.loop_channel import LoopChannel
 from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
 from paglets.runtime.relay_link import RelayLink
-from paglets.runtime.slots import BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
+from paglets.runtime.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
 from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
@@ -37,7 +37,6 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 log = logging.getLogger("paglets.broker")
 
 READ_BATCH = 64
-ACCEPTED = protocol.pack({"accepted": True})
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -95,6 +94,7 @@ class Broker:
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
         self._pool = ThreadPoolExecutor(max_workers=op_threads, thread_name_prefix=f"paglets-ops-{node_name}")
         self._poller = zmq.Poller()
+        self._acks: dict[tuple[bytes, bool], list[bytes]] = {}  # oneway acks of this loop pass, per peer
         self._curve_server = curve_server
         self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved, curve=curve_client)
         parked = ParkedPaglets(
@@ -340,6 +340,8 @@ class Broker:
                     relay.read(self._on_relayed)
                 else:
                     peers.on_readable(sock)
+            if self._acks:
+                self._send_acks()
             now = time.monotonic()
             if now >= next_beat:
                 self.table.housekeeping(now)
@@ -379,6 +381,23 @@ class Broker:
     def send_relay(self, frames: list[bytes]) -> None:
         if self._relay is not None:
             self._relay.send_reply(frames)
+
+    def accept_oneway(self, peer: bytes, cid: bytes, relay: bool) -> None:
+        waiting = self._acks.get((peer, relay))
+        if waiting is None:
+            self._acks[(peer, relay)] = [cid]
+        else:
+            waiting.append(cid)
+
+    def _send_acks(self) -> None:
+        """One frame set per peer for the oneway sends this pass accepted."""
+        acks, self._acks = self._acks, {}
+        for (peer, relay), cids in acks.items():
+            frames = protocol.acks_frames(cids) if len(cids) > 1 else protocol.ok_frames(cids[0], protocol.ACCEPTED)
+            if relay:
+                self.send_relay([peer, *frames])
+            else:
+                self.send_front([peer, *frames])
 
     def send_back(self, frames: list[bytes]) -> None:
         try:

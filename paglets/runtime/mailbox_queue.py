@@ -49,6 +49,12 @@ class MailboxQueue(Generic[T]):
             raise IndexError("pop from an empty mailbox queue")
         return heapq.heappop(self._heap)[2]
 
+    def peek(self) -> T:
+        """The next item, left in place; IndexError when empty."""
+        if not self._heap:
+            raise IndexError("peek into an empty mailbox queue")
+        return self._heap[0][2]
+
     def peek_priority(self) -> int | None:
         """Priority of the next item, or None when empty."""
         return -self._heap[0][0] if self._heap else None

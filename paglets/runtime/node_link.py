@@ -22,6 +22,7 @@ from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import recv_frames, send_frames
 
 REP = b"rep"
+BACK = b"back"
 HCALL = b"hcall"
 HREP = b"hrep"
 EVENT = b"event"
@@ -57,6 +58,10 @@ class NodeLink:
 
     def reply_error(self, rid: bytes, error: dict[str, Any]) -> None:
         self._send([REP, rid, protocol.ERR, protocol.pack(error)])
+
+    def give_back(self, rid: bytes, count: int) -> None:
+        """The last ``count`` messages of batch ``rid`` were not run: the node queues them again."""
+        self._send([BACK, rid, count.to_bytes(4, "big")])
 
     def event(self, header: dict[str, Any]) -> None:
         self._send([EVENT, b"", protocol.pack(header)])

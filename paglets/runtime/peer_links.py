@@ -98,10 +98,11 @@ class PeerLinks:
 
     def _on_reply(self, frames: list[bytes]) -> None:
         try:
-            reply = protocol.parse_reply(frames)
+            replies = protocol.parse_replies(frames)
         except ProtocolError:
             return
-        self._relay(reply)
+        for reply in replies:
+            self._relay(reply)
 
     def _relay(self, reply: protocol.Reply) -> None:
         waiting = self._waiting.pop(reply.cid, None)

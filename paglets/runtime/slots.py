@@ -24,6 +24,7 @@ from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
 
 EMPTY_MAP = protocol.pack({})
+ACCEPTED = protocol.pack(protocol.ACCEPTED)
 HREP = b"hrep"
 
 
@@ -34,6 +35,9 @@ class Sender(Protocol):
 
     def send_back(self, frames: list[bytes]) -> None: ...
 
+    def accept_oneway(self, peer: bytes, cid: bytes, relay: bool) -> None:
+        """Acknowledge a oneway send; the acks of one loop pass go out together."""
+
 
 class Origin(Protocol):
     """Who is waiting for the answer to one request."""
@@ -41,6 +45,9 @@ class Origin(Protocol):
     def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None: ...
 
     def fail(self, sender: Sender, error: dict[str, Any]) -> None: ...
+
+    def accepted(self, sender: Sender) -> None:
+        """A oneway message is in the mailbox: ``ok`` with ``{"accepted": true}``."""
 
 
 @dataclass(slots=True)
@@ -56,6 +63,9 @@ class FrontOrigin:
 
     def fail(self, sender: Sender, error: dict[str, Any]) -> None:
         self._send(sender, [self.peer, *protocol.err_frames(self.cid, error)])
+
+    def accepted(self, sender: Sender) -> None:
+        sender.accept_oneway(self.peer, self.cid, self.relay)
 
     def _send(self, sender: Sender, frames: list[bytes]) -> None:
         if self.relay:
@@ -77,6 +87,9 @@ class BackOrigin:
     def fail(self, sender: Sender, error: dict[str, Any]) -> None:
         sender.send_back([self.ident, HREP, self.rid, protocol.ERR, protocol.pack(error)])
 
+    def accepted(self, sender: Sender) -> None:
+        self.ok(sender, [], ACCEPTED)
+
 
 @dataclass(slots=True)
 class FutureOrigin:
@@ -91,6 +104,9 @@ class FutureOrigin:
     def fail(self, sender: Sender, error: dict[str, Any]) -> None:
         if not self.future.done():
             self.future.set_exception(error_from_wire(error))
+
+    def accepted(self, sender: Sender) -> None:
+        self.ok(sender, [], ACCEPTED)
 
 
 class Phase(enum.Enum):
@@ -129,6 +145,13 @@ class Pending:
     handler: bytes | None = None  # the handler socket holding it; idle again on reply
     is_start: bool = False  # the start hook: its reply makes the slot READY
     mid: str | None = None
+    batch: list[Delivery] | None = None  # several oneway messages sent as one request
+    sent_at: float = 0.0  # monotonic, for messages: how long the handler takes
+
+    @property
+    def count(self) -> int:
+        """How many messages it stands for."""
+        return 1 if self.batch is None else len(self.batch)
 
 
 @dataclass(slots=True, eq=False)
@@ -152,6 +175,7 @@ class WorkerSlot:
     pending_rids: set[bytes] = field(default_factory=set)
     idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     in_flight: int = 0
+    handling_time: float = 0.0  # seconds per message of the last batch (or a faster single message)
     delivered: int = 0
     failed: int = 0
     crash_reason: str = ""

@@ -89,6 +89,7 @@ class Worker:
         self._handlers = 0
         self._idle_handlers = 0
         self._handler_lock = threading.Lock()
+        self._batch = threading.local()  # the oneway batch a handler thread is running, if any
         self._control = ThreadPool(f"paglet-control-{self.agent_id[:8]}")
 
     # -- start-up -------------------------------------------------------------
@@ -177,7 +178,8 @@ class Worker:
         sock.send_multipart([b"idle", b"", b""])
         while True:
             frames = recv_frames(sock)
-            if frames[0] != b"msg" or len(frames) < 4:
+            kind = frames[0]
+            if kind not in (b"msg", b"msgs") or len(frames) < 3 or (kind == b"msg" and len(frames) < 4):
                 continue  # e.g. the late answer to a host call that timed out
             with self._handler_lock:
                 self._idle_handlers -= 1
@@ -185,7 +187,10 @@ class Worker:
             if grow:
                 self._add_handler()  # keep one handler free for the next message, up to the limit
             self._notify_mail()
-            self._run_message(frames[1], frames[2] == ONEWAY_HEADER, frames[3])
+            if kind == b"msg":
+                self._run_message(frames[1], frames[2] == ONEWAY_HEADER, frames[3])
+            else:
+                self._run_batch(frames[1], frames[2:])
             with self._handler_lock:
                 self._idle_handlers += 1
 
@@ -202,6 +207,42 @@ class Worker:
             if oneway or not isinstance(exc, PagletError):
                 log.warning("paglet %s: handler failed: %s", self.agent_id, _describe(exc))
             self.link.reply_error(rid, error_to_wire(exc))
+
+    def _run_batch(self, rid: bytes, bodies: list[bytes]) -> None:
+        """Oneway messages given together: run in order, then one reply with the failure count."""
+        batch = self._batch
+        batch.rid, batch.bodies, batch.next = rid, bodies, 0
+        failed = 0
+        try:
+            while batch.next < len(batch.bodies):
+                body = batch.bodies[batch.next]
+                batch.next += 1
+                try:
+                    message = decode_message(body)
+                    if self.paglet.handle_message(message) is NOT_HANDLED:
+                        raise NotHandledError(
+                            f"paglet {self.agent_id!r} ({self.spec['class_name']}) did not handle {message.kind!r}"
+                        )
+                except Exception as exc:
+                    failed += 1
+                    log.warning("paglet %s: handler failed: %s", self.agent_id, _describe(exc))
+        finally:
+            batch.bodies = None
+        self.link.reply_ok(rid, failed.to_bytes(4, "big"))
+
+    def give_back_batch(self) -> None:
+        """Before this paglet leaves from inside a handler: the rest of the handler's batch goes back.
+
+        The node puts those messages at the head of the mailbox again, so they
+        move (or park) with the paglet instead of running here after it left.
+        Sent on the handler's own socket, ahead of the request to leave.
+        """
+        batch = self._batch
+        bodies = getattr(batch, "bodies", None)
+        if not bodies or batch.next >= len(bodies):
+            return
+        self.link.give_back(batch.rid, len(bodies) - batch.next)
+        batch.bodies = bodies[: batch.next]
 
     # -- lifecycle --------------------------------------------------------------
     def _start(self, rid: bytes, header: dict[str, Any], payload: list[bytes]) -> None:

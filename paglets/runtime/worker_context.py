@@ -121,7 +121,13 @@ class WorkerContext(PagletContext):
         return self.client.proxy(self.address, agent_id)
 
     def dispose(self, agent_id: str) -> None:
+        self._leaving(agent_id)
         self.host_call("dispose", agent=agent_id)
+
+    def _leaving(self, agent_id: str) -> None:
+        """This paglet may leave this process: what its handler holds and has not run goes back first."""
+        if agent_id == self._worker.agent_id:
+            self._worker.give_back_batch()
 
     def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
         """Move a paglet (this one, typically) to ``target``; returns its proxy there.
@@ -130,6 +136,7 @@ class WorkerContext(PagletContext):
         elsewhere; the handler's return value still reaches its caller, and
         this worker process exits after that.
         """
+        self._leaving(agent_id)
         wire = self.host_call("dispatch", timeout=_move_timeout(target), agent=agent_id, target=_target_wire(target))
         return PagletProxy.from_wire(wire, self.client)
 
@@ -150,6 +157,7 @@ class WorkerContext(PagletContext):
         Called from inside the paglet, its handler's return value still
         reaches the caller; the worker process exits after that.
         """
+        self._leaving(agent_id)
         wire = self.host_call(
             "deactivate",
             agent=agent_id,

@@ -34,6 +34,7 @@ from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 
 MSG = b"msg"
+MSGS = b"msgs"
 START = b"start"
 CALL = b"call"
 HB = b"hb"
@@ -43,8 +44,9 @@ MSG_HEADER_UNQUEUED = {
     False: protocol.pack({"oneway": False, "unqueued": True}),
     True: protocol.pack({"oneway": True, "unqueued": True}),
 }
-ACCEPTED = protocol.pack({"accepted": True})
 ACK_LIMIT = 1000
+BATCH_MAX = 32  # oneway messages one handler may be given at once
+BATCH_SLOWER_THAN = 0.002  # s per message: handlers this slow get one message at a time
 GONE_PHASES = (Phase.STOPPING, Phase.DEPARTED)
 
 
@@ -175,7 +177,7 @@ class WorkerTable:
             # until the message reaches the worker, which slows a fast sender
             # down to the paglet's pace instead of filling memory.
             if len(slot.queue) < self._ack_limit:
-                origin.ok(self._sender, [], ACCEPTED)
+                origin.accepted(self._sender)
                 delivery.origin = None
             else:
                 delivery.ack_deferred = True
@@ -200,7 +202,7 @@ class WorkerTable:
         origin = delivery.origin
         if origin is not None:
             if delivery.oneway:
-                origin.ok(self._sender, [], ACCEPTED)
+                origin.accepted(self._sender)
             elif reply is not None:
                 ok, payload = reply
                 if ok:
@@ -213,8 +215,21 @@ class WorkerTable:
 
     def _pump(self, slot: WorkerSlot) -> None:
         idle = slot.idle_handlers
-        while idle and slot.queue and slot.phase is Phase.READY and not slot.held:
-            self._dispatch(slot, slot.queue.pop(), idle.popleft())
+        queue = slot.queue
+        while idle and queue and slot.phase is Phase.READY and not slot.held:
+            handler = idle.popleft()
+            delivery = queue.pop()
+            if delivery.oneway and queue and queue.peek().oneway and slot.handling_time < BATCH_SLOWER_THAN:
+                # A backlog of oneway mail: this handler takes its share of it in
+                # one frame set (one wake-up, one reply), the idle others the rest.
+                share = min(BATCH_MAX, -(-(len(queue) + 1) // (len(idle) + 1)))
+                batch = [delivery]
+                while len(batch) < share and queue and queue.peek().oneway:
+                    batch.append(queue.pop())
+                if len(batch) > 1:
+                    self._dispatch_batch(slot, batch, handler)
+                    continue
+            self._dispatch(slot, delivery, handler)
 
     def _dispatch(self, slot: WorkerSlot, delivery: Delivery, handler: bytes) -> None:
         """Send one message to a handler socket (or, unqueued, to the worker's main socket)."""
@@ -222,15 +237,29 @@ class WorkerTable:
         origin = delivery.origin
         if delivery.oneway:
             if delivery.ack_deferred and origin is not None:
-                origin.ok(self._sender, [], ACCEPTED)
+                origin.accepted(self._sender)
             origin = None
         self._pending[rid] = Pending(
-            slot, origin, is_message=True, handler=None if delivery.unqueued else handler, mid=delivery.mid
-        )
+            slot, origin, is_message=True, handler=None if delivery.unqueued else handler, mid=delivery.mid,
+            sent_at=time.monotonic(),
+        )  # fmt: skip
         slot.pending_rids.add(rid)
         slot.in_flight += 1
         headers = MSG_HEADER_UNQUEUED if delivery.unqueued else MSG_HEADER
         self._sender.send_back([handler, MSG, rid, headers[delivery.oneway], delivery.body])
+
+    def _dispatch_batch(self, slot: WorkerSlot, batch: list[Delivery], handler: bytes) -> None:
+        """Send several oneway messages to one handler; it runs them in order and answers once."""
+        for delivery in batch:
+            if delivery.ack_deferred and delivery.origin is not None:
+                delivery.origin.accepted(self._sender)
+        rid = self._next_rid()
+        self._pending[rid] = Pending(
+            slot, None, is_message=True, handler=handler, batch=batch, sent_at=time.monotonic()
+        )
+        slot.pending_rids.add(rid)
+        slot.in_flight += len(batch)
+        self._sender.send_back([handler, MSGS, rid, *[delivery.body for delivery in batch]])
 
     def _next_rid(self) -> bytes:
         return next(self._rids).to_bytes(8, "big")
@@ -254,6 +283,8 @@ class WorkerTable:
     def on_worker_frame(self, slot: WorkerSlot, ident: bytes, op: bytes, rid: bytes, rest: list[bytes]) -> None:
         if op == b"rep":
             self._on_reply(rid, rest)
+        elif op == b"back":
+            self._on_give_back(rid, rest)
         elif op == b"idle":
             if ident not in slot.idle_handlers and slot.phase not in GONE_PHASES:
                 slot.idle_handlers.append(ident)
@@ -270,15 +301,7 @@ class WorkerTable:
         ok = rest[0] == protocol.OK
         payload = rest[1:]
         if pending.is_message:
-            slot.in_flight -= 1
-            if ok:
-                slot.delivered += 1
-            else:
-                slot.failed += 1
-            if pending.handler is not None and slot.phase not in GONE_PHASES:
-                slot.idle_handlers.append(pending.handler)
-            if pending.mid is not None:
-                slot.seen.record_reply(pending.mid, ok, payload)
+            self._message_done(slot, pending, ok, payload)
         origin = pending.origin
         if origin is not None:
             if not ok:
@@ -289,6 +312,44 @@ class WorkerTable:
                 origin.ok(self._sender, payload)
         if pending.is_start:
             self._started(slot, ok)
+        self._after_progress(slot)
+
+    @staticmethod
+    def _message_done(slot: WorkerSlot, pending: Pending, ok: bool, payload: list[bytes]) -> None:
+        """Count a handled message (or batch), note how long it took, and free its handler."""
+        count = pending.count
+        slot.in_flight -= count
+        if not ok:
+            failed = count
+        elif pending.batch is not None and payload:
+            failed = min(count, int.from_bytes(payload[0], "big"))  # a batch's reply: how many failed
+        else:
+            failed = 0
+        slot.delivered += count - failed
+        slot.failed += failed
+        # Batches stop once a batch's messages took long each (the backlog is better
+        # shared among handlers one by one) and resume once a message goes fast again.
+        took = (time.monotonic() - pending.sent_at) / count
+        if pending.batch is not None or took < slot.handling_time:
+            slot.handling_time = took
+        if pending.handler is not None and slot.phase not in GONE_PHASES:
+            slot.idle_handlers.append(pending.handler)
+        if pending.mid is not None:
+            slot.seen.record_reply(pending.mid, ok, payload)
+
+    def _on_give_back(self, rid: bytes, rest: list[bytes]) -> None:
+        """A handler leaving with its paglet returns the end of its batch: queue it again, first."""
+        pending = self._pending.get(rid)
+        if pending is None or pending.batch is None or not rest:
+            return
+        count = min(int.from_bytes(rest[0], "big"), len(pending.batch) - 1)
+        if count <= 0:
+            return
+        returned = pending.batch[-count:]
+        del pending.batch[-count:]
+        slot = pending.slot
+        slot.in_flight -= count
+        slot.queue.push_front([(delivery.priority, delivery) for delivery in returned])
         self._after_progress(slot)
 
     def _after_progress(self, slot: WorkerSlot) -> None:
@@ -539,7 +600,7 @@ class WorkerTable:
             pending = self._pending.pop(rid, None)
             if pending is not None:
                 if pending.is_message:
-                    slot.failed += 1
+                    slot.failed += pending.count
                 self._fail(pending.origin, error)
         slot.pending_rids.clear()
         slot.idle_handlers.clear()

@@ -19,11 +19,17 @@ Reply:
 
 =====  ========  ===========================================================
 0      bytes     ``MAGIC``
-1      ascii     ``b"ok"`` or ``b"err"``
+1      ascii     ``b"ok"`` or ``b"err"`` (or ``b"acks"``, below)
 2      bytes     the request's correlation id
 3      msgpack   ok: result header (map); err: ``{"type", "message", ...}``
 4..    bytes     payload frames (ok only): codec-encoded result, state
 =====  ========  ===========================================================
+
+Oneway ``send`` requests are acknowledged (``{"accepted": true}``) once the
+message is in the mailbox. A node that accepts several from one peer in one
+pass of its loop answers them together: ``MAGIC, b"acks", b"",
+msgpack([cid, ...])`` means an ``ok`` with ``{"accepted": true}`` for each
+correlation id listed.
 
 Ops and header fields (``?`` = optional):
 
@@ -93,8 +99,14 @@ op       direction  meaning
 ready    w -> n     process is up: ``{pid, workers}`` (MAILBOX_WORKERS)
 start    n -> w     run a hook and begin: ``{event, ...}`` + [state, init]
 msg      n -> w     deliver a message: ``{oneway}`` + [message]
-rep      w -> n     reply to ``start``/``msg``/``call``: status frame
-                    (``ok``/``err``) instead of a header, + [result]
+msgs     n -> w     several queued oneway messages for one handler, to
+                    run in order: no header, + [message, message, ...]
+rep      w -> n     reply to ``start``/``msg``/``msgs``/``call``: status
+                    frame (``ok``/``err``) instead of a header, + [result]
+                    (for ``msgs``: how many failed, 4 bytes big-endian)
+back     w -> n     the handler of a ``msgs`` is leaving with its paglet:
+                    its last N (4 bytes) messages did not run; the node
+                    queues them again at the head of the mailbox
 call     n -> w     node request: ``{op, ...}`` (state, hook, shutdown...)
 hcall    w -> n     paglet asks its node: ``{op, ...}`` + payload
 hrep     n -> w     reply to ``hcall``: status frame + [result]
@@ -125,6 +137,8 @@ RELAY_WELCOME = b"welcome"
 
 OK = b"ok"
 ERR = b"err"
+ACKS = b"acks"
+ACCEPTED = {"accepted": True}
 
 MAX_CORRELATION_ID = 32
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -311,14 +325,34 @@ class Reply:
 
 
 def parse_reply(frames: list[bytes]) -> Reply:
-    """Validate a reply frame set (client side)."""
+    """Validate a reply frame set (client side); an ``acks`` frame set is :func:`parse_replies`' job."""
     if len(frames) < 4 or frames[0] != MAGIC or frames[1] not in (OK, ERR):
         raise ProtocolError(f"malformed reply ({len(frames)} frames)")
     header = unpack_map(frames[3], "reply header")
     return Reply(ok=frames[1] == OK, cid=frames[2], header=header, payload=list(frames[4:]))
 
 
+def parse_replies(frames: list[bytes]) -> list[Reply]:
+    """Every reply one frame set carries: one, or one per cid of an ``acks`` frame set."""
+    if len(frames) == 4 and frames[1] == ACKS and frames[0] == MAGIC:
+        try:
+            cids = msgpack.unpackb(frames[3])
+        except Exception as exc:
+            raise ProtocolError(f"acks frame is not valid msgpack: {exc}") from None
+        if not isinstance(cids, list) or not all(isinstance(cid, bytes) for cid in cids):
+            raise ProtocolError("acks frame must be a list of correlation ids")
+        return [Reply(ok=True, cid=cid, header=dict(ACCEPTED), payload=[]) for cid in cids]
+    return [parse_reply(frames)]
+
+
+def acks_frames(cids: list[bytes]) -> list[bytes]:
+    """One frame set accepting several oneway sends (at least two: one is a plain ``ok``)."""
+    return [MAGIC, ACKS, b"", pack(cids)]
+
+
 __all__ = [
+    "ACCEPTED",
+    "ACKS",
     "AGENT_ID_PATTERN",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "ERR",
@@ -329,9 +363,11 @@ __all__ = [
     "BadRequest",
     "Reply",
     "Request",
+    "acks_frames",
     "err_frames",
     "ok_frames",
     "pack",
+    "parse_replies",
     "parse_reply",
     "parse_request",
     "request_frames",

@@ -53,6 +53,16 @@ def test_a_relayed_node_listens_nowhere_and_is_addressed_through_the_relay(relay
     assert [a["agent_id"] for a in client.list_agents(natted.address)] == [proxy.agent_id]
 
 
+def test_a_burst_of_oneway_mail_through_the_relay_is_all_accepted_and_handled(relay, natted):
+    client = HostClient()
+    proxy = client.create(natted.address, "tests.sample_paglets:BacklogPaglet")
+    for i in range(2000):
+        proxy.send_oneway(Message("note", arg=i))
+    client.flush(natted.address, 20)  # acks come back through the relay, several per frame set
+    wait_until(lambda: len(client.get_state(natted.address, proxy.agent_id)["seen"]) == 2000, 20, "2000 notes")
+    assert [arg for arg, _ in client.get_state(natted.address, proxy.agent_id)["seen"]] == list(range(2000))
+
+
 def test_paglets_move_both_ways_through_the_relay(relay, natted, make_node):
     alpha = make_node("alpha")
     proxy = alpha.create(sp.TravellerPaglet)

@@ -38,6 +38,16 @@ def test_peek_priority_shows_the_next_priority_without_removing():
     assert queue.peek_priority() is None
 
 
+def test_peek_shows_the_next_item_without_removing_it():
+    queue = _filled((3, "a"), (7, "b"), (7, "c"))
+    assert (queue.peek(), len(queue)) == ("b", 3)
+    assert queue.pop() == "b" and queue.peek() == "c"
+    queue.pop()
+    queue.pop()
+    with pytest.raises(IndexError):
+        queue.peek()
+
+
 def test_queue_truthiness_follows_its_length():
     queue: MailboxQueue[str] = MailboxQueue()
     assert not queue and len(queue) == 0

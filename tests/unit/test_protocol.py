@@ -63,6 +63,23 @@ def test_reply_frames_round_trip():
         protocol.parse_reply([b"garbage"])
 
 
+def test_an_acks_frame_set_answers_each_listed_send_as_accepted():
+    replies = protocol.parse_replies(protocol.acks_frames([b"c1", b"c2", b"c3"]))
+    assert [(r.ok, r.cid, r.header, r.payload) for r in replies] == [
+        (True, cid, {"accepted": True}, []) for cid in (b"c1", b"c2", b"c3")
+    ]
+    single = protocol.parse_replies(protocol.ok_frames(b"c4", {"accepted": True}))
+    assert [(r.cid, r.header) for r in single] == [(b"c4", {"accepted": True})]
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xc1", msgpack.packb({"c1": 1}), msgpack.packb([b"c1", 7]), msgpack.packb(["c1"])]
+)
+def test_malformed_acks_are_refused(body):
+    with pytest.raises(ProtocolError, match="acks"):
+        protocol.parse_replies([protocol.MAGIC, protocol.ACKS, b"", body])
+
+
 def test_known_errors_map_both_ways():
     for exc in (InvalidAgentError("no such paglet"), AuthenticationError("bad key")):
         back = error_from_wire(error_to_wire(exc))
