@@ -5,7 +5,9 @@ Two ways to talk to a node, both one socket per thread:
 * :func:`channel` — the calling thread's own DEALER to a node address. A
   synchronous request sends and waits on that socket directly, so a sync call
   costs no thread hand-off. Oneway sends are pipelined on it: the node acks
-  each, and the channel keeps at most ``ONEWAY_WINDOW`` acks outstanding.
+  each (several to a frame set under load), and the channel keeps at most
+  ``ONEWAY_WINDOW`` acks outstanding, reading them every
+  ``ACK_CHECK_EVERY`` sends and on ``flush``.
 * :class:`Reactor` — one background thread per process that owns its own
   DEALERs and completes Futures (``send_future``, multicast).
 
@@ -35,6 +37,7 @@ from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import NOBLOCK, read_waiting, recv_frames, send_frames
 
 ONEWAY_WINDOW = 512
+ACK_CHECK_EVERY = 16  # oneway sends between two looks for acks and refusals
 CONNECT_TIMEOUT = 5.0
 _local = threading.local()
 _cid_counter = itertools.count(1)
@@ -176,7 +179,8 @@ class Channel:
         cid = _next_cid()
         self._send("send", protocol.request_frames("send", cid, header, payload), timeout)
         self._oneway[cid] = header.get("agent", "")
-        self._collect_acks(0)
+        if len(self._oneway) % ACK_CHECK_EVERY == 0:  # acks come several to a frame set; no need to look each time
+            self._collect_acks(0)
         if len(self._oneway) >= ONEWAY_WINDOW:
             self._collect_acks(timeout, until=ONEWAY_WINDOW // 2)
         self.raise_oneway_failure()

@@ -349,6 +349,10 @@ class WorkerTable:
         del pending.batch[-count:]
         slot = pending.slot
         slot.in_flight -= count
+        if slot.phase in GONE_PHASES:  # cannot happen (``back`` precedes the request to leave); lose nothing
+            for delivery in returned:
+                self.route(slot.agent_id, delivery)
+            return
         slot.queue.push_front([(delivery.priority, delivery) for delivery in returned])
         self._after_progress(slot)
 
