@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -110,17 +110,17 @@ class NodeProcess:
             return self.proc.wait(timeout)
 
 
-def start_node_process(name: str, data_dir: Path, *extra: str, env: dict | None = None) -> NodeProcess:
-    """Start ``paglets-node`` on free loopback ports and wait for it to print its addresses."""
+def _start_cli(program: str, name: str, data_dir: Path, extra: tuple[str, ...], env: dict | None, kind: type):
+    """Start ``paglets-<program>`` on free loopback ports; return once it printed its addresses and ready."""
     cmd = [
-        sys.executable, "-m", "paglets.cli.node", "--name", name, "--bind", "127.0.0.1",
+        sys.executable, "-m", f"paglets.cli.{program}", "--name", name, "--bind", "127.0.0.1",
         "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
     ]  # fmt: skip
     proc_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc_env.update(env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{name}-node.log"
-    with open(log_path, "ab") as log_file:  # a file, not a pipe: a chatty node must never block on stderr
+    log_path = data_dir.parent / f"{name}-{program}.log"
+    with open(log_path, "ab") as log_file:  # a file, not a pipe: a chatty process must never block on stderr
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=proc_env, text=True)
     address = http = None
     deadline = time.monotonic() + 30
@@ -133,25 +133,15 @@ def start_node_process(name: str, data_dir: Path, *extra: str, env: dict | None 
         elif line.startswith("http "):
             http = line.split()[1]
         elif line.startswith("ready"):
-            return NodeProcess(proc, address, http, log_path)
+            return kind(proc, address, http, log_path)
     proc.kill()
     proc.wait(5)
-    raise RuntimeError(f"paglets-node {name} did not start: {log_path.read_text()[-2000:]}")
+    raise RuntimeError(f"paglets-{program} {name} did not start: {log_path.read_text()[-2000:]}")
 
 
-@pytest.fixture
-def node_process(tmp_path: Path) -> Iterator:
-    """Factory for ``paglets-node`` processes; all stopped (SIGKILL if need be) at teardown."""
-    started: list[NodeProcess] = []
-
-    def factory(name: str = "alpha", *extra: str, env: dict | None = None) -> NodeProcess:
-        proc = start_node_process(name, tmp_path / f"{name}-data", *extra, env=env)
-        started.append(proc)
-        return proc
-
-    yield factory
-    for proc in started:
-        proc.stop(signal.SIGKILL if proc.proc.poll() is None else signal.SIGTERM, timeout=10)
+def start_node_process(name: str, data_dir: Path, *extra: str, env: dict | None = None) -> NodeProcess:
+    """Start ``paglets-node`` on free loopback ports and wait for it to print its addresses."""
+    return _start_cli("node", name, data_dir, extra, env, NodeProcess)
 
 
 class RelayProcess(NodeProcess):
@@ -160,43 +150,30 @@ class RelayProcess(NodeProcess):
 
 def start_relay_process(name: str, data_dir: Path, *extra: str, env: dict | None = None) -> RelayProcess:
     """Start ``paglets-relay`` on free loopback ports and wait for it to print its addresses."""
-    cmd = [
-        sys.executable, "-m", "paglets.cli.relay", "--name", name, "--bind", "127.0.0.1",
-        "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
-    ]  # fmt: skip
-    proc_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc_env.update(env or {})
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{name}-relay.log"
-    with open(log_path, "ab") as log_file:  # a file, not a pipe: a chatty relay must never block on stderr
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, env=proc_env, text=True)
-    address = http = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("address "):
-            address = line.split()[1]
-        elif line.startswith("http "):
-            http = line.split()[1]
-        elif line.startswith("ready"):
-            return RelayProcess(proc, address, http, log_path)
-    proc.kill()
-    proc.wait(5)
-    raise RuntimeError(f"paglets-relay {name} did not start: {log_path.read_text()[-2000:]}")
+    return _start_cli("relay", name, data_dir, extra, env, RelayProcess)
 
 
-@pytest.fixture
-def relay_process(tmp_path: Path) -> Iterator:
-    """Factory for ``paglets-relay`` processes; all stopped (SIGKILL if need be) at teardown."""
-    started: list[RelayProcess] = []
+def _process_factory(start: Callable[..., NodeProcess], default_name: str, data_suffix: str, tmp_path: Path):
+    """A fixture body: a factory of started processes, all stopped (SIGKILL if need be) at teardown."""
+    started: list[NodeProcess] = []
 
-    def factory(name: str = "relay", *extra: str, env: dict | None = None) -> RelayProcess:
-        proc = start_relay_process(name, tmp_path / f"{name}-relay-data", *extra, env=env)
+    def factory(name: str = default_name, *extra: str, env: dict | None = None) -> NodeProcess:
+        proc = start(name, tmp_path / f"{name}{data_suffix}", *extra, env=env)
         started.append(proc)
         return proc
 
     yield factory
     for proc in started:
         proc.stop(signal.SIGKILL if proc.proc.poll() is None else signal.SIGTERM, timeout=10)
+
+
+@pytest.fixture
+def node_process(tmp_path: Path) -> Iterator:
+    """Factory for ``paglets-node`` processes; all stopped (SIGKILL if need be) at teardown."""
+    yield from _process_factory(start_node_process, "alpha", "-data", tmp_path)
+
+
+@pytest.fixture
+def relay_process(tmp_path: Path) -> Iterator:
+    """Factory for ``paglets-relay`` processes; all stopped (SIGKILL if need be) at teardown."""
+    yield from _process_factory(start_relay_process, "relay", "-relay-data", tmp_path)

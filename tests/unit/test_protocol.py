@@ -72,9 +72,7 @@ def test_an_acks_frame_set_answers_each_listed_send_as_accepted():
     assert [(r.cid, r.header) for r in single] == [(b"c4", {"accepted": True})]
 
 
-@pytest.mark.parametrize(
-    "body", [b"\xc1", msgpack.packb({"c1": 1}), msgpack.packb([b"c1", 7]), msgpack.packb(["c1"])]
-)
+@pytest.mark.parametrize("body", [b"\xc1", msgpack.packb({"c1": 1}), msgpack.packb([b"c1", 7]), msgpack.packb(["c1"])])
 def test_malformed_acks_are_refused(body):
     with pytest.raises(ProtocolError, match="acks"):
         protocol.parse_replies([protocol.MAGIC, protocol.ACKS, b"", body])
