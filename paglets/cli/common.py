@@ -131,6 +131,31 @@ def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
+def log_level_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-level`` of the long-running commands (node, relay)."""
+    return click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default="INFO",
+        show_default=True,
+        help="Level of the log written to stderr.",
+    )(function)
+
+
+def curve_server_options(secret_help: str, allow_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--curve-secret`` and ``--curve-allow`` of a process that serves with CurveZMQ."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        function = click.option(
+            "--curve-allow", type=click.Path(exists=True, file_okay=False), default=None, help=allow_help
+        )(function)
+        return click.option(
+            "--curve-secret", type=click.Path(exists=True, dir_okay=False), default=None, help=secret_help
+        )(function)
+
+    return decorate
+
+
 def install_stop_handlers() -> queue.SimpleQueue[int]:
     """Route SIGTERM and SIGINT into the returned queue; the main thread waits on it, then stops.
 

@@ -29,14 +29,15 @@ from typing import Any
 import click
 
 from paglets.cli.common import (
-    LOG_LEVELS,
     PORT,
     announce,
     api_key_from_env,
     check_name,
     config_option,
     configure_logging,
+    curve_server_options,
     install_stop_handlers,
+    log_level_option,
 )
 from paglets.remote.transport import check_address
 from paglets.runtime.host import DEFAULT_DATA_ROOT, Host
@@ -233,17 +234,9 @@ def _check_curve_options(options: dict[str, Any]) -> None:
     help="Seconds without news after which a node counts as offline.",
 )
 @click.option("--lan-discovery", is_flag=True, help="Find other nodes on the local network by UDP multicast.")
-@click.option(
-    "--curve-secret",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="This node's .key_secret file: serve (and dial out) with CurveZMQ. Needs --curve-allow.",
-)
-@click.option(
-    "--curve-allow",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Directory of the public .key files of the clients let in.",
+@curve_server_options(
+    secret_help="This node's .key_secret file: serve (and dial out) with CurveZMQ. Needs --curve-allow.",
+    allow_help="Directory of the public .key files of the clients let in.",
 )
 @click.option(
     "--curve-server-key",
@@ -251,13 +244,7 @@ def _check_curve_options(options: dict[str, Any]) -> None:
     default=None,
     help="Public .key file of the nodes and relay this node connects to (default: its own public key).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-    help="Level of the log written to stderr.",
-)
+@log_level_option
 def main(**options: Any) -> None:
     """Run a paglets node until SIGTERM or Ctrl-C."""
     configure_logging(options["log_level"])

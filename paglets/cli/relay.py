@@ -26,14 +26,15 @@ from typing import Any
 import click
 
 from paglets.cli.common import (
-    LOG_LEVELS,
     PORT,
     announce,
     api_key_from_env,
     check_name,
     config_option,
     configure_logging,
+    curve_server_options,
     install_stop_handlers,
+    log_level_option,
 )
 from paglets.relay.server import RelayServer
 from paglets.remote.security import CurveServer
@@ -100,25 +101,11 @@ def relay_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     show_default=True,
     help="Seconds after a node's last sign of life during which mail for it is still queued.",
 )
-@click.option(
-    "--curve-secret",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="The relay's .key_secret file: serve with CurveZMQ. Needs --curve-allow.",
+@curve_server_options(
+    secret_help="The relay's .key_secret file: serve with CurveZMQ. Needs --curve-allow.",
+    allow_help="Directory of the public .key files of the nodes and clients let in.",
 )
-@click.option(
-    "--curve-allow",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Directory of the public .key files of the nodes and clients let in.",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-    help="Level of the log written to stderr.",
-)
+@log_level_option
 def main(**options: Any) -> None:
     """Run a paglets relay until SIGTERM or Ctrl-C."""
     configure_logging(options["log_level"])
