@@ -12,17 +12,13 @@ medians (and tail percentiles) because this machine is small and noisy.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ if str(ROOT) not in sys.path:  # `python bench/foundation.py` puts bench/, not t
 import zmq  # noqa: E402
 
 from bench import raw_baseline  # noqa: E402
+from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
 from bench.node_process import NodeProcess, start_node  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.remote.client import HostClient  # noqa: E402
@@ -61,16 +58,6 @@ QUICK = {
 
 
 # -- helpers ----------------------------------------------------------------------
-def percentile(values: Iterable[float], q: float) -> float:
-    """Nearest-rank percentile (the same rule as ``raw_baseline``'s p99)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-def progress(text: str) -> None:
-    print(f"bench: {text}", file=sys.stderr, flush=True)
-
-
 def uss_mib(pid: int) -> float | None:
     """Unique set size (Private_Clean + Private_Dirty) of ``pid`` in MiB, None if it is gone."""
     try:
@@ -319,15 +306,6 @@ def create_and_message(client: HostClient, address: str, count: int, threads: in
 
 
 # -- the run ----------------------------------------------------------------------
-def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    goals = {}
-    for name, (op, limit) in GOALS.items():
-        value = figures.get(name)
-        passed = None if value is None else (value <= limit if op == "<=" else value >= limit)
-        goals[name] = {"goal": f"{op} {limit:g}", "value": value, "pass": passed}
-    return goals
-
-
 def run_phase(figures: dict[str, Any], name: str, measure: Callable[[], dict[str, Any]]) -> None:
     """Add one phase's figures; a failure is recorded under ``errors`` and the run goes on."""
     progress(name)
@@ -393,7 +371,7 @@ def run(quick: bool) -> dict[str, Any]:
         preload = ("--preload", ECHO.split(":")[0])
         measured, _ = with_node(Path(tmp), "bench-preload", preload, measure_preloaded_node, params)
         figures.update(measured)
-    goals = judge(figures)
+    goals = judge(figures, GOALS)
     return {
         **figures,
         "goals": goals,
@@ -413,27 +391,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def source_version() -> dict[str, Any]:
-    """Which paglets code was measured: the commit, and the files that differ from it."""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "paglets").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "paglets_changed_files": changed}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="paglets foundation benchmarks; prints one JSON object")
-    parser.add_argument("--quick", action="store_true", help="fewer samples (about 30 s)")
-    args = parser.parse_args()
-    # SIGTERM (a timeout, a CI cancel) must unwind through the finally blocks that stop the node.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    print(json.dumps(run(args.quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    main("paglets foundation benchmarks", run, "fewer samples (about 30 s)")

@@ -14,8 +14,6 @@ Run ``python bench/mesh.py [--quick]``; prints ONE JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,12 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.foundation import percentile, progress  # noqa: E402
+from bench.common import judge, main, percentile, progress  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.core.errors import PagletError  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.remote.client import HostClient  # noqa: E402
 from tests.conftest import start_relay_process  # noqa: E402
+
+GOALS: dict[str, tuple[str, float]] = {"relay_rtt_ratio": ("<=", 2.0)}
 
 ECHO = "paglets.examples.echo:EchoPaglet"
 FULL = {"samples": 2000, "blocks": 3, "nodes": 10, "gossip_interval": 1.0}
@@ -122,21 +122,14 @@ def run(quick: bool) -> dict[str, Any]:
         figures.update(relay_round_trips(Path(tmp), params["samples"], params["blocks"]))
         progress("gossip convergence")
         figures.update(gossip_convergence(Path(tmp), params["nodes"], params["gossip_interval"]))
-    ratio = figures.get("relay_rtt_ratio")
     return {
         **figures,
-        "goals": {"relay_rtt_ratio": {"goal": "<= 2", "value": ratio, "pass": ratio is not None and ratio <= 2}},
+        "goals": judge(figures, GOALS),
         "cpu_count": os.cpu_count(),
         "mode": "quick" if quick else "full",
         "run_s": round(time.perf_counter() - started, 1),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="paglets mesh and relay benchmarks; prints one JSON object")
-    parser.add_argument("--quick", action="store_true", help="fewer samples")
-    print(json.dumps(run(parser.parse_args().quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    main("paglets mesh and relay benchmarks", run)

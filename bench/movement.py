@@ -10,8 +10,6 @@ The raw pyzmq round trip of the same run is recorded for scale.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import raw_baseline  # noqa: E402
-from bench.foundation import percentile, progress  # noqa: E402
+from bench.common import judge, main, percentile, progress  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.remote.client import HostClient  # noqa: E402
@@ -117,11 +115,7 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             alpha.stop()
             beta.stop()
-    goals = {
-        name: {"goal": f"{op} {limit}", "value": figures.get(name), "pass": figures.get(name) is not None
-               and (figures[name] <= limit if op == "<=" else figures[name] >= limit)}
-        for name, (op, limit) in GOALS.items()
-    }  # fmt: skip
+    goals = judge(figures, GOALS)
     return {
         **figures,
         "goals": goals,
@@ -132,11 +126,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="paglets movement benchmarks; prints one JSON object")
-    parser.add_argument("--quick", action="store_true", help="fewer samples")
-    print(json.dumps(run(parser.parse_args().quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    main("paglets movement benchmarks", run)

@@ -30,11 +30,8 @@ Figures (each timing a median, with p90, over many samples):
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
@@ -49,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/persistence.py` puts bench/, not the repo, on sys.path
     sys.path.insert(0, str(ROOT))
 
-from bench.foundation import percentile, progress, source_version  # noqa: E402
+from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.persistence.persistency import DeactivationPolicy  # noqa: E402
@@ -185,15 +182,6 @@ def wait_mailbox_empty(client: HostClient, address: str, agent_id: str, timeout:
         time.sleep(DRAIN_POLL)
 
 
-def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    goals = {}
-    for name, (op, limit) in GOALS.items():
-        value = figures.get(name)
-        passed = value is not None and (value <= limit if op == "<=" else value >= limit)
-        goals[name] = {"goal": f"{op} {limit:g}", "value": value, "pass": passed}
-    return goals
-
-
 def checkpoint_overhead(tmp: Path, samples: int, blocks: int = 3) -> dict[str, Any]:
     """Sync RTT of a state-changing message with and without checkpoints every 0.1 s (same run)."""
     plain = start_node("plain", tmp / "plain-data")
@@ -239,7 +227,7 @@ def run(quick: bool) -> dict[str, Any]:
         launcher = node.launcher
         progress("checkpoint overhead on sync round trips")
         figures.update(checkpoint_overhead(Path(tmp), 300 if quick else 1000))
-    goals = judge(figures)
+    goals = judge(figures, GOALS)
     return {
         **figures,
         "goals": goals,
@@ -255,14 +243,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="paglets persistence benchmarks; prints one JSON object")
-    parser.add_argument("--quick", action="store_true", help="fewer samples")
-    args = parser.parse_args()
-    # SIGTERM (a timeout, a CI cancel) must unwind through the finally that stops the node.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    print(json.dumps(run(args.quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    main("paglets persistence benchmarks", run)
