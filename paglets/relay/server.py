@@ -38,7 +38,7 @@ import zmq
 from paglets.core.errors import NodeUnreachableError, OverloadedError, PagletError
 from paglets.relay.queues import NodeQueues
 from paglets.runtime.binding import advertised_address, resolve_binding
-from paglets.runtime.loop_channel import LoopChannel
+from paglets.runtime.loop_channel import LoopChannel, LoopThread
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
@@ -95,22 +95,19 @@ class RelayServer:
         self._snapshot: dict[str, Any] = {}
         self._snapshot_lock = threading.Lock()
         self._router: zmq.Socket | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(f"paglets-relay-{name}", self._open, self._serve, self._close)
         self._http: ThreadingHTTPServer | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
         self._stop = False
 
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.queues.open()
-        self._thread = threading.Thread(target=self._run, name=f"paglets-relay-{self.name}", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
+        try:
+            self._thread.start()
+        except BaseException:
             self.queues.close()
-            raise self._start_error
+            raise
         if self.http_port is not None:
             self._start_http()
         log.info("relay %s serving on %s", self.name, self.address)
@@ -120,7 +117,7 @@ class RelayServer:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
-        if self._thread is not None and self._thread.is_alive():
+        if self._thread.alive:
             self._channel.post(self._request_stop)
             self._thread.join(5)
         self.queues.close()
@@ -128,19 +125,9 @@ class RelayServer:
     def _request_stop(self) -> None:
         self._stop = True
 
-    def _run(self) -> None:
-        try:
-            self._open()
-        except BaseException as exc:  # reported to start()
-            self._start_error = exc
-            self._started.set()
-            return
-        self._started.set()
-        try:
-            self._serve()
-        finally:
-            self._channel.close()
-            self._router.close(0)
+    def _close(self) -> None:
+        self._channel.close()
+        self._router.close(0)
 
     def _open(self) -> None:
         router = self._ctx.socket(zmq.ROUTER)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +23,7 @@ import zmq
 
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
 from paglets.remote.security import CurveIdentity, CurveServer
-from paglets.runtime.loop_channel import LoopChannel
+from paglets.runtime.loop_channel import LoopChannel, LoopThread
 from paglets.runtime.parked import ParkedPaglets
 from paglets.runtime.peer_links import PeerLinks
 from paglets.runtime.relay_link import RelayLink
@@ -124,23 +123,18 @@ class Broker:
                 secure=curve_client.secure_client if curve_client is not None else None,
             )
         self._stop = False
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(f"paglets-broker-{node_name}", self._open_sockets, self._serve, self._close)
         self.front_address = ""
         self.rejected_requests = 0
 
     # -- lifecycle (any thread) -----------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"paglets-broker-{self.node_name}", daemon=True)
+        """Open the sockets on the loop thread and serve; raises what opening them raised."""
         self._thread.start()
-        self._started.wait()
-        if self._start_error is not None:
-            raise self._start_error
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread.alive
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.running:
@@ -267,19 +261,6 @@ class Broker:
         return self.in_loop(lambda: self.table.stop(agent_id, forward_to=forward_to))
 
     # -- the loop -------------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            self._open_sockets()
-        except BaseException as exc:  # reported to start()
-            self._start_error = exc
-            self._started.set()
-            return
-        self._started.set()
-        try:
-            self._serve()
-        finally:
-            self._close()
-
     def _open_sockets(self) -> None:
         back = self._ctx.socket(zmq.ROUTER)
         back.linger = 0

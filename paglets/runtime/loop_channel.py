@@ -127,4 +127,51 @@ class LoopChannel:
         return push
 
 
-__all__ = ["LoopChannel"]
+class LoopThread:
+    """The thread of a loop: it opens the loop's sockets, serves, and closes them, all on itself.
+
+    :meth:`start` returns once ``open`` has returned, raising what it raised
+    (``open`` cleans up after itself when it fails; ``close`` runs only after
+    ``serve``).
+    """
+
+    def __init__(
+        self, name: str, open: Callable[[], None], serve: Callable[[], None], close: Callable[[], None]
+    ) -> None:
+        self._name = name
+        self._steps = (open, serve, close)
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        open_sockets, serve, close = self._steps
+        try:
+            open_sockets()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            serve()
+        finally:
+            close()
+
+
+__all__ = ["LoopChannel", "LoopThread"]
