@@ -282,12 +282,12 @@ class MeshWatcherPaglet(Paglet[PagletState]):
 
 @dataclass
 class BacklogState(PagletState):
-    open: bool = False
+    opened: int = 0  # how many unqueued ``open`` messages came
     seen: list[list[Any]] = field(default_factory=list)  # [arg, node name] per note, in handling order
 
 
 class BacklogPaglet(Paglet[BacklogState]):
-    """One handler: ``hold`` blocks it until an unqueued ``open``, so oneway mail piles up behind it.
+    """One handler: ``hold`` (arg N, default 1) blocks it until the Nth unqueued ``open``, so mail piles up.
 
     ``note`` records its arg and the node it ran on; ``boom`` fails; ``go``
     and ``park-me`` make the paglet leave from inside its handler.
@@ -300,11 +300,12 @@ class BacklogPaglet(Paglet[BacklogState]):
         kind = message.kind
         if kind == "open":
             with self.locked():
-                self.state.open = True
+                self.state.opened += 1
             self.notify_all_state_changed()
             return True
         if kind == "hold":
-            if not self.wait_state(lambda s: s.open, timeout=20):
+            needed = message.arg or 1
+            if not self.wait_state(lambda s: s.opened >= needed, timeout=20):
                 raise TimeoutError("gate never opened")
             return True
         if kind == "note":
@@ -322,3 +323,9 @@ class BacklogPaglet(Paglet[BacklogState]):
             self.deactivate(reason="asked", policy=DeactivationPolicy(activate_on_message=False))
             return True
         return self.not_handled()
+
+
+class StrictBacklogPaglet(BacklogPaglet):
+    """Never more than one message at a time in its worker."""
+
+    MAILBOX_BATCH = 1

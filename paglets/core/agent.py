@@ -9,6 +9,9 @@ Inside a worker process the runtime builds the instance, attaches a
 :class:`PagletContext` (what the running paglet can ask of its node) and calls
 the hooks. Up to ``MAILBOX_WORKERS`` handlers run at once, so state shared
 between handlers is guarded with :meth:`Paglet.locked` or ``@state_locked``.
+A handler may be given up to ``MAILBOX_BATCH`` queued oneway messages at once
+(it runs them in order); set it to 1 for strictly one message per handler, so
+that a later high-priority message can overtake everything still queued.
 """
 
 from __future__ import annotations
@@ -187,6 +190,8 @@ class Paglet(Generic[StateT]):
 
     State: ClassVar[type[PagletState]] = PagletState
     MAILBOX_WORKERS: ClassVar[int] = 4
+    #: Most queued oneway messages one handler is given at once (1: strictly one message per handler).
+    MAILBOX_BATCH: ClassVar[int] = 32
     #: Seconds between checkpoints of this class's paglets (None: the node's setting; 0: never).
     CHECKPOINT_INTERVAL: ClassVar[float | None] = None
 

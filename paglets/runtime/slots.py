@@ -175,6 +175,7 @@ class WorkerSlot:
     pending_rids: set[bytes] = field(default_factory=set)
     idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     in_flight: int = 0
+    batch_max: int = 32  # the class's MAILBOX_BATCH: oneway messages one handler may hold
     handling_time: float = 0.0  # seconds per message of the last batch (or a faster single message)
     delivered: int = 0
     failed: int = 0

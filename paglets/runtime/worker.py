@@ -104,6 +104,7 @@ class Worker:
             self.exit(1, flush=True)
         self._max_handlers = max(1, min(int(getattr(self.cls, "MAILBOX_WORKERS", 4)), 64))
         ready["workers"] = self._max_handlers
+        ready["batch"] = max(1, min(int(getattr(self.cls, "MAILBOX_BATCH", 32)), 256))
         checkpoint = getattr(self.cls, "CHECKPOINT_INTERVAL", None)
         if isinstance(checkpoint, (int, float)) and not isinstance(checkpoint, bool):
             ready["checkpoint"] = float(checkpoint)

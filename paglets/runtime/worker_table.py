@@ -45,7 +45,7 @@ MSG_HEADER_UNQUEUED = {
     True: protocol.pack({"oneway": True, "unqueued": True}),
 }
 ACK_LIMIT = 1000
-BATCH_MAX = 32  # oneway messages one handler may be given at once
+BATCH_MAX = 256  # the most oneway messages one handler may be given at once (MAILBOX_BATCH caps it lower)
 BATCH_SLOWER_THAN = 0.002  # s per message: handlers this slow get one message at a time
 GONE_PHASES = (Phase.STOPPING, Phase.DEPARTED)
 
@@ -219,10 +219,13 @@ class WorkerTable:
         while idle and queue and slot.phase is Phase.READY and not slot.held:
             handler = idle.popleft()
             delivery = queue.pop()
-            if delivery.oneway and queue and queue.peek().oneway and slot.handling_time < BATCH_SLOWER_THAN:
+            if (
+                delivery.oneway and queue and queue.peek().oneway
+                and slot.batch_max > 1 and slot.handling_time < BATCH_SLOWER_THAN
+            ):  # fmt: skip
                 # A backlog of oneway mail: this handler takes its share of it in
                 # one frame set (one wake-up, one reply), the idle others the rest.
-                share = min(BATCH_MAX, -(-(len(queue) + 1) // (len(idle) + 1)))
+                share = min(slot.batch_max, -(-(len(queue) + 1) // (len(idle) + 1)))
                 batch = [delivery]
                 while len(batch) < share and queue and queue.peek().oneway:
                     batch.append(queue.pop())
@@ -387,6 +390,9 @@ class WorkerTable:
         checkpoint = header.get("checkpoint")
         if isinstance(checkpoint, float) and checkpoint >= 0:
             slot.checkpoint_interval = checkpoint
+        batch = header.get("batch")
+        if isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= BATCH_MAX:
+            slot.batch_max = batch
         if slot.start_header is None:  # prepared for an arrival: the state comes later
             slot.phase = Phase.PREPARED
             origin, slot.start_origin = slot.start_origin, None

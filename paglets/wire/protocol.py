@@ -96,7 +96,8 @@ worker's routing id (the agent id, or ``agent_id/N`` for a handler thread).
 =======  =========  ========================================================
 op       direction  meaning
 =======  =========  ========================================================
-ready    w -> n     process is up: ``{pid, workers}`` (MAILBOX_WORKERS)
+ready    w -> n     process is up: ``{pid, workers, batch}`` (MAILBOX_WORKERS,
+                    MAILBOX_BATCH)
 start    n -> w     run a hook and begin: ``{event, ...}`` + [state, init]
 msg      n -> w     deliver a message: ``{oneway}`` + [message]
 msgs     n -> w     several queued oneway messages for one handler, to

@@ -60,6 +60,38 @@ def test_a_oneway_backlog_leaves_by_priority_then_arrival(node):
     assert order == ["high-a", "high-b", "mid", "mid-b", "low-a", "low-b"]
 
 
+def queue_behind_a_second_hold(proxy: PagletProxy) -> None:
+    """Held handler; queued behind it: note 0, a second hold, notes 1-9; then release the first hold."""
+    hold(proxy)
+    proxy.send_oneway(Message("note", arg=0))
+    proxy.send_oneway(Message("hold", arg=2))
+    for i in range(1, 10):
+        proxy.send_oneway(Message("note", arg=i))
+    release(proxy)
+
+
+def test_a_handler_takes_the_oneway_backlog_in_one_batch(node):
+    proxy = node.create(sp.BacklogPaglet)
+    queue_behind_a_second_hold(proxy)
+    # note 0, the second hold and notes 1-9 went to the handler together; the hold blocks
+    # it, and the batch counts as in flight until its one reply
+    wanted = {"queued": 0, "in_flight": 11, "delivered": 2, "failed": 0}
+    wait_until(lambda: proxy.mailbox_status() == wanted, 10, "the batch to be in the handler")
+    release(proxy)
+    wait_until(lambda: len(seen(node, proxy.agent_id)) == 10, 10, "the notes to be handled")
+    assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(10))
+
+
+def test_mailbox_batch_1_keeps_one_message_per_handler(node):
+    proxy = node.create(sp.StrictBacklogPaglet)
+    queue_behind_a_second_hold(proxy)
+    wanted = {"queued": 9, "in_flight": 1, "delivered": 3, "failed": 0}
+    wait_until(lambda: proxy.mailbox_status() == wanted, 10, "the second hold alone in the handler")
+    release(proxy)
+    wait_until(lambda: len(seen(node, proxy.agent_id)) == 10, 10, "the notes to be handled")
+    assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(10))
+
+
 def test_mail_queued_behind_a_self_dispatch_moves_with_the_paglet(make_node):
     alpha, beta = make_node("alpha"), make_node("beta")
     proxy = alpha.create(sp.BacklogPaglet)
