@@ -180,7 +180,7 @@ class Worker:
         while True:
             frames = recv_frames(sock)
             kind = frames[0]
-            if kind not in (b"msg", b"msgs") or len(frames) < 3 or (kind == b"msg" and len(frames) < 4):
+            if not ((kind == b"msg" and len(frames) >= 4) or (kind == b"msgs" and len(frames) >= 3)):
                 continue  # e.g. the late answer to a host call that timed out
             with self._handler_lock:
                 self._idle_handlers -= 1
@@ -195,14 +195,19 @@ class Worker:
             with self._handler_lock:
                 self._idle_handlers += 1
 
+    def _handle(self, body: bytes) -> Any:
+        """Decode one message and give it to the paglet; its reply, or NotHandledError."""
+        message = decode_message(body)
+        result = self.paglet.handle_message(message)
+        if result is NOT_HANDLED:
+            raise NotHandledError(
+                f"paglet {self.agent_id!r} ({self.spec['class_name']}) did not handle {message.kind!r}"
+            )
+        return result
+
     def _run_message(self, rid: bytes, oneway: bool, body: bytes) -> None:
         try:
-            message = decode_message(body)
-            result = self.paglet.handle_message(message)
-            if result is NOT_HANDLED:
-                raise NotHandledError(
-                    f"paglet {self.agent_id!r} ({self.spec['class_name']}) did not handle {message.kind!r}"
-                )
+            result = self._handle(body)
             self.link.reply_ok(rid, None if oneway else codec.encode(result, root="reply"))
         except Exception as exc:
             if oneway or not isinstance(exc, PagletError):
@@ -219,11 +224,7 @@ class Worker:
                 body = batch.bodies[batch.next]
                 batch.next += 1
                 try:
-                    message = decode_message(body)
-                    if self.paglet.handle_message(message) is NOT_HANDLED:
-                        raise NotHandledError(
-                            f"paglet {self.agent_id!r} ({self.spec['class_name']}) did not handle {message.kind!r}"
-                        )
+                    self._handle(body)
                 except Exception as exc:
                     failed += 1
                     log.warning("paglet %s: handler failed: %s", self.agent_id, _describe(exc))
