@@ -8,6 +8,8 @@ messages at a time.
 
 from __future__ import annotations
 
+import pytest
+
 from paglets.core.agent import INACTIVE
 from paglets.core.messages import UNQUEUED_PRIORITY, Message
 from paglets.remote.proxy import PagletProxy
@@ -70,23 +72,21 @@ def queue_behind_a_second_hold(proxy: PagletProxy) -> None:
     release(proxy)
 
 
-def test_a_handler_takes_the_oneway_backlog_in_one_batch(node):
-    proxy = node.create(sp.BacklogPaglet)
+@pytest.mark.parametrize(
+    ("cls", "wanted"),
+    [
+        # note 0, the second hold and notes 1-9 went to the handler together; the hold
+        # blocks it, and the batch counts as in flight until its one reply
+        (sp.BacklogPaglet, {"queued": 0, "in_flight": 11, "delivered": 2, "failed": 0}),
+        # MAILBOX_BATCH = 1: note 0 ran alone, the second hold is alone in the handler
+        (sp.StrictBacklogPaglet, {"queued": 9, "in_flight": 1, "delivered": 3, "failed": 0}),
+    ],
+    ids=["batch", "mailbox-batch-1"],
+)
+def test_what_a_handler_holds_of_a_oneway_backlog(node, cls, wanted):
+    proxy = node.create(cls)
     queue_behind_a_second_hold(proxy)
-    # note 0, the second hold and notes 1-9 went to the handler together; the hold blocks
-    # it, and the batch counts as in flight until its one reply
-    wanted = {"queued": 0, "in_flight": 11, "delivered": 2, "failed": 0}
-    wait_until(lambda: proxy.mailbox_status() == wanted, 10, "the batch to be in the handler")
-    release(proxy)
-    wait_until(lambda: len(seen(node, proxy.agent_id)) == 10, 10, "the notes to be handled")
-    assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(10))
-
-
-def test_mailbox_batch_1_keeps_one_message_per_handler(node):
-    proxy = node.create(sp.StrictBacklogPaglet)
-    queue_behind_a_second_hold(proxy)
-    wanted = {"queued": 9, "in_flight": 1, "delivered": 3, "failed": 0}
-    wait_until(lambda: proxy.mailbox_status() == wanted, 10, "the second hold alone in the handler")
+    wait_until(lambda: proxy.mailbox_status() == wanted, 10, f"the mailbox to read {wanted}")
     release(proxy)
     wait_until(lambda: len(seen(node, proxy.agent_id)) == 10, 10, "the notes to be handled")
     assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(10))
