@@ -32,9 +32,9 @@ import zmq  # noqa: E402
 from bench import raw_baseline  # noqa: E402
 from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
 from bench.node_process import NodeProcess, start_node  # noqa: E402
+from paglets.client.host_client import HostClient  # noqa: E402
+from paglets.client.proxy import PagletProxy  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
-from paglets.remote.client import HostClient  # noqa: E402
-from paglets.remote.proxy import PagletProxy  # noqa: E402
 
 ECHO = "paglets.examples.echo:EchoPaglet"
 POOL_THREADS = 8
@@ -93,9 +93,9 @@ def cmdline(pid: int) -> str:
 
 
 def zygote_pid(node_pid: int) -> int | None:
-    """The node's template process: its child running ``paglets.runtime.zygote``."""
+    """The node's template process: its child running ``paglets.node.procs.template_process``."""
     for child in children_of(node_pid):
-        if "paglets.runtime.zygote" in cmdline(child):
+        if "paglets.node.procs.template_process" in cmdline(child):
             return child
     return None
 

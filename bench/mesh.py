@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
 
 from bench.common import judge, main, percentile, progress  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
+from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.core.errors import PagletError  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
-from paglets.remote.client import HostClient  # noqa: E402
 from tests.conftest import start_relay_process  # noqa: E402
 
 GOALS: dict[str, tuple[str, float]] = {"relay_rtt_ratio": ("<=", 2.0)}

@@ -25,9 +25,9 @@ if str(ROOT) not in sys.path:
 from bench import raw_baseline  # noqa: E402
 from bench.common import judge, main, percentile, progress  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
+from paglets.client.host_client import HostClient  # noqa: E402
+from paglets.client.proxy import PagletProxy  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
-from paglets.remote.client import HostClient  # noqa: E402
-from paglets.remote.proxy import PagletProxy  # noqa: E402
 
 ECHO = "paglets.examples.echo:EchoPaglet"
 GOALS = {

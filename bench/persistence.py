@@ -3,7 +3,7 @@
 Run ``python bench/persistence.py [--quick]``; prints ONE JSON object (progress
 goes to stderr). One ``paglets-node`` process on loopback with its data dir in
 a temporary directory; this process is the client, so every figure is what a
-user of :class:`~paglets.remote.client.HostClient` sees.
+user of :class:`~paglets.client.host_client.HostClient` sees.
 
 Figures (each timing a median, with p90, over many samples):
 
@@ -48,9 +48,9 @@ if str(ROOT) not in sys.path:  # `python bench/persistence.py` puts bench/, not 
 
 from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
+from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.persistence.persistency import DeactivationPolicy  # noqa: E402
-from paglets.remote.client import HostClient  # noqa: E402
 
 ECHO = "paglets.examples.echo:EchoPaglet"
 STATE = {"greeting": "x" * 1024}

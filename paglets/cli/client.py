@@ -25,13 +25,13 @@ from typing import Any
 import click
 
 from paglets.cli.common import UnixTime, api_key_from_env, fail, parse_json, to_json
+from paglets.client.host_client import DEFAULT_TIMEOUT, HostClient
+from paglets.client.security import CurveIdentity, generate_keys
+from paglets.client.transfer import TransferTicket
+from paglets.client.transport import check_address
 from paglets.core.errors import PagletError
 from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
 from paglets.persistence.persistency import DeactivationPolicy
-from paglets.remote.client import DEFAULT_TIMEOUT, HostClient
-from paglets.remote.security import CurveIdentity, generate_keys
-from paglets.remote.transfer import TransferTicket
-from paglets.remote.transport import check_address
 from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
 

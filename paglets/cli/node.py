@@ -39,8 +39,8 @@ from paglets.cli.common import (
     install_stop_handlers,
     log_level_option,
 )
-from paglets.remote.transport import check_address
-from paglets.runtime.host import DEFAULT_DATA_ROOT, Host
+from paglets.client.transport import check_address
+from paglets.node.host import DEFAULT_DATA_ROOT, Host
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.cli.node")

@@ -36,9 +36,9 @@ from paglets.cli.common import (
     install_stop_handlers,
     log_level_option,
 )
+from paglets.client.security import CurveServer
+from paglets.node.host import DEFAULT_DATA_ROOT
 from paglets.relay.server import RelayServer
-from paglets.remote.security import CurveServer
-from paglets.runtime.host import DEFAULT_DATA_ROOT
 
 log = logging.getLogger("paglets.cli.relay")
 SECONDS = click.FloatRange(min=0, min_open=True)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         PersistencyEvent,
     )
     from paglets.core.messages import Message, ReplySet
-    from paglets.runtime.resources import ResourceRegistry
+    from paglets.worker.resources import ResourceRegistry
 
 ACTIVE = 0x1
 INACTIVE = 0x2

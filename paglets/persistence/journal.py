@@ -1,6 +1,6 @@
 """Durable files: atomic replacement, and append-only logs with group commit.
 
-Used for parked paglets' mail (:mod:`paglets.persistence.records`) and the
+Used for parked paglets' mail (:mod:`paglets.node.storage.records`) and the
 relay's queues for nodes that are away (:mod:`paglets.relay.queues`).
 
 Log entry: 4-byte big-endian length, 4-byte CRC32 of the payload, payload.

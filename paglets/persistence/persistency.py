@@ -33,7 +33,7 @@ import msgpack
 
 from paglets.core.errors import SerializationError
 from paglets.core.messages import ONEWAY, SYSTEM_PRIORITY, UNQUEUED_PRIORITY, Message
-from paglets.runtime.envelope import PagletEnvelope
+from paglets.wire.envelope import PagletEnvelope
 from paglets.wire.message_codec import decode_message, encode_message
 
 RECORD_FORMAT = 1

@@ -36,9 +36,9 @@ from typing import Any
 import zmq
 
 from paglets.core.errors import NodeUnreachableError, OverloadedError, PagletError
+from paglets.loops import LoopChannel, LoopThread
+from paglets.node.mesh.binding import advertised_address, resolve_binding
 from paglets.relay.queues import NodeQueues
-from paglets.runtime.binding import advertised_address, resolve_binding
-from paglets.runtime.loop_channel import LoopChannel, LoopThread
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames

@@ -18,7 +18,7 @@ import time
 import msgpack
 import pytest
 
-from paglets.remote.discovery import MAGIC, MAX_DATAGRAM, Announcement, LanDiscovery, decode_announcement
+from paglets.node.mesh.discovery import MAGIC, MAX_DATAGRAM, Announcement, LanDiscovery, decode_announcement
 from tests.netns import ProcessLines, ip, netns_lab_factory  # noqa: F401  (a fixture)
 
 GROUP = "239.255.77.77"
@@ -27,7 +27,7 @@ NO_MULTICAST_ROUTE = (errno.ENETUNREACH, errno.ENODEV, errno.EADDRNOTAVAIL)
 
 DISCOVERY_SCRIPT = """
 import json, sys
-from paglets.remote.discovery import LanDiscovery
+from paglets.node.mesh.discovery import LanDiscovery
 
 name, url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 

@@ -14,8 +14,8 @@ import pytest
 
 from paglets.core.messages import Message
 from paglets.examples.echo import EchoState
+from paglets.node.http import shim as http_shim
 from paglets.remote.proxy import PagletProxy
-from paglets.runtime import http_shim
 from paglets.runtime.envelope import PagletEnvelope
 from paglets.wire import codec
 from tests import sample_paglets as sp

@@ -10,12 +10,12 @@ import msgpack
 import pytest
 import zmq
 
+from paglets.client.security import CurveIdentity, generate_keys
 from paglets.core.errors import AuthenticationError, NodeUnreachableError
 from paglets.core.messages import Message
 from paglets.examples.echo import EchoPaglet
 from paglets.relay.server import RelayServer
 from paglets.remote.client import HostClient
-from paglets.remote.security import CurveIdentity, generate_keys
 from paglets.wire import protocol
 from tests import sample_paglets as sp
 from tests.conftest import wait_until

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from paglets.runtime import binding
-from paglets.runtime.binding import Binding, advertised_address, lan_addresses, resolve_binding
+from paglets.node.mesh import binding
+from paglets.node.mesh.binding import Binding, advertised_address, lan_addresses, resolve_binding
 
 
 @pytest.fixture

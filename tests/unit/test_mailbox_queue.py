@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paglets.core.errors import SerializationError
-from paglets.runtime.mailbox_queue import MailboxQueue, MailboxStatus
+from paglets.node.broker.mailbox import MailboxQueue, MailboxStatus
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.transport import then
 from paglets.core.agent import ACTIVE
 from paglets.core.messages import FutureReply, Message, ReplySet
-from paglets.remote.transport import then
-from paglets.runtime.waiting import wait_for
+from paglets.waiting import wait_for
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 
 class Messaging:

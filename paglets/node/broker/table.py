@@ -3,7 +3,7 @@
 Owned by the broker thread and touched by nothing else. The broker feeds it
 validated requests and worker frames; it answers through the broker (its
 ``Sender``) and sends messages for departed paglets on through
-:class:`~paglets.runtime.peer_links.PeerLinks`.
+:class:`~paglets.node.broker.peers.PeerLinks`.
 
 A slot's life: STARTING (forked, waiting for ``ready`` and the start hook) or
 PREPARED (an arriving paglet's worker, waiting for its state) -> READY ->
@@ -27,9 +27,9 @@ from paglets.core.errors import (
     PagletError,
 )
 from paglets.core.messages import UNQUEUED_PRIORITY
-from paglets.runtime.parked import ParkedPaglets
-from paglets.runtime.peer_links import PeerLinks
-from paglets.runtime.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, Sender, WorkerSlot
+from paglets.node.broker.parked_routes import ParkedPaglets
+from paglets.node.broker.peers import PeerLinks
+from paglets.node.broker.slots import EMPTY_MAP, Delivery, Origin, Pending, Phase, Sender, WorkerSlot
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 

@@ -2,8 +2,8 @@
 
 Owns the node's parked-paglet index (what is on disk, kept in memory for
 listings) and the wake-up schedule; the records themselves belong to
-:class:`~paglets.persistence.records.RecordStore`, the routing of messages to
-parked paglets to the broker's :class:`~paglets.runtime.parked.ParkedPaglets`.
+:class:`~paglets.node.storage.records.RecordStore`, the routing of messages to
+parked paglets to the broker's :class:`~paglets.node.broker.parked_routes.ParkedPaglets`.
 
 Deactivate: pick the policy (the request's, else the paglet's own
 ``deactivation_policy``), run ``on_deactivating``, freeze the mailbox (as for a
@@ -28,20 +28,20 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.proxy import PagletProxy
 from paglets.core.errors import InvalidAgentError, LifecycleError, OverloadedError, PagletError
 from paglets.core.events import PersistencyEvent
 from paglets.core.runtime_values import EnvelopeKind
+from paglets.node.broker.slots import Delivery
+from paglets.node.storage.files import PagletFileRef
+from paglets.node.storage.records import RecordStore
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord, QueuedMessage
-from paglets.persistence.records import RecordStore
-from paglets.remote.proxy import PagletProxy
-from paglets.runtime.envelope import PagletEnvelope
-from paglets.runtime.files import PagletFileRef
-from paglets.runtime.slots import Delivery
-from paglets.runtime.waiting import wait_for
+from paglets.waiting import wait_for
 from paglets.wire import codec
+from paglets.wire.envelope import PagletEnvelope
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.parking")
 

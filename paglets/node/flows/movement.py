@@ -10,7 +10,7 @@ A move is two-phase and lossless:
    the message whose handler asked to move), snapshots the state and uploads
    registered files.
 3. **arrive** — the envelope goes over; the target runs ``on_arrival`` and
-   acks (the target's side is :mod:`paglets.runtime.arrivals`). Only then
+   acks (the target's side is :mod:`paglets.node.flows.arrivals`). Only then
    does the source drop its copy: its queued messages are forwarded in
    order and a forwarding entry answers for the paglet.
 
@@ -31,6 +31,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.proxy import PagletProxy
+from paglets.client.transfer import TransferTicket
+from paglets.client.transport import check_address
 from paglets.core.errors import (
     HostError,
     InvalidAgentError,
@@ -40,14 +43,11 @@ from paglets.core.errors import (
 )
 from paglets.core.events import CloneEvent, MobilityEvent
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
-from paglets.remote.proxy import PagletProxy
-from paglets.remote.transfer import TransferTicket
-from paglets.remote.transport import check_address
-from paglets.runtime.envelope import PagletEnvelope
-from paglets.runtime.files import CHUNK_SIZE, PagletFileRef, sha256_of
+from paglets.node.storage.files import CHUNK_SIZE, PagletFileRef, sha256_of
+from paglets.wire.envelope import PagletEnvelope
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.movement")
 

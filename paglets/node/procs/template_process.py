@@ -13,7 +13,7 @@ thread at import would make forking unsafe: the zygote then reports it
 it has, and exits when they are gone — and the node starts a fresh zygote
 that leaves that module to each worker. The zygote also keeps a small pool
 of idle pre-forked workers, so starting a paglet does not even wait for a
-fork. What runs inside the zygote is :mod:`paglets.runtime.template`.
+fork. What runs inside the zygote is :mod:`paglets.node.procs.template_main`.
 
 Pipe protocol (node <-> zygote, each message a 4-byte big-endian length plus
 a msgpack map):
@@ -123,7 +123,7 @@ class Zygote:
 
     def _launch(self, timeout: float) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "paglets.runtime.template", "--pool", str(self._pool_size), *self._preload],
+            [sys.executable, "-m", "paglets.node.procs.template_main", "--pool", str(self._pool_size), *self._preload],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
@@ -239,7 +239,9 @@ class Zygote:
 
     def _spawn(self, spec: dict[str, Any]) -> int:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "paglets.runtime.template", "--spawn"], stdin=subprocess.PIPE, env=_child_env()
+            [sys.executable, "-m", "paglets.node.procs.template_main", "--spawn"],
+            stdin=subprocess.PIPE,
+            env=_child_env(),
         )
         write_frame(proc.stdin, {"spec": spec})
         proc.stdin.close()
@@ -277,6 +279,6 @@ def _end(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 def _child_env() -> dict[str, str]:
     """The node's environment, with paglets importable even if only sys.path (not PYTHONPATH) found it."""
-    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    package_root = str(Path(__file__).resolve().parents[3])
     paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)))

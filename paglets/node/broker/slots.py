@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from paglets.runtime.mailbox_queue import MailboxQueue, MailboxStatus
+from paglets.node.broker.mailbox import MailboxQueue, MailboxStatus
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
 

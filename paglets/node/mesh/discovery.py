@@ -3,7 +3,7 @@
 Every ``interval`` seconds a node sends one datagram to a multicast group
 (``239.255.77.77:7790`` by default, TTL 1 so it stays on the local link)
 and listens on the same group. The host adds every node it hears of as a
-gossip peer (:meth:`paglets.remote.mesh.MeshRegistry.add_peer`); gossip does
+gossip peer (:meth:`paglets.node.mesh.registry.MeshRegistry.add_peer`); gossip does
 the rest. Discovery only finds addresses: it never trusts an announcement
 for anything but a peer URL to try.
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import msgpack
 
-from paglets.remote.transport import check_address
+from paglets.client.transport import check_address
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.discovery")

@@ -2,7 +2,7 @@
 
 The broker routes messages itself; everything slower (create, dispose,
 listings, state, properties) arrives here on the op pool and is performed by
-calling the :class:`~paglets.runtime.host.Host` facade. Owns no state.
+calling the :class:`~paglets.node.host.Host` facade. Owns no state.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.transfer import TransferTicket
 from paglets.core.agent import ACTIVE
 from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
-from paglets.remote.transfer import TransferTicket
-from paglets.runtime.waiting import wait_for
+from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.node")
 

@@ -1,7 +1,7 @@
-"""HTTP shim: a thin stdlib HTTP server in front of a node's :class:`~paglets.runtime.host.Host`.
+"""HTTP shim: a thin stdlib HTTP server in front of a node's :class:`~paglets.node.host.Host`.
 
 It owns no paglet state: every handler validates its request (the checks live
-in :mod:`paglets.runtime.http_requests`) and calls the host facade. It owns
+in :mod:`paglets.node.http.requests`) and calls the host facade. It owns
 only its listening socket and serving thread; each connection gets its own
 daemon thread and socket timeout, so a slow or silent client ties up nothing
 but that thread.
@@ -59,7 +59,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from paglets.core import errors
 from paglets.core.messages import NORMAL_PRIORITY, Message
-from paglets.runtime.http_requests import HttpRefusal, Request, envelope_from_body, is_agent_id
+from paglets.node.http.requests import HttpRefusal, Request, envelope_from_body, is_agent_id
 from paglets.wire import codec
 from paglets.wire.errors import error_to_wire
 

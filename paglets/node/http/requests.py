@@ -1,6 +1,6 @@
 """What the HTTP shim accepts: request bodies checked field by field before the host sees them.
 
-The shim (:mod:`paglets.runtime.http_shim`) routes; this module says what a
+The shim (:mod:`paglets.node.http.shim`) routes; this module says what a
 well-formed body is and refuses anything else with an :class:`HttpRefusal`
 (400 unless said otherwise) whose message names the field and what it must be.
 
@@ -39,7 +39,7 @@ activate_on_startup           true or false (default false)
 activate_at                   a UNIX time in seconds (0 to the end of year 9999) or null
 ============================  ================================================
 
-An envelope (``POST /envelopes``) is a msgpack :class:`~paglets.runtime.envelope.PagletEnvelope`
+An envelope (``POST /envelopes``) is a msgpack :class:`~paglets.wire.envelope.PagletEnvelope`
 map; its kind, agent id, class name, state and source address are checked here too.
 """
 
@@ -53,13 +53,13 @@ from typing import Any
 
 import msgpack
 
+from paglets.client.transfer import TransferTicket
+from paglets.client.transport import check_address
 from paglets.core.messages import MAX_PRIORITY, UNQUEUED_PRIORITY
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
-from paglets.remote.transfer import TransferTicket
-from paglets.remote.transport import check_address
-from paglets.runtime.envelope import PagletEnvelope
 from paglets.wire import protocol
+from paglets.wire.envelope import PagletEnvelope
 
 MAX_TIMEOUT = 3600.0  # the longest a request may ask the shim (or a move) to wait
 MAX_RETRIES = 100

@@ -18,10 +18,10 @@ from typing import Any
 
 import zmq
 
+from paglets.client.security import CurveIdentity
+from paglets.client.transport import route
 from paglets.core.errors import OverloadedError, ProtocolError, RequestTimeoutError
-from paglets.remote.security import CurveIdentity
-from paglets.remote.transport import route
-from paglets.runtime.slots import Delivery, Origin, Sender
+from paglets.node.broker.slots import Delivery, Origin, Sender
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, read_waiting, send_frames

@@ -1,7 +1,7 @@
 """The broker's view of parked paglets: how to route a message for one.
 
 Owned by the broker thread. A parked paglet's record lives on disk (see
-:mod:`paglets.persistence.records`); here are only the two policy flags the
+:mod:`paglets.node.storage.records`); here are only the two policy flags the
 router needs, and the messages that woke a paglet while it is being
 activated.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paglets.core.errors import OverloadedError, PagletInactiveError
-from paglets.runtime.slots import Delivery, Sender
+from paglets.node.broker.slots import Delivery, Sender
 from paglets.wire.errors import error_to_wire
 
 

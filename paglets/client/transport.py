@@ -29,9 +29,9 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from paglets.client.security import CurveIdentity
 from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError, RequestTimeoutError
-from paglets.remote.security import CurveIdentity
-from paglets.runtime.loop_channel import LoopChannel
+from paglets.loops import LoopChannel
 from paglets.wire import protocol
 from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import NOBLOCK, read_waiting, recv_frames, send_frames

@@ -1,6 +1,6 @@
 """The receiving side of a move: prepare, arrive, abort, and envelopes pushed in one piece.
 
-See :mod:`paglets.runtime.movement` for the whole two-phase protocol; this
+See :mod:`paglets.node.flows.movement` for the whole two-phase protocol; this
 part answers a source node's ``prepare`` (check the terms, fork a worker
 that loads the class), ``arrive`` (land the files, run ``on_arrival`` or
 ``on_clone``, or park the paglet for ``ArrivalMode.INACTIVE``), ``abort``
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from paglets.core.errors import TransferError
 from paglets.core.events import CloneEvent, MobilityEvent
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
-from paglets.runtime.envelope import PagletEnvelope
-from paglets.runtime.files import PagletFileRef, check_file_name
-from paglets.runtime.movement import transfer_error
-from paglets.runtime.slots import Phase
-from paglets.runtime.waiting import wait_for
+from paglets.node.broker.slots import Phase
+from paglets.node.flows.movement import transfer_error
+from paglets.node.storage.files import PagletFileRef, check_file_name
+from paglets.waiting import wait_for
+from paglets.wire.envelope import PagletEnvelope
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 
 class Arrivals:

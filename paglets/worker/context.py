@@ -3,7 +3,7 @@
 Anything that touches node-wide state is a host call: the worker asks over
 its thread's back socket and the node (the only writer of its registries)
 validates and performs. Calls to other nodes go straight out through a
-:class:`~paglets.remote.client.HostClient`.
+:class:`~paglets.client.host_client.HostClient`.
 """
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.host_client import HostClient, create_request
+from paglets.client.hosts import HostRef
+from paglets.client.proxy import PagletProxy
+from paglets.client.security import CurveIdentity
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.messages import FUTURE, Message, ReplySet
+from paglets.node.storage.files import PagletFileRef, class_storage_dir
 from paglets.persistence.persistency import DeactivationPolicy
 from paglets.persistence.storage import ManagedStorage
-from paglets.remote.client import HostClient, create_request
-from paglets.remote.mesh import HostRef
-from paglets.remote.proxy import PagletProxy
-from paglets.remote.security import CurveIdentity
-from paglets.runtime.files import PagletFileRef, class_storage_dir
-from paglets.runtime.resources import ResourceRegistry
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
+from paglets.worker.resources import ResourceRegistry
 
 if TYPE_CHECKING:
-    from paglets.runtime.worker import Worker
+    from paglets.worker.main import Worker
 
 
 class WorkerContext(PagletContext):

@@ -1,7 +1,7 @@
 """The template process ("zygote") itself: it forks paglet workers for its node.
 
-Started by :class:`paglets.runtime.zygote.Zygote` as ``python -m
-paglets.runtime.template [--pool N] [preload modules...]``; the pipe
+Started by :class:`paglets.node.procs.template_process.Zygote` as ``python -m
+paglets.node.procs.template_main [--pool N] [preload modules...]``; the pipe
 protocol and the reasons for a template process are described there. This
 module is what runs inside it: the fork loop, the pool of idle workers, the
 modules it learns to preload, and what a forked child does before it
@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from paglets.runtime.zygote import read_frame, write_frame
+from paglets.node.procs.template_process import read_frame, write_frame
 
 log = logging.getLogger("paglets.template")
 PR_SET_PDEATHSIG = 1
@@ -61,7 +61,7 @@ def _enter_worker(spec: dict[str, Any]) -> None:
     sys.path[:] = list(spec.get("sys_path") or sys.path)
     with contextlib.suppress(OSError):
         os.chdir(spec.get("cwd") or "/")
-    from paglets.runtime.worker import worker_main
+    from paglets.worker.main import worker_main
 
     worker_main(spec)
 
@@ -237,7 +237,7 @@ def main(argv: list[str]) -> None:
     stdout = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints from preloaded modules go to stderr, not the pipe
     try:
-        import paglets.runtime.worker  # noqa: F401 - the point is to import it before forking
+        import paglets.worker.main  # noqa: F401 - the point is to import it before forking
 
         for name in argv:
             importlib.import_module(name)

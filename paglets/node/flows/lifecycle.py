@@ -1,7 +1,7 @@
 """Starting and ending paglets on this node: create, fork, hooks, dispose.
 
 Owns no state of its own: slots live in the broker's table, pids in
-:class:`~paglets.runtime.processes.WorkerProcesses`; this part sequences a
+:class:`~paglets.node.procs.processes.WorkerProcesses`; this part sequences a
 paglet's birth (reserve the agent id, fork a worker, run the start hook) and
 its end (``on_disposing``, resource cleanup, the worker's exit).
 """
@@ -16,14 +16,14 @@ import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.security import CurveIdentity
 from paglets.core.errors import HostError, InvalidAgentError, PagletError
 from paglets.core.events import PersistencyEvent
-from paglets.remote.security import CurveIdentity
-from paglets.runtime.waiting import wait_for
+from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.lifecycle")
 
@@ -51,7 +51,7 @@ class Lifecycle:
         """Fork a worker for ``class_name`` and run its start hook; returns the agent id.
 
         With ``prepare_only`` the worker only loads its class and waits for an
-        arriving paglet's state (see :mod:`paglets.runtime.movement`).
+        arriving paglet's state (see :mod:`paglets.node.flows.movement`).
         """
         host = self._host
         broker = host.require_running()

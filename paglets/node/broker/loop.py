@@ -2,9 +2,9 @@
 
 It owns the front ROUTER (tcp), the back ROUTER (ipc, the workers), the
 control PULL (other threads of the node) and the DEALERs to other nodes
-(:class:`~paglets.runtime.peer_links.PeerLinks`). It validates and
+(:class:`~paglets.node.broker.peers.PeerLinks`). It validates and
 authenticates every front request, routes messages through the
-:class:`~paglets.runtime.worker_table.WorkerTable` (mailboxes, credits,
+:class:`~paglets.node.broker.table.WorkerTable` (mailboxes, credits,
 lifecycles, forwarding) and runs the heartbeats. It never blocks on disk or
 on a paglet: anything slow (create, state, moves, listings) runs on the op
 pool and answers through the control channel.
@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import zmq
 
+from paglets.client.security import CurveIdentity, CurveServer
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
-from paglets.remote.security import CurveIdentity, CurveServer
-from paglets.runtime.loop_channel import LoopChannel, LoopThread
-from paglets.runtime.parked import ParkedPaglets
-from paglets.runtime.peer_links import PeerLinks
-from paglets.runtime.relay_link import RelayLink
-from paglets.runtime.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
-from paglets.runtime.worker_table import CALL, EXIT, WorkerTable
+from paglets.loops import LoopChannel, LoopThread
+from paglets.node.broker.parked_routes import ParkedPaglets
+from paglets.node.broker.peers import PeerLinks
+from paglets.node.broker.relay_link import RelayLink
+from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
+from paglets.node.broker.table import CALL, EXIT, WorkerTable
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames

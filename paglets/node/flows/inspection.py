@@ -1,7 +1,7 @@
 """What a node can tell about its paglets: listings, details, state, health.
 
 Owns no state: active paglets are read from the broker's table, parked ones
-from :class:`~paglets.runtime.parking.Parking`.
+from :class:`~paglets.node.flows.parking.Parking`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import paglets
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, PagletError
-from paglets.runtime.waiting import wait_for
+from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 
 class Inspection:

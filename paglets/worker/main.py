@@ -5,7 +5,7 @@ agent id, sends heartbeats, and runs every hook and node request on another
 thread, so it keeps serving the node while a paglet blocks.
 
 Messages do not pass through it: each handler thread owns a DEALER of its
-own (:class:`~paglets.runtime.node_link.NodeLink`), tells the node it is
+own (:class:`~paglets.worker.link.NodeLink`), tells the node it is
 idle, and the node hands it one message at a time straight to that socket.
 The worker starts one handler and adds one whenever the last idle handler
 takes a message, up to ``MAILBOX_WORKERS``. A handler may itself ask the
@@ -32,14 +32,14 @@ from paglets.core.agent import NOT_HANDLED, Paglet
 from paglets.core.errors import HostError, LifecycleError, NotHandledError, PagletCrashedError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, PersistencyEvent, event_from_wire
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
-from paglets.runtime.node_link import NodeLink
-from paglets.runtime.thread_pool import ThreadPool
-from paglets.runtime.worker_context import WorkerContext
+from paglets.threads import ThreadPool
 from paglets.wire import codec, protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import read_waiting, recv_frames
 from paglets.wire.message_codec import decode_message
 from paglets.wire.plain import state_from_plain
+from paglets.worker.context import WorkerContext
+from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
 

@@ -28,10 +28,10 @@ from paglets.core.errors import PagletError, SerializationError
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.persistence.journal import fsync_dir, write_atomically
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord
-from paglets.runtime.envelope import PagletEnvelope
+from paglets.wire.envelope import PagletEnvelope
 
 if TYPE_CHECKING:
-    from paglets.runtime.host import Host
+    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.checkpoints")
 TICK = 0.25  # how often the thread looks for checkpoints that are due

@@ -1,0 +1,304 @@
+"""HostClient: the SDK that proxies, peer nodes and the CLI use to reach nodes.
+
+Every call has a deadline; a timeout or an unreachable node raises a
+:class:`~paglets.core.errors.NodeUnreachableError` (``RequestTimeoutError``
+when the node was reachable but did not answer in time) naming the address
+and op. Errors raised on the node arrive as the matching
+:mod:`paglets.core.errors` type. A client may be shared by any number of
+threads: each thread talks over its own socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from paglets.client.security import CurveIdentity
+from paglets.client.transfer import TransferTicket
+from paglets.client.transport import Reactor, channel, check_address, reply_value, then
+from paglets.core.errors import SerializationError
+from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
+from paglets.wire import codec, protocol
+from paglets.wire.message_codec import encode_message
+
+if TYPE_CHECKING:
+    from paglets.client.proxy import PagletProxy
+    from paglets.core.agent import Paglet, PagletState
+
+DEFAULT_TIMEOUT = 30.0
+CONTROL_TIMEOUT = 10.0
+HOOK_OPS = frozenset({"send", "create", "deactivate", "activate"})  # they wait on paglet code: the full timeout
+
+
+class HostClient:
+    """Talks to paglets nodes over their front sockets."""
+
+    def __init__(
+        self, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, curve: CurveIdentity | None = None
+    ):
+        """``curve``: our key pair and the servers' public key, for nodes that require CurveZMQ."""
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.curve = curve
+
+    # -- raw requests ------------------------------------------------------------
+    def request(
+        self,
+        address: str,
+        op: str,
+        header: dict[str, Any] | None = None,
+        payload: tuple[bytes, ...] = (),
+        timeout: float | None = None,
+        watch_connection: bool = False,
+    ) -> protocol.Reply:
+        """Send one request and wait for its reply; raises the node's error.
+
+        With ``watch_connection`` a connection the node drops meanwhile fails
+        the request at once (for long operations such as moves) instead of at
+        the deadline.
+        """
+        address = check_address(address)
+        reply = channel(address, self.curve).request(
+            op, self._header(header), payload, self._timeout(timeout, op), watch_connection
+        )
+        return reply_value(reply)
+
+    def request_future(
+        self,
+        address: str,
+        op: str,
+        header: dict[str, Any] | None = None,
+        payload: tuple[bytes, ...] = (),
+        timeout: float | None = None,
+    ) -> Future[protocol.Reply]:
+        address = check_address(address)
+        future = Reactor.shared().submit(
+            address, op, self._header(header), payload, self._timeout(timeout, op), self.curve
+        )
+        return then(future, reply_value)
+
+    def _header(self, header: dict[str, Any] | None) -> dict[str, Any]:
+        """Add the API key (to a header the caller built for this request)."""
+        if header is None:
+            header = {}
+        if self.api_key:
+            header["key"] = self.api_key
+        return header
+
+    def _timeout(self, timeout: float | None, op: str) -> float:
+        if timeout is not None:
+            return timeout
+        return self.timeout if op in HOOK_OPS else min(self.timeout, CONTROL_TIMEOUT)
+
+    # -- node ----------------------------------------------------------------------
+    def ping(self, address: str, timeout: float | None = None) -> dict[str, Any]:
+        return self.request(address, "ping", timeout=timeout).header
+
+    def health(self, address: str, timeout: float | None = None) -> dict[str, Any]:
+        return self.request(address, "health", timeout=timeout).header
+
+    def list_agents(
+        self, address: str, *, active: bool = True, inactive: bool = False, include_state: bool = False
+    ) -> list[dict[str, Any]]:
+        header = {"active": active, "inactive": inactive, "state": include_state}
+        return list(self.request(address, "list", header).header.get("agents", []))
+
+    # -- one paglet ----------------------------------------------------------------
+    def info(self, address: str, agent_id: str) -> dict[str, Any]:
+        return self.request(address, "info", {"agent": agent_id}).header
+
+    def get_state(self, address: str, agent_id: str, state_cls: type[PagletState] | None = None) -> Any:
+        """The paglet's state: an instance of ``state_cls``, or plain data when it is None."""
+        reply = self.request(address, "state", {"agent": agent_id})
+        data = reply.payload[0] if reply.payload else b""
+        return codec.decode(data, expected=state_cls) if state_cls is not None else codec.decode_plain(data)
+
+    def mailbox_status(self, address: str, agent_id: str) -> dict[str, int]:
+        return dict(self.request(address, "mailbox", {"agent": agent_id}).header["mailbox"])
+
+    def create(
+        self,
+        address: str,
+        cls: type[Paglet[Any]] | str,
+        state: PagletState | dict[str, Any] | None = None,
+        init: Any = None,
+        agent_id: str | None = None,
+        timeout: float | None = None,
+    ) -> PagletProxy:
+        header, payload = create_request(cls, state, init, agent_id)
+        reply = self.request(address, "create", header, payload, timeout=timeout)
+        return self.proxy(reply.header.get("address", address), reply.header["agent"])
+
+    def dispose(self, address: str, agent_id: str) -> None:
+        self.request(address, "dispose", {"agent": agent_id})
+
+    def send(
+        self,
+        address: str,
+        agent_id: str,
+        message: Message | str,
+        *,
+        activate_if_inactive: bool = True,
+        no_delay: bool = False,
+        timeout: float | None = None,
+        on_moved: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Deliver ``message`` and return the handler's reply.
+
+        If the paglet has moved and the old node forwarded the message,
+        ``on_moved`` is called with its new address.
+        """
+        header, payload = self._send_request(agent_id, message, False, activate_if_inactive, no_delay)
+        reply = self.request(address, "send", header, payload, timeout=timeout)
+        moved_to = reply.header.get("moved_to")
+        if moved_to and on_moved is not None:
+            on_moved(moved_to)
+        return decode_result(reply)
+
+    def send_future(
+        self,
+        address: str,
+        agent_id: str,
+        message: Message | str,
+        *,
+        activate_if_inactive: bool = True,
+        no_delay: bool = False,
+        timeout: float | None = None,
+    ) -> FutureReply:
+        header, payload = self._send_request(agent_id, message, False, activate_if_inactive, no_delay)
+        return FutureReply(then(self.request_future(address, "send", header, payload, timeout), decode_result))
+
+    def send_oneway(
+        self,
+        address: str,
+        agent_id: str,
+        message: Message | str,
+        *,
+        activate_if_inactive: bool = True,
+        no_delay: bool = False,
+    ) -> None:
+        """Queue a message without waiting for the handler.
+
+        The node acknowledges acceptance asynchronously; a refusal (unknown
+        paglet, full mailbox) is raised by a later ``send_oneway`` or
+        :meth:`flush` from the same thread to the same node.
+        """
+        header, payload = self._send_request(agent_id, message, True, activate_if_inactive, no_delay)
+        channel(check_address(address), self.curve).send_oneway(self._header(header), payload, self.timeout)
+
+    def flush(self, address: str, timeout: float | None = None) -> None:
+        """Wait until ``address`` accepted every oneway send this thread made to it."""
+        channel(check_address(address), self.curve).flush(self.timeout if timeout is None else timeout)
+
+    @staticmethod
+    def _send_request(
+        agent_id: str, message: Message | str, oneway: bool, activate: bool, no_delay: bool
+    ) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+        if isinstance(message, str):
+            message = Message(message)
+        header: dict[str, Any] = {"agent": agent_id, "mid": message.message_id}
+        if oneway:
+            header["oneway"] = True
+        if message.priority != NORMAL_PRIORITY:
+            header["prio"] = message.priority
+        if not activate:
+            header["act"] = False
+        if no_delay:
+            header["nodelay"] = True
+        return header, (encode_message(message),)
+
+    # -- movement ---------------------------------------------------------------------
+    def dispatch(self, address: str, agent_id: str, target: Any) -> str:
+        """Ask ``address`` to move its paglet to ``target``; returns the paglet's new address."""
+        ticket = TransferTicket.of(target)
+        reply = self.request(
+            address, "dispatch", {"agent": agent_id, "ticket": ticket.to_wire()}, timeout=ticket.timeout + 10
+        )
+        return str(reply.header["address"])
+
+    def clone(self, address: str, agent_id: str, target: Any = None) -> PagletProxy:
+        header: dict[str, Any] = {"agent": agent_id}
+        timeout = None
+        if target is not None:
+            ticket = TransferTicket.of(target)
+            header["ticket"] = ticket.to_wire()
+            timeout = ticket.timeout + 10
+        reply = self.request(address, "clone", header, timeout=timeout)
+        return self.proxy(reply.header["address"], reply.header["agent"])
+
+    def retract(self, from_address: str, agent_id: str, to_address: str, timeout: float = 10.0) -> str:
+        """Pull the paglet living at ``from_address`` back to the node ``to_address``; returns its address."""
+        header = {"agent": agent_id, "target": to_address}
+        return str(self.request(from_address, "retract", header, timeout=timeout + 10).header["address"])
+
+    # -- parking ---------------------------------------------------------------------
+    def deactivate(
+        self,
+        address: str,
+        agent_id: str,
+        *,
+        reason: str = "",
+        policy: DeactivationPolicy | None = None,
+        metadata: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> PagletProxy:
+        """Park the paglet on disk at ``address``; returns its proxy once the record is durable.
+
+        ``policy`` None lets the paglet (its ``deactivation_policy``) or the node decide
+        how it wakes. ``metadata`` must be plain msgpack data with string keys.
+        """
+        request = DeactivationRequest(reason=reason, source="client", policy=policy, metadata=dict(metadata or {}))
+        wire = request.to_wire()
+        try:
+            protocol.pack(wire)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"deactivate {agent_id!r} at {address}: metadata is not plain data: {exc}"
+            ) from None
+        reply = self.request(address, "deactivate", {"agent": agent_id, "request": wire}, timeout=timeout)
+        return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
+
+    def activate(self, address: str, agent_id: str, timeout: float | None = None) -> PagletProxy:
+        """Wake a paglet parked at ``address`` (a no-op if it is active); returns its proxy.
+
+        Returns once ``on_activation`` has run; mail queued while it was parked is
+        delivered before any message sent after this call.
+        """
+        reply = self.request(address, "activate", {"agent": agent_id}, timeout=timeout)
+        return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
+
+    def proxy(self, address: str, agent_id: str) -> PagletProxy:
+        from paglets.client.proxy import PagletProxy
+
+        return PagletProxy(address, agent_id, self)
+
+
+def create_request(
+    cls: type[Any] | str,
+    state: Any,
+    init: Any,
+    agent_id: str | None,
+) -> tuple[dict[str, Any], tuple[bytes, ...]]:
+    """Header and payload of a ``create`` request (also used for in-node creation)."""
+    class_name = cls if isinstance(cls, str) else codec.class_name(cls)
+    header: dict[str, Any] = {"cls": class_name}
+    if agent_id is not None:
+        header["agent"] = protocol.validate_agent_id(agent_id)
+    if isinstance(state, dict):
+        header["plain"] = True
+    if state is not None and not isinstance(state, dict) and not hasattr(state, "__dataclass_fields__"):
+        raise SerializationError(f"state must be a dataclass instance or a dict, got {type(state).__name__}")
+    state_bytes = b"" if state is None else codec.encode(state, root="state")
+    init_bytes = b"" if init is None else codec.encode(init, root="init")
+    return header, (state_bytes, init_bytes)
+
+
+def decode_result(reply: protocol.Reply) -> Any:
+    return codec.decode(reply.payload[0]) if reply.payload and reply.payload[0] else None
+
+
+__all__ = ["HostClient", "create_request", "decode_result"]

@@ -1,0 +1,169 @@
+"""PagletProxy: a handle on one paglet, wherever it runs.
+
+A proxy is just ``(host_url, agent_id)`` plus the :class:`HostClient` that
+carries its calls; it can be copied between processes with
+:meth:`PagletProxy.to_wire` and used from any thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paglets.client.host_client import HostClient
+from paglets.client.transport import check_address
+from paglets.core.agent import ACTIVE, INACTIVE
+from paglets.core.errors import InvalidAgentError, SerializationError
+from paglets.core.messages import FutureReply, Message
+from paglets.persistence.persistency import DeactivationPolicy
+
+
+class PagletProxy:
+    """Talks to one paglet through its node."""
+
+    def __init__(self, host_url: str, agent_id: str, client: HostClient | None = None):
+        self.host_url = check_address(host_url)
+        self.agent_id = agent_id
+        self.client = client if client is not None else HostClient()
+        self._class_name: str | None = None
+
+    # -- messages --------------------------------------------------------------
+    def send(
+        self,
+        message: Message | str,
+        activate_if_inactive: bool = True,
+        no_delay: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Deliver ``message`` and return the handler's reply (or raise its error)."""
+        return self.client.send(
+            self.host_url,
+            self.agent_id,
+            message,
+            activate_if_inactive=activate_if_inactive,
+            no_delay=no_delay,
+            timeout=timeout,
+            on_moved=self._moved,
+        )
+
+    def _moved(self, address: str) -> None:
+        self.host_url = address
+
+    def send_future(
+        self,
+        message: Message | str,
+        activate_if_inactive: bool = True,
+        no_delay: bool = False,
+        timeout: float | None = None,
+    ) -> FutureReply:
+        return self.client.send_future(
+            self.host_url,
+            self.agent_id,
+            message,
+            activate_if_inactive=activate_if_inactive,
+            no_delay=no_delay,
+            timeout=timeout,
+        )
+
+    def send_oneway(self, message: Message | str, activate_if_inactive: bool = True, no_delay: bool = False) -> None:
+        self.client.send_oneway(
+            self.host_url, self.agent_id, message, activate_if_inactive=activate_if_inactive, no_delay=no_delay
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+    def dispatch(self, target: Any) -> PagletProxy:
+        """Move the paglet to ``target`` (address, mesh name or TransferTicket); this proxy follows it."""
+        self.host_url = self.client.dispatch(self.host_url, self.agent_id, target)
+        return self
+
+    def clone(self, target: Any = None) -> PagletProxy:
+        """Copy the paglet (on its node, or to ``target``); returns the copy's proxy."""
+        return self.client.clone(self.host_url, self.agent_id, target)
+
+    def deactivate(
+        self, reason: str = "", policy: DeactivationPolicy | None = None, metadata: dict[str, Any] | None = None
+    ) -> PagletProxy:
+        """Park the paglet on its node's disk; returns this proxy, which still reaches it.
+
+        ``policy`` None lets the paglet or its node decide how it wakes up.
+        """
+        parked = self.client.deactivate(self.host_url, self.agent_id, reason=reason, policy=policy, metadata=metadata)
+        self.host_url = parked.host_url
+        return self
+
+    def activate(self) -> PagletProxy:
+        """Wake the paglet if it is parked (its queued mail comes first); returns this proxy."""
+        self.host_url = self.client.activate(self.host_url, self.agent_id).host_url
+        return self
+
+    def dispose(self) -> None:
+        self.client.dispose(self.host_url, self.agent_id)
+
+    # -- inspection --------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        info = self.client.info(self.host_url, self.agent_id)
+        self._class_name = info.get("class_name", self._class_name)
+        return info
+
+    def is_valid(self) -> bool:
+        """True while the node knows this paglet (active or parked)."""
+        try:
+            self.info()
+        except InvalidAgentError:
+            return False
+        return True
+
+    def is_active(self) -> bool:
+        return self.is_state(ACTIVE)
+
+    def is_state(self, state: int) -> bool:
+        try:
+            info = self.info()
+        except InvalidAgentError:
+            return False
+        active = bool(info.get("active")) and not info.get("crashed")
+        return bool(state & ACTIVE and active) or bool(state & INACTIVE and not active and not info.get("crashed"))
+
+    def is_remote(self) -> bool:
+        """Always True: a proxy reaches its paglet through the paglet's node."""
+        return True
+
+    def get_address(self) -> str:
+        return self.host_url
+
+    def get_agent_id(self) -> str:
+        return self.agent_id
+
+    def get_agent_class_name(self) -> str:
+        if self._class_name is None:
+            self.info()
+        return str(self._class_name)
+
+    def get_state(self, state_cls: type[Any] | None = None) -> Any:
+        return self.client.get_state(self.host_url, self.agent_id, state_cls)
+
+    def mailbox_status(self) -> dict[str, int]:
+        return self.client.mailbox_status(self.host_url, self.agent_id)
+
+    # -- wire --------------------------------------------------------------------
+    def to_wire(self) -> dict[str, str]:
+        return {"host_url": self.host_url, "agent_id": self.agent_id}
+
+    @classmethod
+    def from_wire(cls, payload: Any, client: HostClient | None = None) -> PagletProxy:
+        if not isinstance(payload, dict) or not isinstance(payload.get("host_url"), str):
+            raise SerializationError(f"not a proxy: {payload!r:.200}")
+        if not isinstance(payload.get("agent_id"), str):
+            raise SerializationError(f"not a proxy: {payload!r:.200}")
+        return cls(payload["host_url"], payload["agent_id"], client)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PagletProxy) and (other.host_url, other.agent_id) == (self.host_url, self.agent_id)
+
+    def __hash__(self) -> int:
+        return hash((self.host_url, self.agent_id))
+
+    def __repr__(self) -> str:
+        return f"PagletProxy({self.host_url!r}, {self.agent_id!r})"
+
+
+__all__ = ["PagletProxy"]

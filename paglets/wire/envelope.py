@@ -1,0 +1,97 @@
+"""PagletEnvelope: a paglet in transit — class path, state and lifecycle metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from paglets.core.errors import SerializationError
+from paglets.core.runtime_values import EnvelopeKind
+
+
+@dataclass(slots=True)
+class PagletEnvelope:
+    """What moves when a paglet moves. ``state`` is codec-encoded bytes."""
+
+    kind: EnvelopeKind
+    agent_id: str
+    agent_class_name: str
+    state_class_name: str
+    state: bytes
+    source_host_name: str
+    source_host_address: str
+    target_host_name: str
+    target_host_address: str
+    clone_of: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.kind = EnvelopeKind(self.kind)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "agent_id": self.agent_id,
+            "agent_class_name": self.agent_class_name,
+            "state_class_name": self.state_class_name,
+            "state": self.state,
+            "source_host_name": self.source_host_name,
+            "source_host_address": self.source_host_address,
+            "target_host_name": self.target_host_name,
+            "target_host_address": self.target_host_address,
+            "clone_of": self.clone_of,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_wire(cls, payload: Any) -> PagletEnvelope:
+        if not isinstance(payload, dict):
+            raise SerializationError("envelope must be a map")
+        try:
+            envelope = cls(
+                kind=EnvelopeKind(payload["kind"]),
+                agent_id=_text(payload, "agent_id"),
+                agent_class_name=_text(payload, "agent_class_name"),
+                state_class_name=_text(payload, "state_class_name", ""),
+                state=_state_bytes(payload.get("state")),
+                source_host_name=_text(payload, "source_host_name", ""),
+                source_host_address=_text(payload, "source_host_address", ""),
+                target_host_name=_text(payload, "target_host_name", ""),
+                target_host_address=_text(payload, "target_host_address", ""),
+                clone_of=payload.get("clone_of"),
+                metadata=dict(payload.get("metadata") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"malformed envelope: {exc}") from None
+        return envelope
+
+    def to_bytes(self) -> bytes:
+        return msgpack.packb(self.to_wire(), use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PagletEnvelope:
+        try:
+            payload = msgpack.unpackb(data, raw=False)
+        except Exception as exc:  # any decoding failure is the sender's fault
+            raise SerializationError(f"envelope is not valid msgpack: {exc}") from None
+        return cls.from_wire(payload)
+
+
+def _state_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if not isinstance(value, bytes):
+        raise SerializationError(f"envelope state must be bytes, got {type(value).__name__}")
+    return value
+
+
+def _text(payload: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = payload.get(key, default)
+    if not isinstance(value, str):
+        raise SerializationError(f"envelope field {key!r} must be a string")
+    return value
+
+
+__all__ = ["PagletEnvelope"]
