@@ -1,41 +1,68 @@
-"""Long-lived threads for a worker's node requests (hooks, state snapshots, dispose).
+"""The one kind of thread pool in paglets: named, bounded, growing on demand, stoppable.
 
-Threads start on demand and then stay, so each keeps the socket it opened to
-the node: a request costs a queue hand-off, not a new thread, socket and
-connect. A request that blocks (a slow hook) makes the pool grow, up to
-``limit``, so it never holds up a state snapshot.
+Threads start when work arrives and no thread is idle, up to ``limit``, and
+then stay: a worker's control thread keeps the socket it opened to its node,
+so a request costs a queue hand-off rather than a new thread, socket and
+connect. A job that blocks makes the pool grow, so it never holds up the
+next one while there is room. :meth:`submit` returns a Future that completes
+with the job's result or exception; an exception never kills the thread that
+ran it. Whoever creates a pool owns it and calls :meth:`shutdown`.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+log = logging.getLogger("paglets.threads")
+
+Job = tuple[Callable[..., Any], tuple[Any, ...], Future]
 
 
 class ThreadPool:
     """Owns its threads and the jobs waiting for one."""
 
     def __init__(self, name: str, limit: int = 16):
-        self._name = name
+        self.name = name
         self._limit = max(1, limit)
-        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
+        self._jobs: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._idle = 0  # threads waiting for a job and not yet promised one
         self._threads = 0
+        self._stopped = False
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a pool thread; RuntimeError once the pool is shut down."""
+        future: Future[Any] = Future()
         with self._cond:
-            self._jobs.append(job)
+            if self._stopped:
+                raise RuntimeError(f"thread pool {self.name} is shut down")
+            self._jobs.append((fn, args, future))
             if self._idle:
                 self._idle -= 1
                 self._cond.notify()
-                return
+                return future
             if self._threads >= self._limit:
-                return  # a busy thread takes it when it finishes
+                return future  # a busy thread takes it when it finishes
             self._threads += 1
             number = self._threads
-        threading.Thread(target=self._serve, name=f"{self._name}-{number}", daemon=True).start()
+        threading.Thread(target=self._serve, name=f"{self.name}-{number}", daemon=True).start()
+        return future
+
+    def shutdown(self) -> None:
+        """Take no more jobs; jobs not started yet fail with RuntimeError; idle threads end."""
+        with self._cond:
+            self._stopped = True
+            waiting = list(self._jobs)
+            self._jobs.clear()
+            self._cond.notify_all()
+        for _fn, _args, future in waiting:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError(f"thread pool {self.name} shut down before the job ran"))
 
     def _serve(self) -> None:
         jobs = self._jobs
@@ -43,10 +70,25 @@ class ThreadPool:
         while True:
             with cond:
                 while not jobs:
+                    if self._stopped:
+                        self._threads -= 1
+                        return
                     self._idle += 1
                     cond.wait()
-                job = jobs.popleft()
-            job()
+                    if self._stopped and not jobs:
+                        self._threads -= 1
+                        return
+                fn, args, future = jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the job's failure belongs to its Future, never to the thread
+                future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    log.error("thread pool %s: a job raised %s", self.name, type(exc).__name__)
+            else:
+                future.set_result(result)
 
 
 __all__ = ["ThreadPool"]
