@@ -20,7 +20,7 @@ from typing import Any
 
 log = logging.getLogger("paglets.threads")
 
-Job = tuple[Callable[..., Any], tuple[Any, ...], Future]
+Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], Future]
 
 
 class ThreadPool:
@@ -35,13 +35,13 @@ class ThreadPool:
         self._threads = 0
         self._stopped = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``fn(*args)`` on a pool thread; RuntimeError once the pool is shut down."""
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on a pool thread; RuntimeError once the pool is shut down."""
         future: Future[Any] = Future()
         with self._cond:
             if self._stopped:
                 raise RuntimeError(f"thread pool {self.name} is shut down")
-            self._jobs.append((fn, args, future))
+            self._jobs.append((fn, args, kwargs, future))
             if self._idle:
                 self._idle -= 1
                 self._cond.notify()
@@ -60,7 +60,7 @@ class ThreadPool:
             waiting = list(self._jobs)
             self._jobs.clear()
             self._cond.notify_all()
-        for _fn, _args, future in waiting:
+        for *_job, future in waiting:
             if future.set_running_or_notify_cancel():
                 future.set_exception(RuntimeError(f"thread pool {self.name} shut down before the job ran"))
 
@@ -78,11 +78,11 @@ class ThreadPool:
                     if self._stopped and not jobs:
                         self._threads -= 1
                         return
-                fn, args, future = jobs.popleft()
+                fn, args, kwargs, future = jobs.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                result = fn(*args)
+                result = fn(*args, **kwargs)
             except BaseException as exc:  # the job's failure belongs to its Future, never to the thread
                 future.set_exception(exc)
                 if not isinstance(exc, Exception):

@@ -1,19 +1,17 @@
 """Host: the public facade of a paglets node.
 
-A Host is a thin facade over named parts, each owning its own state:
+A Host holds named parts and delegates; it owns only the node's properties
+and the running flag. Its options are the fields of
+:class:`~paglets.node.config.NodeConfig` (``Host("alpha", port=0,
+api_key=...)``); the parts are put together in :mod:`paglets.node.assembly`:
 
-* ``broker`` (:class:`~paglets.node.broker.loop.Broker`) — the sockets, the
-  mailboxes and the worker slots;
-* ``zygote`` (:class:`~paglets.node.procs.template_process.Zygote`) — starts workers;
-* ``processes`` (:class:`~paglets.node.procs.processes.WorkerProcesses`) — which
-  worker pids are alive, so stop and dispose can wait for them;
-* ``ops`` (:class:`~paglets.node.flows.requests.NodeOps`) — answers front
-  requests and paglets' host calls by calling back into this facade;
-* ``lifecycle``, ``inspection``, ``movement``, ``parking`` — the flows that
-  create and dispose, describe, move, and park and wake paglets;
-* ``files`` and ``artifacts`` — registered files and the blobs that carry them;
-* ``http`` (:class:`~paglets.node.http.shim.HttpShim`) — the HTTP shim;
-* ``events`` (:class:`~paglets.core.events.ContextEventLog`).
+* long-lived (the :class:`~paglets.node.assembly.Foundation`): ``here`` (name,
+  addresses), ``client``, ``events``, ``files``, ``artifacts``, ``parked``
+  (records of parked paglets), ``mesh``, ``processes``;
+* per run (:class:`~paglets.node.assembly.RunningParts`): the ``broker`` loop
+  and its commands, the template process (``zygote``), and the flows —
+  lifecycle, inspection, movement, arrivals, parking, checkpoints, messaging —
+  plus the surfaces that answer front requests, host calls and HTTP.
 
 Any thread may call a Host method; the facade reaches the broker loop only
 through Futures.
@@ -29,217 +27,142 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-import zmq
-
-import paglets
-from paglets.client.host_client import HostClient, create_request
 from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
-from paglets.client.security import CurveIdentity, CurveServer
 from paglets.client.transfer import TransferTicket
-from paglets.client.transport import check_address
 from paglets.core.agent import ACTIVE, Paglet, PagletState
-from paglets.core.errors import AuthenticationError, HostError, InvalidAgentError, PagletError
-from paglets.core.events import ContextEvent, ContextEventLog
+from paglets.core.errors import HostError, InvalidAgentError, PagletError
+from paglets.core.events import ContextEvent
 from paglets.core.messages import Message, ReplySet
-from paglets.node.broker.loop import Broker
-from paglets.node.flows.arrivals import Arrivals
-from paglets.node.flows.checkpoints import Checkpointer
-from paglets.node.flows.inspection import Inspection
-from paglets.node.flows.lifecycle import Lifecycle, WorkerResources
-from paglets.node.flows.messaging import Messaging
-from paglets.node.flows.movement import Movement
-from paglets.node.flows.parking import Parking
-from paglets.node.flows.requests import NodeOps
-from paglets.node.mesh.binding import advertised_address, check_public_url, resolve_binding
+from paglets.node.assembly import (
+    Foundation,
+    RunningParts,
+    assemble,
+    bring_online,
+    start_parts,
+    stop_online,
+    stop_parts,
+)
+from paglets.node.broker.commands import LOOP_DEADLINE
+from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
+from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.mesh.discovery import LanDiscovery
-from paglets.node.mesh.registry import MeshRegistry
-from paglets.node.procs.processes import WorkerProcesses
-from paglets.node.procs.template_process import Zygote
-from paglets.node.storage.files import ArtifactStore, FileRegistry, PagletFileRef, class_storage_dir
+from paglets.node.storage.files import PagletFileRef, class_storage_dir
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage
+from paglets.threads import ThreadPool
 from paglets.waiting import wait_for
-from paglets.wire import codec, protocol
+from paglets.wire import codec
 
 log = logging.getLogger("paglets.host")
-
-DEFAULT_DATA_ROOT = Path.home() / ".local" / "share" / "paglets"
-DEFAULT_PERSISTENT_STORAGE_QUOTA_BYTES = 64 * 1024 * 1024
-DEFAULT_ARTIFACT_MAX_BYTES = 256 * 1024 * 1024
-DEFAULT_ARTIFACT_STORAGE_QUOTA_BYTES = 1024 * 1024 * 1024
-DEFAULT_ARTIFACT_SPOOL_TTL_SECONDS = 3600.0
-CAPABILITIES = (
-    "messages", "create", "dispose", "state", "http", "dispatch", "clone", "retract", "files",
-    "deactivate", "activate", "storage",
-)  # fmt: skip
+WORKER_EXIT_GRACE = 2.0  # seconds stopped workers get to exit before they are killed
+PARK_THREADS = 8  # paglets parked at once when the node shuts down
 
 
 class Host:
     """A paglets node: runs paglets in worker processes and serves their mailboxes."""
 
-    def __init__(
-        self,
-        name: str,
-        host: str | Sequence[str] = "127.0.0.1",
-        port: int = 0,
-        *,
-        client: HostClient | None = None,
-        api_key: str | None = None,
-        public_url: str | None = None,
-        connect_to: str | None = None,
-        mesh: bool = True,
-        peers: list[str] | None = None,
-        mesh_multicast: bool = True,
-        mesh_lan_discovery: bool = False,
-        mesh_version: str | None = None,
-        mesh_gossip_interval: float = 1.0,
-        mesh_offline_after: float = 10.0,
-        persistence_dir: str | Path | None = None,
-        persistent_storage_quota_bytes: int | None = DEFAULT_PERSISTENT_STORAGE_QUOTA_BYTES,
-        artifact_max_bytes: int | None = DEFAULT_ARTIFACT_MAX_BYTES,
-        artifact_storage_quota_bytes: int | None = DEFAULT_ARTIFACT_STORAGE_QUOTA_BYTES,
-        artifact_spool_ttl_seconds: float = DEFAULT_ARTIFACT_SPOOL_TTL_SECONDS,
-        launch_config: Any = None,
-        tags: Sequence[str] | None = None,
-        properties: dict[str, str] | None = None,
-        http_port: int | None = 0,
-        preload: Sequence[str] = (),
-        heartbeat_interval: float = 0.5,
-        max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
-        mailbox_limit: int = 10_000,
-        start_timeout: float = 30.0,
-        forward_ttl: float = 3600.0,
-        worker_pool: int = 2,
-        learn_preload: bool = True,
-        checkpoint_interval: float | None = None,
-        curve_secret: str | Path | None = None,
-        curve_allow: str | Path | None = None,
-        curve_server_key: str | Path | None = None,
-        bind_public: bool = False,
-    ):
-        if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
-            raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
-        if not 0 <= int(port) < 65536:
-            raise ValueError(f"port {port} out of range")
-        self.name = name
-        requested = host if isinstance(host, str) else (list(host) or ["127.0.0.1"])[0]
-        self.binding = resolve_binding(requested, bind_public=bind_public, public_url=public_url, port=int(port))
-        self.bind_host = self.binding.bind_host
-        self.port = int(port)
-        self.api_key = api_key or None
-        self.public_url = check_public_url(public_url) if public_url else None
-        self.connect_to = check_address(connect_to) if connect_to else None
-        if self.connect_to:  # behind a relay: listen nowhere, be reached through it
-            self.public_url = f"relay+{self.connect_to}/{name}"
-            http_port = None
-        self.address = self.public_url or advertised_address(self.binding, self.port)
-        # CurveZMQ: serve with our key pair (clients must be in curve_allow), and connect to
-        # servers that hold curve_server_key (by default our own public key: one cluster key).
-        self.curve = CurveIdentity.from_files(curve_secret, curve_server_key) if curve_secret else None
-        self.curve_server = (
-            CurveServer(self.curve.public, self.curve.secret, curve_allow or _missing_allow_dir(), f"paglets-{name}")
-            if self.curve is not None
-            else None
-        )
-        self.client = client or HostClient(api_key=self.api_key, curve=self.curve)
-        if self.api_key and self.client.api_key is None:
-            self.client.api_key = self.api_key
-        if self.curve is not None and self.client.curve is None:
-            self.client.curve = self.curve
-        self.mesh_enabled = mesh
-        self.peers = list(peers or [])
-        self.mesh_multicast = mesh_multicast
-        self.mesh_lan_discovery = mesh_lan_discovery
-        self.mesh_version = mesh_version or paglets.__version__
-        self.mesh_gossip_interval = mesh_gossip_interval
-        self.mesh_offline_after = mesh_offline_after
-        self.persistence_dir = Path(persistence_dir).expanduser() if persistence_dir else DEFAULT_DATA_ROOT / name
-        self.persistent_storage_quota_bytes = persistent_storage_quota_bytes
-        self.artifact_max_bytes = artifact_max_bytes
-        self.artifact_storage_quota_bytes = artifact_storage_quota_bytes
-        self.artifact_spool_ttl_seconds = artifact_spool_ttl_seconds
-        self.launch_config = launch_config
-        self.tags = sorted({str(t) for t in tags or ()})
-        self.host_properties = {str(k): str(v) for k, v in (properties or {}).items()}
-        self.http_port = http_port
-        self.http_address: str | None = None
-        self.preload = list(preload)
-        self.heartbeat_interval = heartbeat_interval
-        self.max_message_size = max_message_size
-        self.mailbox_limit = mailbox_limit
-        self.start_timeout = start_timeout
-        self.forward_ttl = forward_ttl
-        self.worker_pool = worker_pool
-        self.learn_preload = learn_preload
+    def __init__(self, name: str, host: str | Sequence[str] = "127.0.0.1", port: int = 0, **options: Any):
+        """``options``: any field of :class:`~paglets.node.config.NodeConfig` (``http_port=None``: no HTTP)."""
+        if not isinstance(host, str):
+            host = (list(host) or ["127.0.0.1"])[0]
+        if "http_port" in options and options["http_port"] is None:
+            del options["http_port"]
+            options["http"] = False
+        self.config = NodeConfig.from_options(name=name, host=host, port=port, **options)
+        base = self._base = Foundation.build(self.config, self._mesh_entry)
+        self.here = base.here
+        self.client = base.client
+        self.events = base.events
+        self.files = base.files
+        self.artifacts = base.artifacts
+        self.parked = base.parked
+        self.mesh = base.mesh
+        self.processes = base.processes
+        self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
         self.discovery: LanDiscovery | None = None
-        self.ready = threading.Event()  # set once parked paglets are loaded: unknown ids are really unknown
-        self.events = ContextEventLog()
-        self.files = FileRegistry(artifact_max_bytes)
-        self.artifacts = ArtifactStore(
-            self.persistence_dir / "artifacts", max_bytes=artifact_max_bytes, quota_bytes=artifact_storage_quota_bytes
-        )
-        self.movement = Movement(self)
-        self.arrivals = Arrivals(self)
-        self.lifecycle = Lifecycle(self)
-        self.messaging = Messaging(self)
-        self.inspection = Inspection(self)
-        self.parking = Parking(self)
-        self.checkpoints = Checkpointer(self, checkpoint_interval)
-        self.mesh = MeshRegistry(
-            self._mesh_entry,
-            self.client,
-            enabled=mesh,
-            peers=self.peers,
-            gossip_interval=mesh_gossip_interval,
-            offline_after=mesh_offline_after,
-        )
-        self.processes = WorkerProcesses()
-        self.ops = NodeOps(self)
-        self.broker: Broker | None = None
-        self.zygote: Zygote | None = None
-        self.http: Any = None
+        self._run: RunningParts | None = None
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._runtime_dir: str | None = None
-        self._tasks: ThreadPoolExecutor | None = None
-        self.started_at = 0.0
         self._stopped = threading.Event()
-        self._running = False
 
-    # -- running ------------------------------------------------------------------
+    # -- who this node is ----------------------------------------------------------------
     @property
-    def work_root(self) -> Path:
-        return self.persistence_dir / "work"
+    def name(self) -> str:
+        return self.here.name
 
+    @property
+    def address(self) -> str:
+        return self.here.address
+
+    @property
+    def http_address(self) -> str | None:
+        return self.here.http_address
+
+    @property
+    def api_key(self) -> str | None:
+        return self.config.api_key
+
+    @property
+    def max_message_size(self) -> int:
+        return self.config.max_message_size
+
+    @property
+    def persistence_dir(self) -> Path:
+        return self.here.data_dir
+
+    @property
+    def mesh_version(self) -> str:
+        return self.here.code_version
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    def _parts(self) -> RunningParts:
+        run = self._run
+        if run is None:
+            raise HostError(f"node {self.name} is not running")
+        return run
+
+    @property
+    def broker(self) -> Any:
+        """The broker loop of the current run (None while stopped)."""
+        return self._run.broker if self._run is not None else None
+
+    @property
+    def zygote(self) -> Any:
+        """The template process that forks workers (None while stopped)."""
+        return self._run.templates if self._run is not None else None
+
+    @property
+    def arrivals(self) -> Any:
+        return self._parts().arrivals
+
+    # -- running ------------------------------------------------------------------------
     def start_background(self) -> None:
         """Open the sockets, start the template process, load parked paglets, and return."""
         with self._lock:
-            if self._running:
+            if self._run is not None:
                 return
             self._prepare_dirs()
+            run = assemble(self._base, self, self._runtime_dir)
             try:
-                self._start_parts()
+                start_parts(self._base, run, self)
             except BaseException:
-                self._stop_parts()
+                stop_parts(self._base, run, lambda: None)
+                self._remove_runtime_dir()
                 raise
-            self._running = True
+            self._run = run
             self._stopped.clear()
-            self.started_at = time.time()
+            self.here.started_at = time.time()
         try:
-            for agent_id in self.checkpoints.restore_into(self.parking.records.root):
-                self.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
-            self.parking.start()
-            self.checkpoints.start()
-            self.broker.connect_relay()
-            self.mesh.start()
+            bring_online(self._base, run)
             self._start_discovery()
-            self.ready.set()
         except BaseException:
             self.stop()
             raise
@@ -247,48 +170,18 @@ class Host:
         log.info("node %s serving on %s (http %s)", self.name, self.address, self.http_address or "off")
 
     def _prepare_dirs(self) -> None:
-        self.persistence_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.here.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.work_root)
-        self.work_root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.here.work_root)
+        self.here.work_root.mkdir(parents=True, exist_ok=True)
         self.artifacts.prepare()
         self._runtime_dir = tempfile.mkdtemp(prefix=f"pgl-{self.name[:16]}-", dir=_short_tmp())
 
-    def _start_parts(self) -> None:
-        self._tasks = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"paglets-tasks-{self.name}")
-        self.zygote = Zygote(
-            self.preload,
-            self._worker_forked,
-            self._worker_exited,
-            pool_size=self.worker_pool,
-            learn=self.learn_preload,
-        )
-        self.zygote.start()
-        self.broker = Broker(
-            zmq.Context.instance(),
-            self.ops,
-            node_name=self.name,
-            front_endpoint=None if self.connect_to else f"tcp://{self.bind_host}:{self.port}",
-            back_endpoint=f"ipc://{self._runtime_dir}/back",
-            relay_endpoint=self.connect_to,
-            api_key=self.api_key,
-            heartbeat_interval=self.heartbeat_interval,
-            max_message_size=self.max_message_size,
-            mailbox_limit=self.mailbox_limit,
-            forward_ttl=self.forward_ttl,
-            curve_server=self.curve_server,
-            curve_client=self.curve,
-        )
-        self.broker.start()
-        if self.broker.front_address:
-            self.port = int(self.broker.front_address.rsplit(":", 1)[1])
-        self.address = self.public_url or advertised_address(self.binding, self.port)
-        if self.http_port is not None:
-            from paglets.node.http.shim import HttpShim
-
-            self.http = HttpShim(self, self.bind_host, self.http_port)
-            self.http.start()
-            self.http_address = self.http.address
+    def _remove_runtime_dir(self) -> None:
+        if self._runtime_dir:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            self._runtime_dir = None
 
     def serve_forever(self) -> None:
         """Start and block until :meth:`stop` or :meth:`shutdown` is called."""
@@ -306,60 +199,47 @@ class Host:
         ones stay on disk); with it they are parked first, to wake on restart.
         """
         with self._lock:
-            if not self._running:
+            run = self._run
+            if run is None:
                 return
             if deactivate_active:
-                self._park_all_for_restart()
-            self._running = False
-        self.ready.clear()
+                self._park_all_for_restart(run)
+            self._run = None
         self.events.emit("node-stop")
         if self.discovery is not None:
             self.discovery.stop()
             self.discovery = None
-        self.mesh.stop()
-        self.checkpoints.stop(keep=False)
-        self.parking.stop()
-        self._stop_parts()
+        stop_online(self._base, run)
+        stop_parts(self._base, run, lambda: self._stop_all_workers(run))
+        self._remove_runtime_dir()
         self._stopped.set()
 
-    def _park_all_for_restart(self) -> None:
+    def _park_all_for_restart(self, run: RunningParts) -> None:
         request = DeactivationRequest(reason="shutdown", source="node")
         wake_on_start = {"activate_on_startup": True}
-        futures = {
-            agent_id: self._tasks.submit(self.parking.deactivate, agent_id, request, force_policy=wake_on_start)
-            for agent_id in self.inspection.agent_ids(ACTIVE)
-        }
-        for agent_id, future in futures.items():
-            try:
-                future.result(self.client.timeout + 5)
-            except (PagletError, FutureTimeout) as exc:
-                log.warning("node %s: could not park %s for restart: %s", self.name, agent_id, exc)
-
-    def _stop_parts(self) -> None:
-        if self.http is not None:
-            self.http.stop()
-            self.http = None
-        if self.broker is not None and self.broker.running:
-            self._stop_all_workers()
-        if self.broker is not None:
-            self.broker.stop()
-        if self.zygote is not None:
-            self.zygote.stop()  # it SIGKILLs any worker still there
-        self.processes.forget_all()
-        if self._tasks is not None:
-            self._tasks.shutdown(wait=False, cancel_futures=True)
-        if self._runtime_dir:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
-            self._runtime_dir = None
-
-    def _stop_all_workers(self, grace: float = 2.0) -> None:
+        pool = ThreadPool(f"paglets-park-{self.name}", PARK_THREADS)
         try:
-            agent_ids = [s["agent_id"] for s in wait_for(self.broker.summaries(), 5, "the broker")]
+            futures = {
+                agent_id: pool.submit(run.parking.deactivate, agent_id, request, force_policy=wake_on_start)
+                for agent_id in run.inspection.agent_ids(ACTIVE)
+            }
+            deadline = time.monotonic() + self.client.timeout + 5
+            for agent_id, future in futures.items():
+                try:
+                    wait_for(future, max(0.0, deadline - time.monotonic()), f"{agent_id} to park")
+                except PagletError as exc:
+                    log.warning("node %s: could not park %s for restart: %s", self.name, agent_id, exc)
+        finally:
+            pool.shutdown()
+
+    def _stop_all_workers(self, run: RunningParts) -> None:
+        try:
+            agent_ids = [s["agent_id"] for s in wait_for(run.commands.summaries(), LOOP_DEADLINE, "the broker")]
             for agent_id in agent_ids:
-                wait_for(self.broker.stop_worker(agent_id), 5, "the broker")
+                wait_for(run.commands.stop_worker(agent_id), LOOP_DEADLINE, "the broker")
         except (PagletError, RuntimeError) as exc:
             log.warning("node %s: could not ask workers to stop: %s", self.name, exc)
-        if not self.processes.wait_all_gone(grace):
+        if not self.processes.wait_all_gone(WORKER_EXIT_GRACE):
             self.processes.kill_all()
 
     def __enter__(self) -> Host:
@@ -371,40 +251,36 @@ class Host:
 
     def _start_discovery(self) -> None:
         """LAN discovery: announce ourselves by multicast; nodes heard of become gossip peers."""
-        if not (self.mesh_enabled and self.mesh_lan_discovery and self.mesh_multicast) or self.connect_to:
+        config = self.config
+        if not (config.mesh and config.mesh_lan_discovery and config.mesh_multicast) or self._base.connect_to:
             return
         self.discovery = LanDiscovery(
             self.name,
             lambda: self.address,
             lambda name, url: self.mesh.add_peer(url),
-            interval=self.mesh_gossip_interval,
+            interval=config.mesh_gossip_interval,
         )
         self.discovery.start()
 
-    def require_running(self) -> Broker:
-        if not self._running or self.broker is None:
-            raise HostError(f"node {self.name} is not running")
-        return self.broker
+    def _mesh_entry(self) -> HostRef:
+        run = self._run
+        counts = run.inspection.counts() if run is not None else (0, 0)
+        here = self.here
+        return HostRef(
+            name=here.name,
+            url=here.address,
+            code_version=here.code_version,
+            active_count=counts[0],
+            inactive_count=counts[1],
+            tags=tuple(here.tags),
+            properties=dict(here.properties),
+            http_url=here.http_address,
+        )
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` in the background (wake-ups, startup activations)."""
-        try:
-            self._tasks.submit(fn, *args)
-        except RuntimeError:
-            log.debug("node %s is stopping; dropped a background task", self.name)
+    def capabilities(self) -> list[str]:
+        return self.here.capabilities()
 
-    def _worker_forked(self, agent_id: str, pid: int) -> None:
-        self.processes.forked(agent_id, pid)
-        if self.broker is not None:
-            self.broker.worker_forked(agent_id, pid)
-
-    def _worker_exited(self, pid: int, code: int) -> None:
-        self.processes.exited(pid)
-        if self.broker is not None:
-            with contextlib.suppress(RuntimeError):
-                self.broker.worker_exited(pid, code)
-
-    # -- lifecycle (see paglets.node.flows.lifecycle) -----------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------
     def create(
         self,
         cls: type[Paglet[Any]] | str,
@@ -413,84 +289,61 @@ class Host:
         agent_id: str | None = None,
     ) -> PagletProxy:
         """Start a new paglet here; returns its proxy once ``on_creation`` has run."""
-        header, payload = create_request(cls, state, init, agent_id)
-        new_id = self.lifecycle.start_paglet(
-            header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain"))
-        )
-        return self.get_proxy_for(new_id)
+        return self.get_proxy_for(self._parts().lifecycle.create(cls, state, init, agent_id))
 
     def start_paglet(self, class_name: str, payload: list[bytes], **options: Any) -> str:
-        return self.lifecycle.start_paglet(class_name, payload, **options)
+        return self._parts().lifecycle.start_paglet(class_name, payload, **options)
 
     def dispose(self, agent_id: str) -> None:
         """Run ``on_disposing``, clean up and stop the paglet (or forget a parked one)."""
-        if self.parking.record(agent_id) is not None:
-            self.parking.dispose(agent_id)
-            self.events.emit("paglet-disposed", agent_id=agent_id)
-            return
-        self.lifecycle.dispose(agent_id)
+        run = self._parts()
+        if agent_id in self.parked:
+            run.parking.dispose(agent_id)
+        else:
+            run.lifecycle.dispose(agent_id)
 
     def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
-        self.lifecycle.run_hook(agent_id, name, event, timeout)
+        self._parts().lifecycle.run_hook(agent_id, name, event, timeout)
 
-    # -- parking (see paglets.node.flows.parking) -----------------------------------------------
+    # -- parking -----------------------------------------------------------------------------
     def deactivate(self, agent_id: str, request: DeactivationRequest | None = None) -> PagletProxy:
         """Park a paglet on disk; messages may wake it or wait for it, as its policy says."""
-        return self.parking.deactivate(agent_id, request)
+        return self._parts().parking.deactivate(agent_id, request)
 
     def activate(self, agent_id: str) -> PagletProxy:
         """Wake a parked paglet; its queued mail is delivered in order."""
-        return self.parking.activate(agent_id)
+        return self._parts().parking.activate(agent_id)
 
-    # -- movement (see paglets.node.flows.movement) -----------------------------------------
+    # -- movement -----------------------------------------------------------------------------
     def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
         """Move a paglet to another node (address, mesh name or TransferTicket); returns its new proxy."""
-        return self.movement.dispatch(agent_id, target)
+        return self._parts().movement.dispatch(agent_id, target)
 
     def clone(self, agent_id: str, target: Any = None) -> PagletProxy:
         """Copy a paglet, here or to ``target``; returns the copy's proxy."""
-        return self.movement.clone(agent_id, target)
+        return self._parts().movement.clone(agent_id, target)
 
     def retract(self, remote_address: str, agent_id: str) -> PagletProxy:
         """Pull a paglet that lives on ``remote_address`` back to this node."""
-        return self.movement.retract(remote_address, agent_id)
+        return self._parts().movement.retract(remote_address, agent_id)
 
     def create_remote(self, target: Any, cls: Any, state: Any = None, init: Any = None) -> PagletProxy:
         """Create a paglet on another node (address, mesh name or TransferTicket)."""
         ticket = TransferTicket.of(target)
-        address = self.movement.resolve(ticket.destination)
+        address = self._parts().movement.resolve(ticket.destination)
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)
 
     def address_of(self, name: str) -> str | None:
         """The address of a node the mesh knows by this name, or None."""
-        if name == self.name:
-            return self.address
-        ref = self.mesh.lookup(name)
-        return ref.url if ref is not None else None
+        return self._parts().movement.address_of(name)
 
-    def _mesh_entry(self) -> HostRef:
-        counts = self.inspection.counts() if self._running else (0, 0)
-        return HostRef(
-            name=self.name,
-            url=self.address,
-            code_version=self.mesh_version,
-            active_count=counts[0],
-            inactive_count=counts[1],
-            tags=tuple(self.tags),
-            properties=dict(self.host_properties),
-            http_url=self.http_address,
-        )
-
-    def capabilities(self) -> list[str]:
-        return [c for c in CAPABILITIES if c != "http" or self.http is not None]
-
-    # -- inspection (see paglets.node.flows.inspection) -------------------------------------------
+    # -- inspection -------------------------------------------------------------------------
     def get_proxy_for(self, agent_id: str) -> PagletProxy:
         return PagletProxy(self.address, agent_id, self.client)
 
     def get_proxy(self, agent_id: str, *, include_inactive: bool = False) -> PagletProxy | None:
         try:
-            info = self.inspection.agent_info(agent_id)
+            info = self.agent_info(agent_id)
         except InvalidAgentError:
             return None
         if info.get("crashed") or (not info.get("active") and not include_inactive):
@@ -498,36 +351,37 @@ class Host:
         return self.get_proxy_for(agent_id)
 
     def get_proxies(self, state: int = ACTIVE) -> list[PagletProxy]:
-        return [self.get_proxy_for(agent_id) for agent_id in self.inspection.agent_ids(state)]
+        return [self.get_proxy_for(agent_id) for agent_id in self.agent_ids(state)]
 
     def agent_ids(self, state: int = ACTIVE) -> list[str]:
-        return self.inspection.agent_ids(state)
+        return self._parts().inspection.agent_ids(state)
 
     def get_state(self, agent_id: str, state_cls: type[PagletState] | None = None) -> Any:
         """The paglet's current state, typed when ``state_cls`` is given (plain data otherwise)."""
-        data = self.inspection.state_bytes(agent_id)
+        data = self.state_bytes(agent_id)
         return codec.decode(data, expected=state_cls) if state_cls is not None else codec.decode_plain(data)
 
     def state_bytes(self, agent_id: str) -> bytes:
-        return self.inspection.state_bytes(agent_id)
+        return self._parts().inspection.state_bytes(agent_id)
 
     def agent_info(self, agent_id: str, *, include_state: bool = False) -> dict[str, Any]:
-        return self.inspection.agent_info(agent_id, include_state=include_state)
+        return self._parts().inspection.agent_info(agent_id, include_state=include_state)
 
     def list_agents(
         self, *, active: bool = True, inactive: bool = False, include_state: bool = False
     ) -> list[dict[str, Any]]:
-        return self.inspection.list_agents(active=active, inactive=inactive, include_state=include_state)
+        return self._parts().inspection.list_agents(active=active, inactive=inactive, include_state=include_state)
 
     def health(self) -> dict[str, Any]:
-        return self.inspection.health()
+        return self._parts().inspection.health()
 
     def list_hosts(self, *, online_only: bool = False, include_self: bool = True) -> list[HostRef]:
         """The nodes of the mesh this node knows (itself included unless told otherwise)."""
         return self.mesh.hosts(online_only=online_only, include_self=include_self)
 
     def mailbox_status(self, agent_id: str) -> dict[str, int]:
-        return dict(wait_for(self.require_running().summary(agent_id), 10, "the broker")["mailbox"])
+        summary = wait_for(self._parts().commands.summary(agent_id), LOOP_DEADLINE, "the broker")
+        return dict(summary["mailbox"])
 
     # -- messages -------------------------------------------------------------------
     def deliver_message(
@@ -545,7 +399,7 @@ class Host:
         For a parked paglet that queues mail the reply is ``{"queued": True,
         "message_id": ...}``, given once the message is on disk.
         """
-        return self.messaging.deliver(
+        return self._parts().messaging.deliver(
             agent_id, message, oneway=oneway, activate_if_inactive=activate_if_inactive,
             no_delay=no_delay, timeout=timeout,
         )  # fmt: skip
@@ -554,7 +408,7 @@ class Host:
         self, kind: str | Message, args: dict[str, Any] | None = None, *, exclude: set[str] | None = None
     ) -> ReplySet:
         """Send to every active paglet here; the ReplySet completes as they answer."""
-        return self.messaging.multicast(kind, args, exclude=exclude)
+        return self._parts().messaging.multicast(kind, args, exclude=exclude)
 
     # -- properties and events --------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:
@@ -579,15 +433,12 @@ class Host:
 
     # -- per paglet -------------------------------------------------------------------
     def resources_for(self, agent_id: str) -> WorkerResources:
-        return WorkerResources(self, agent_id)
-
-    def work_path(self, agent_id: str) -> Path:
-        return self.work_root / protocol.validate_agent_id(agent_id)
+        return WorkerResources(self._parts().commands, agent_id)
 
     def work_dir_for(self, agent_id: str, *, create: bool = True, check: bool = True) -> Path:
         if check:
             self.agent_info(agent_id)
-        path = self.work_path(agent_id)
+        path = self._parts().lifecycle.work_path(agent_id)
         if create:
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -595,8 +446,8 @@ class Host:
     def persistent_storage_for(self, agent_id: str, *, quota_bytes: int | None = None) -> ManagedStorage:
         """The quota-limited storage directory shared by the paglet's class."""
         class_name = self.agent_info(agent_id)["class_name"]
-        quota = self.persistent_storage_quota_bytes if quota_bytes is None else quota_bytes
-        return ManagedStorage(class_storage_dir(self.persistence_dir / "storage", class_name), quota)
+        quota = self.config.persistent_storage_quota_bytes if quota_bytes is None else quota_bytes
+        return ManagedStorage(class_storage_dir(self.here.storage_root, class_name), quota)
 
     def register_file_for(
         self, agent_id: str, path: str | Path, *, name: str | None = None, mode: str = "copy"
@@ -614,10 +465,6 @@ class Host:
         return self.files.path(agent_id, name)
 
 
-def _missing_allow_dir() -> str:
-    raise AuthenticationError("curve_secret needs curve_allow: a directory of the client public keys to let in")
-
-
 def _short_tmp() -> str:
     """A directory short enough for ipc socket paths (about 100 bytes at most)."""
     for candidate in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"):
@@ -626,4 +473,4 @@ def _short_tmp() -> str:
     return tempfile.gettempdir()
 
 
-__all__ = ["Host", "WorkerResources"]
+__all__ = ["DEFAULT_DATA_ROOT", "Host", "NodeConfig", "WorkerResources"]

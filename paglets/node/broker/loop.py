@@ -16,7 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 import zmq
@@ -27,8 +27,9 @@ from paglets.loops import LoopChannel, LoopThread
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
-from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, FutureOrigin, Origin
+from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin
 from paglets.node.broker.table import CALL, EXIT, WorkerTable
+from paglets.threads import ThreadPool
 from paglets.wire import protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
@@ -65,7 +66,7 @@ class Broker:
     def __init__(
         self,
         ctx: zmq.Context,
-        services: BrokerServices,
+        services: BrokerServices | None,
         *,
         node_name: str,
         front_endpoint: str | None,
@@ -91,7 +92,7 @@ class Broker:
         self._heartbeat = heartbeat_interval
         self._max_message_size = max_message_size
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
-        self._pool = ThreadPoolExecutor(max_workers=op_threads, thread_name_prefix=f"paglets-ops-{node_name}")
+        self._pool = ThreadPool(f"paglets-ops-{node_name}", op_threads)
         self._poller = zmq.Poller()
         self._acks: dict[tuple[bytes, bool], list[bytes]] = {}  # oneway acks of this loop pass, per peer
         self._curve_server = curve_server
@@ -128,6 +129,10 @@ class Broker:
         self.rejected_requests = 0
 
     # -- lifecycle (any thread) -----------------------------------------------------
+    def attach(self, services: BrokerServices) -> None:
+        """The node parts that answer what the loop does not (set before :meth:`start`)."""
+        self._services = services
+
     def start(self) -> None:
         """Open the sockets on the loop thread and serve; raises what opening them raised."""
         self._thread.start()
@@ -140,125 +145,20 @@ class Broker:
         if self.running:
             self.channel.post(self._request_stop)
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     def _request_stop(self) -> None:
         self._stop = True
 
-    # -- facade API (any thread; each returns a Future) -------------------------------
-    def in_loop(self, fn: Callable[[], Any]) -> Future[Any]:
-        """Run ``fn`` in the broker thread (for short table operations)."""
-        return self.channel.call(fn)
-
-    def expect_worker(
-        self,
-        agent_id: str,
-        nonce: str,
-        class_name: str,
-        start_header: dict[str, Any] | None,
-        start_payload: list[bytes],
-        start_timeout: float,
-        source_address: str | None = None,
-    ) -> Future[Any]:
-        """Reserve a slot for a worker about to be forked.
-
-        Blocks until the agent id is ours (so the caller forks only then). The
-        Future completes when the start hook has run — or, with no start
-        header (an arrival being prepared), once the worker has loaded its class.
-        """
-        future: Future[Any] = Future()
-        header = None if start_header is None else protocol.pack(start_header)
-        deadline = time.monotonic() + start_timeout
-        self.in_loop(
-            lambda: self.table.open_slot(
-                agent_id, nonce, class_name, header, start_payload, FutureOrigin(future), deadline, source_address
-            )
-        ).result(10)
-        return future
-
-    def worker_forked(self, agent_id: str, pid: int) -> None:
-        self.channel.post(lambda: self.table.record_pid(agent_id, pid))
-
-    def worker_exited(self, pid: int, code: int) -> None:
-        self.channel.post(lambda: self.table.on_exit(pid, code))
-
-    def deliver(
-        self,
-        agent_id: str,
-        body: bytes,
-        *,
-        oneway: bool,
-        priority: int,
-        mid: str | None = None,
-        activate: bool = True,
-        no_delay: bool = False,
-    ) -> Future[Any]:
-        """Queue a message from inside the node; the Future gets ``(header, payload)``."""
-        future: Future[Any] = Future()
-        delivery = Delivery(body, oneway, FutureOrigin(future), priority, mid, activate=activate, no_delay=no_delay)
-        self.channel.post(lambda: self._route(agent_id, delivery))
-        return future
-
-    def _route(self, agent_id: str, delivery: Delivery) -> None:
+    # -- for BrokerCommands (in the loop) ------------------------------------------------
+    def route_local(self, agent_id: str, delivery: Delivery) -> None:
+        """Route a message sent from inside the node; unknown here fails its sender."""
         if not self.table.route(agent_id, delivery):
             self._fail(delivery.origin, self.table.unknown(agent_id))
 
-    def call_worker(self, agent_id: str, header: dict[str, Any], payload: list[bytes] = ()) -> Future[Any]:
-        future: Future[Any] = Future()
-        frames = [protocol.pack(header), *payload]
-        self.channel.post(lambda: self.table.call(agent_id, frames, FutureOrigin(future)))
-        return future
-
-    def start_prepared(
-        self, agent_id: str, start_header: dict[str, Any], payload: list[bytes], seen_ids: list[str]
-    ) -> Future[Any]:
-        future: Future[Any] = Future()
-        header = protocol.pack(start_header)
-        self.channel.post(lambda: self.table.start_prepared(agent_id, header, payload, FutureOrigin(future), seen_ids))
-        return future
-
-    def freeze(self, agent_id: str, except_ident: bytes | None) -> Future[Any]:
-        """Hold new messages; the Future completes once in-flight ones (but the mover's) are done."""
-        future: Future[Any] = Future()
-
-        def freeze() -> None:
-            try:
-                self.table.freeze(agent_id, except_ident, FutureOrigin(future))
-            except PagletError as exc:
-                future.set_exception(exc)
-
-        self.channel.post(freeze)
-        return future
-
-    def open_activation(
-        self, agent_id: str, nonce: str, class_name: str, start_header: dict[str, Any], payload: list[bytes],
-        timeout: float,
-    ) -> Future[Any]:  # fmt: skip
-        """Reserve a held slot for a parked paglet about to wake; the Future completes when it has started."""
-        future: Future[Any] = Future()
-        header = protocol.pack(start_header)
-        deadline = time.monotonic() + timeout
-        self.in_loop(
-            lambda: self.table.open_activation(
-                agent_id, nonce, class_name, header, payload, FutureOrigin(future), deadline
-            )
-        ).result(10)
-        return future
-
-    def connect_relay(self) -> None:
-        """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""
+    def open_relay(self) -> None:
         if self._relay is not None:
-            self.in_loop(self._relay.open).result(10)
-
-    def summaries(self) -> Future[Any]:
-        return self.in_loop(self.table.summaries)
-
-    def summary(self, agent_id: str) -> Future[Any]:
-        return self.in_loop(lambda: self.table.require(agent_id).summary())
-
-    def stop_worker(self, agent_id: str, forward_to: str | None = None) -> Future[Any]:
-        """Fail (or forward) what the paglet still owes, ask its worker to exit; the Future gets its pid."""
-        return self.in_loop(lambda: self.table.stop(agent_id, forward_to=forward_to))
+            self._relay.open()
 
     # -- the loop -------------------------------------------------------------------------
     def _open_sockets(self) -> None:

@@ -11,156 +11,153 @@ the broker's table.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from paglets.core.errors import TransferError
-from paglets.core.events import CloneEvent, MobilityEvent
+from paglets.core.events import CloneEvent, ContextEventLog, MobilityEvent
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
-from paglets.node.broker.slots import Phase
+from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
+from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.flows.movement import transfer_error
-from paglets.node.storage.files import PagletFileRef, check_file_name
+from paglets.node.flows.parking import Parking
+from paglets.node.identity import NodeIdentity
+from paglets.node.storage.files import ArtifactStore, FileRegistry, PagletFileRef, check_file_name
 from paglets.waiting import wait_for
 from paglets.wire.envelope import PagletEnvelope
 
-if TYPE_CHECKING:
-    from paglets.node.host import Host
+MAX_PREPARE_TTL = 3600.0  # seconds a prepared arrival may wait for its envelope, whatever the source asks
 
 
 class Arrivals:
     """Paglets arriving at this node from others."""
 
-    def __init__(self, host: Host):
-        self._host = host
+    def __init__(
+        self,
+        broker: BrokerCommands,
+        lifecycle: Lifecycle,
+        parking: Parking,
+        events: ContextEventLog,
+        here: NodeIdentity,
+        *,
+        files: FileRegistry,
+        artifacts: ArtifactStore,
+        start_timeout: float,
+    ):
+        self._broker = broker
+        self._lifecycle = lifecycle
+        self._parking = parking
+        self._events = events
+        self._here = here
+        self._files = files
+        self._artifacts = artifacts
+        self._start_timeout = start_timeout
 
     def prepare(self, header: dict[str, Any]) -> dict[str, Any]:
         """Get ready for an arriving paglet: check terms, fork a worker that loads its class."""
-        host = self._host
+        here = self._here
         agent_id = header["agent"]
-        missing = [c for c in header.get("caps") or () if c not in host.capabilities()]
+        missing = [c for c in header.get("caps") or () if c not in here.capabilities()]
         if missing:
-            raise TransferError(f"node {host.name} lacks required capabilities: {', '.join(map(str, missing))}")
+            raise TransferError(f"node {here.name} lacks required capabilities: {', '.join(map(str, missing))}")
         version = header.get("version")
-        if version is not None and version != host.mesh_version:
-            raise TransferError(f"node {host.name} runs code version {host.mesh_version!r}, not {version!r}")
+        if version is not None and version != here.code_version:
+            raise TransferError(f"node {here.name} runs code version {here.code_version!r}, not {version!r}")
         kind = EnvelopeKind(header["kind"])
         self._replace_stale_prepare(agent_id, kind)
-        ttl = min(float(header["ttl"]), 3600.0)
-        host.start_paglet(
+        ttl = min(float(header["ttl"]), MAX_PREPARE_TTL)
+        self._lifecycle.start_paglet(
             header["cls"], [], agent_id=agent_id, prepare_only=True, token=header["token"], source=header["source"],
             timeout=ttl,
         )  # fmt: skip
-        return {"name": host.name, "address": host.address}
+        return {"name": here.name, "address": here.address}
 
     def _replace_stale_prepare(self, agent_id: str, kind: EnvelopeKind) -> None:
-        host = self._host
-        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(agent_id)).result(10)
+        slot = self._broker.prepared_slot(agent_id)
         if slot is None:
             return
-        if slot.phase is Phase.PREPARED:
-            host.broker.stop_worker(agent_id).result(10)
+        phase, _token = slot
+        if phase == "prepared":
+            wait_for(self._broker.stop_worker(agent_id), LOOP_DEADLINE, "the broker")
             return
-        if slot.phase is not Phase.CRASHED:
-            raise TransferError(f"paglet {agent_id} is already on node {host.name}")
+        if phase != "crashed":
+            raise TransferError(f"paglet {agent_id} is already on node {self._here.name}")
 
     def arrive(self, header: dict[str, Any], payload: list[bytes]) -> dict[str, Any]:
         """Receive the envelope of a prepared paglet and run its arrival (or clone) hook."""
-        host = self._host
+        here = self._here
         envelope = PagletEnvelope.from_bytes(payload[0])
         if envelope.agent_id != header["agent"] or envelope.metadata.get("token") != header["token"]:
             raise TransferError("envelope does not match the prepared transfer")
-        slot = host.broker.in_loop(lambda: host.broker.table.slots.get(envelope.agent_id)).result(10)
-        if slot is None or slot.phase is not Phase.PREPARED or slot.nonce != header["token"]:
-            raise TransferError(f"paglet {envelope.agent_id} is not prepared to arrive on {host.name}")
+        slot = self._broker.prepared_slot(envelope.agent_id)
+        if slot is None or slot != ("prepared", header["token"]):
+            raise TransferError(f"paglet {envelope.agent_id} is not prepared to arrive on {here.name}")
         if envelope.metadata.get("arrival") == ArrivalMode.INACTIVE.value:
             return self._arrive_parked(envelope)
         try:
             self._land_files(envelope)
             start_header = self._arrival_header(envelope)
             seen = [m for m in envelope.metadata.get("seen") or () if isinstance(m, str)]
-            host.broker.start_prepared(envelope.agent_id, start_header, [envelope.state, b""], seen).result(
-                host.start_timeout
-            )
+            started = self._broker.start_prepared(envelope.agent_id, start_header, [envelope.state, b""], seen)
+            wait_for(started, self._start_timeout, f"paglet {envelope.agent_id} to arrive")
         except BaseException as exc:
             # Nothing of the paglet may stay here when the answer is "no": the source keeps it.
-            host.broker.stop_worker(envelope.agent_id)
-            host.files.drop(envelope.agent_id)
-            raise transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {host.name}") from None
-        host.events.emit(
+            self._broker.stop_worker(envelope.agent_id)
+            self._files.drop(envelope.agent_id)
+            raise transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {here.name}") from None
+        self._events.emit(
             "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how=envelope.kind.value
         )
-        return {"agent": envelope.agent_id, "address": host.address}
+        return {"agent": envelope.agent_id, "address": here.address}
 
     def _arrive_parked(self, envelope: PagletEnvelope) -> dict[str, Any]:
         """ArrivalMode.INACTIVE: the paglet lands parked, without running."""
-        host = self._host
-        wait_for(host.broker.stop_worker(envelope.agent_id), 10, "the broker")
+        wait_for(self._broker.stop_worker(envelope.agent_id), LOOP_DEADLINE, "the broker")
         try:
             self._land_files(envelope)
-            host.parking.park_arrival(envelope)
+            self._parking.park_arrival(envelope)
         except BaseException as exc:
-            host.files.drop(envelope.agent_id)
-            raise transfer_error(exc, f"parking paglet {envelope.agent_id} on {host.name}") from None
-        host.events.emit(
+            self._files.drop(envelope.agent_id)
+            raise transfer_error(exc, f"parking paglet {envelope.agent_id} on {self._here.name}") from None
+        self._events.emit(
             "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how="parked"
         )
-        return {"agent": envelope.agent_id, "address": host.address, "active": False}
+        return {"agent": envelope.agent_id, "address": self._here.address, "active": False}
 
     def _arrival_header(self, envelope: PagletEnvelope) -> dict[str, Any]:
-        host = self._host
+        here = self._here
         common = {
             "source_host_name": envelope.source_host_name,
             "source_host_address": envelope.source_host_address,
-            "target_host_name": host.name,
-            "target_host_address": host.address,
+            "target_host_name": here.name,
+            "target_host_address": here.address,
         }
         if envelope.kind is EnvelopeKind.CLONE:
             event = CloneEvent(
-                envelope.agent_id, host.name, host.address,
+                envelope.agent_id, here.name, here.address,
                 source_agent_id=envelope.clone_of or "", clone_agent_id=envelope.agent_id, **common,
             )  # fmt: skip
             return {"hook": "on_clone", "event": event.to_wire(), "plain": False}
-        event = MobilityEvent(envelope.agent_id, host.name, host.address, reason=envelope.kind.value, **common)
+        event = MobilityEvent(envelope.agent_id, here.name, here.address, reason=envelope.kind.value, **common)
         return {"hook": "on_arrival", "event": event.to_wire(), "plain": False}
 
     def _land_files(self, envelope: PagletEnvelope) -> None:
-        host = self._host
         refs = []
         for item in envelope.metadata.get("files") or ():
             name = check_file_name(str(item["name"]))
-            destination = host.work_dir_for(envelope.agent_id, check=False) / name
-            host.artifacts.materialize(str(item["sha256"]), destination)
-            refs.append(PagletFileRef(name, str(destination), int(item["size"]), str(item.get("mode") or "copy")))
-        host.files.adopt(envelope.agent_id, refs)
+            work = self._lifecycle.work_path(envelope.agent_id)
+            work.mkdir(parents=True, exist_ok=True)
+            self._artifacts.materialize(str(item["sha256"]), work / name)
+            refs.append(PagletFileRef(name, str(work / name), int(item["size"]), str(item.get("mode") or "copy")))
+        self._files.adopt(envelope.agent_id, refs)
 
     def abort(self, header: dict[str, Any]) -> dict[str, Any]:
-        host = self._host
-        agent_id, token = header["agent"], header["token"]
-
-        def drop() -> bool:
-            slot = host.broker.table.slots.get(agent_id)
-            if slot is None or slot.nonce != token or slot.phase is not Phase.PREPARED:
-                return False
-            host.broker.table.stop(agent_id, forward_to=slot.source_address)
-            return True
-
-        return {"aborted": host.broker.in_loop(drop).result(10)}
+        return {"aborted": self._broker.abort_prepared(header["agent"], header["token"])}
 
     def transfer_status(self, header: dict[str, Any]) -> dict[str, Any]:
-        host = self._host
-
-        parked = host.parking.record(header["agent"])
+        parked = self._parking.parked.record(header["agent"])
         if parked is not None and parked.envelope.metadata.get("token") == header["token"]:
             return {"status": "arrived"}
-
-        def status() -> str:
-            slot = host.broker.table.slots.get(header["agent"])
-            if slot is None or slot.nonce != header["token"]:
-                return "unknown"
-            return {Phase.READY: "arrived", Phase.STARTING: "starting", Phase.PREPARED: "prepared"}.get(
-                slot.phase, "unknown"
-            )
-
-        return {"status": host.broker.in_loop(status).result(10)}
+        return {"status": self._broker.arrival_status(header["agent"], header["token"])}
 
     def receive_envelope(self, payload: bytes) -> dict[str, Any]:
         """An envelope pushed in one piece (over HTTP, where only HTTP passes): prepare and arrive here."""
@@ -172,7 +169,7 @@ class Arrivals:
         try:
             self._prepare_here(envelope, token)
         except BaseException as exc:
-            raise transfer_error(exc, f"receiving paglet {envelope.agent_id} on {self._host.name}") from None
+            raise transfer_error(exc, f"receiving paglet {envelope.agent_id} on {self._here.name}") from None
         return self.arrive({"agent": envelope.agent_id, "token": token}, [envelope.to_bytes()])
 
     def _prepare_here(self, envelope: PagletEnvelope, token: str) -> None:

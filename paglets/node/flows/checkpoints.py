@@ -22,16 +22,15 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from paglets.core.errors import PagletError, SerializationError
+from paglets.core.events import ContextEventLog
 from paglets.core.runtime_values import EnvelopeKind
+from paglets.node.flows.inspection import Inspection
+from paglets.node.identity import NodeIdentity
 from paglets.persistence.journal import fsync_dir, write_atomically
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord
 from paglets.wire.envelope import PagletEnvelope
-
-if TYPE_CHECKING:
-    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.checkpoints")
 TICK = 0.25  # how often the thread looks for checkpoints that are due
@@ -40,10 +39,12 @@ TICK = 0.25  # how often the thread looks for checkpoints that are due
 class Checkpointer:
     """Periodic durable snapshots of a node's active paglets."""
 
-    def __init__(self, host: Host, interval: float | None):
-        self._host = host
+    def __init__(self, inspection: Inspection, here: NodeIdentity, events: ContextEventLog, interval: float | None):
+        self._inspection = inspection
+        self._here = here
+        self._events = events
         self.interval = interval if interval and interval > 0 else None
-        self.root = host.persistence_dir / "checkpoints"
+        self.root = here.data_dir / "checkpoints"
         self._written: dict[str, tuple[float, bytes]] = {}  # agent -> (when, digest)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,7 +68,7 @@ class Checkpointer:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"paglets-checkpoints-{self._host.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"paglets-checkpoints-{self._here.name}", daemon=True)
         self._thread.start()
 
     def stop(self, *, keep: bool) -> None:
@@ -94,9 +95,8 @@ class Checkpointer:
                 log.debug("checkpoint round failed: %s", exc)
 
     def _checkpoint_due(self) -> None:
-        host = self._host
         now = time.monotonic()
-        for summary in host.inspection.active_summaries():
+        for summary in self._inspection.active_summaries():
             interval = summary.get("checkpoint_interval")
             interval = self.interval if interval is None else interval
             if not interval or summary["phase"] != "ready":
@@ -111,8 +111,8 @@ class Checkpointer:
                 log.debug("no checkpoint for %s this time: %s", agent_id, exc)
 
     def _write(self, agent_id: str, class_name: str, previous: bytes) -> None:
-        host = self._host
-        state = host.inspection.state_bytes(agent_id)
+        here = self._here
+        state = self._inspection.state_bytes(agent_id)
         digest = hashlib.blake2b(state, digest_size=16).digest()
         if digest != previous:
             envelope = PagletEnvelope(
@@ -121,10 +121,10 @@ class Checkpointer:
                 agent_class_name=class_name,
                 state_class_name="",
                 state=state,
-                source_host_name=host.name,
-                source_host_address=host.address,
-                target_host_name=host.name,
-                target_host_address=host.address,
+                source_host_name=here.name,
+                source_host_address=here.address,
+                target_host_name=here.name,
+                target_host_address=here.address,
             )
             record = InactiveRecord(
                 envelope,
@@ -133,7 +133,7 @@ class Checkpointer:
                 time.time(),
             )
             write_atomically(self.root / f"{agent_id}.mpk", record.to_bytes())
-            host.events.emit("paglet-checkpointed", agent_id=agent_id)
+            self._events.emit("paglet-checkpointed", agent_id=agent_id)
         self._written[agent_id] = (time.monotonic(), digest)
 
 

@@ -1,65 +1,67 @@
 """What a node can tell about its paglets: listings, details, state, health.
 
-Owns no state: active paglets are read from the broker's table, parked ones
-from :class:`~paglets.node.flows.parking.Parking`.
+Owns no state: active paglets are read from the broker's table (through
+:class:`~paglets.node.broker.commands.BrokerCommands`), parked ones from
+:class:`~paglets.node.storage.parked_records.ParkedRecords`. Any thread.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import paglets
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, PagletError
+from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
+from paglets.node.identity import NodeIdentity
+from paglets.node.storage.parked_records import ParkedRecords
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
-
-if TYPE_CHECKING:
-    from paglets.node.host import Host
 
 
 class Inspection:
     """Read-only views of one node's paglets."""
 
-    def __init__(self, host: Host):
-        self._host = host
-
-    def _summaries(self) -> list[dict[str, Any]]:
-        return wait_for(self._host.require_running().summaries(), 10, "the broker's listing")
+    def __init__(self, broker: BrokerCommands, parked: ParkedRecords, here: NodeIdentity, call_timeout: float):
+        self._broker = broker
+        self._parked = parked
+        self._here = here
+        self._call_timeout = call_timeout
 
     def active_summaries(self) -> list[dict[str, Any]]:
         """The broker's raw view of every worker slot (phase, class, mailbox, checkpoint interval)."""
-        return self._summaries()
+        return wait_for(self._broker.summaries(), LOOP_DEADLINE, "the broker's listing")
 
     def agent_ids(self, state: int = ACTIVE) -> list[str]:
         ids: list[str] = []
         if state & ACTIVE:
-            ids.extend(s["agent_id"] for s in self._summaries() if s["phase"] == "ready")
+            ids.extend(s["agent_id"] for s in self.active_summaries() if s["phase"] == "ready")
         if state & INACTIVE:
-            ids.extend(self._host.parking.ids())
+            ids.extend(self._parked.ids())
         return ids
 
     def agent_info(self, agent_id: str, *, include_state: bool = False) -> dict[str, Any]:
         """Details of one paglet, active or parked; InvalidAgentError if it is not here."""
-        host = self._host
         try:
-            summary = wait_for(host.require_running().summary(agent_id), 10, "the broker")
+            summary = wait_for(self._broker.summary(agent_id), LOOP_DEADLINE, "the broker")
         except InvalidAgentError:
-            if host.parking.record(agent_id) is None:
+            if agent_id not in self._parked:
                 raise
-            return self._located(host.parking.describe(agent_id, include_state))
+            return self._located(self._parked.describe(agent_id, include_state))
         return self._describe(summary, include_state)
+
+    def class_name(self, agent_id: str) -> str:
+        return str(self.agent_info(agent_id)["class_name"])
 
     def list_agents(self, *, active: bool = True, inactive: bool = False, include_state: bool = False) -> list[dict]:
         agents: list[dict[str, Any]] = []
         if active:
-            agents.extend(self._describe(s, include_state) for s in self._summaries())
+            agents.extend(self._describe(s, include_state) for s in self.active_summaries())
         if inactive:
-            for agent_id in self._host.parking.ids():
+            for agent_id in self._parked.ids():
                 try:
-                    agents.append(self._located(self._host.parking.describe(agent_id, include_state)))
+                    agents.append(self._located(self._parked.describe(agent_id, include_state)))
                 except InvalidAgentError:
                     continue  # woke while we were listing
         return agents
@@ -75,43 +77,42 @@ class Inspection:
         return info
 
     def _located(self, info: dict[str, Any]) -> dict[str, Any]:
-        info["host"] = self._host.name
-        info["address"] = self._host.address
+        info["host"] = self._here.name
+        info["address"] = self._here.address
         return info
 
     def counts(self) -> tuple[int, int]:
         """(active, parked) paglets here."""
-        active = sum(1 for s in self._summaries() if s["phase"] == "ready")
-        return active, len(self._host.parking.ids())
+        active = sum(1 for s in self.active_summaries() if s["phase"] == "ready")
+        return active, len(self._parked.ids())
 
     def state_bytes(self, agent_id: str) -> bytes:
         """The codec-encoded state: a fresh snapshot from the worker, or the parked record's."""
-        host = self._host
-        record = host.parking.record(agent_id)
+        record = self._parked.record(agent_id)
         if record is not None:
             return record.envelope.state
-        future = host.require_running().call_worker(agent_id, {"op": "state"})
-        _header, payload = wait_for(future, host.client.timeout, f"the state of paglet {agent_id}")
+        future = self._broker.call_worker(agent_id, {"op": "state"})
+        _header, payload = wait_for(future, self._call_timeout, f"the state of paglet {agent_id}")
         return payload[0] if payload else b""
 
     def health(self) -> dict[str, Any]:
-        host = self._host
-        summaries = self._summaries()
+        here = self._here
+        summaries = self.active_summaries()
         return {
-            "name": host.name,
-            "address": host.address,
-            "http_address": host.http_address,
+            "name": here.name,
+            "address": here.address,
+            "http_address": here.http_address,
             "version": paglets.__version__,
             "protocol": protocol.PROTOCOL_VERSION,
-            "code_version": host.mesh_version,
+            "code_version": here.code_version,
             "active_count": sum(1 for s in summaries if s["phase"] == "ready"),
-            "inactive_count": len(host.parking.ids()),
+            "inactive_count": len(self._parked.ids()),
             "crashed_count": sum(1 for s in summaries if s["crashed"]),
-            "capabilities": host.capabilities(),
-            "tags": list(host.tags),
-            "properties": dict(host.host_properties),
+            "capabilities": here.capabilities(),
+            "tags": list(here.tags),
+            "properties": dict(here.properties),
             "pid": os.getpid(),
-            "uptime": round(time.time() - host.started_at, 3),
+            "uptime": here.uptime(),
         }
 
 

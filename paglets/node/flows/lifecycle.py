@@ -1,9 +1,9 @@
-"""Starting and ending paglets on this node: create, fork, hooks, dispose.
+"""Starting and ending paglets on this node: create, fork, hooks, dispose, crashes.
 
 Owns no state of its own: slots live in the broker's table, pids in
 :class:`~paglets.node.procs.processes.WorkerProcesses`; this part sequences a
 paglet's birth (reserve the agent id, fork a worker, run the start hook) and
-its end (``on_disposing``, resource cleanup, the worker's exit).
+its end (``on_disposing``, resource cleanup, the worker's exit). Any thread.
 """
 
 from __future__ import annotations
@@ -14,25 +14,59 @@ import os
 import shutil
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from paglets.client.host_client import create_request
 from paglets.client.security import CurveIdentity
 from paglets.core.errors import HostError, InvalidAgentError, PagletError
-from paglets.core.events import PersistencyEvent
+from paglets.core.events import ContextEventLog, PersistencyEvent
+from paglets.node.broker.commands import BrokerCommands
+from paglets.node.config import NodeConfig
+from paglets.node.flows.checkpoints import Checkpointer
+from paglets.node.identity import NodeIdentity
+from paglets.node.procs.processes import WorkerProcesses
+from paglets.node.procs.template_process import Zygote
+from paglets.node.storage.files import FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
 
-if TYPE_CHECKING:
-    from paglets.node.host import Host
-
 log = logging.getLogger("paglets.lifecycle")
+STOP_GRACE = 2.0  # seconds a worker asked to exit has before it is killed
 
 
 class Lifecycle:
     """Births and deaths of the paglets of one node."""
 
-    def __init__(self, host: Host):
-        self._host = host
+    def __init__(
+        self,
+        broker: BrokerCommands,
+        templates: Zygote,
+        processes: WorkerProcesses,
+        events: ContextEventLog,
+        here: NodeIdentity,
+        config: NodeConfig,
+        *,
+        files: FileRegistry,
+        checkpoints: Checkpointer,
+        curve: CurveIdentity | None,
+        call_timeout: float,
+    ):
+        self._broker = broker
+        self._templates = templates
+        self._processes = processes
+        self._events = events
+        self._here = here
+        self._config = config
+        self._files = files
+        self._checkpoints = checkpoints
+        self._curve = curve
+        self._call_timeout = call_timeout
+
+    def create(self, cls: Any, state: Any = None, init: Any = None, agent_id: str | None = None) -> str:
+        """Start a new paglet of ``cls`` (a class or ``"module:Class"``); its agent id once ``on_creation`` ran."""
+        header, payload = create_request(cls, state, init, agent_id)
+        return self.start_paglet(header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain")))
 
     def start_paglet(
         self,
@@ -51,91 +85,104 @@ class Lifecycle:
         """Fork a worker for ``class_name`` and run its start hook; returns the agent id.
 
         With ``prepare_only`` the worker only loads its class and waits for an
-        arriving paglet's state (see :mod:`paglets.node.flows.movement`).
+        arriving paglet's state (see :mod:`paglets.node.flows.arrivals`).
         """
-        host = self._host
-        broker = host.require_running()
         check_class_name(class_name)
         agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
-        nonce = token or uuid.uuid4().hex
-        limit = host.start_timeout if timeout is None else timeout
+        token = token or uuid.uuid4().hex
+        limit = self._config.start_timeout if timeout is None else timeout
         start_header: dict[str, Any] | None = None
         if not prepare_only:
             start_header = {"hook": hook, "plain": plain}
             if event is not None:
                 start_header["event"] = event
-        started = broker.expect_worker(agent_id, nonce, class_name, start_header, payload, limit, source)
+        started = self._broker.expect_worker(agent_id, token, class_name, start_header, payload, limit, source)
         try:
-            self.fork_worker(agent_id, nonce, class_name)
+            self.fork_worker(agent_id, token, class_name)
         except BaseException:
-            broker.stop_worker(agent_id)
+            self._broker.stop_worker(agent_id)
             raise
         try:
-            wait_for(started, limit + 1, f"paglet {agent_id} ({class_name}) to start on {host.name}")
+            wait_for(started, limit + 1, f"paglet {agent_id} ({class_name}) to start on {self._here.name}")
         except BaseException:
             self.remove_worker(agent_id)
             raise
         if not prepare_only:
-            host.events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
+            self._events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
         return agent_id
 
-    def fork_worker(self, agent_id: str, nonce: str, class_name: str) -> None:
+    def fork_worker(self, agent_id: str, token: str, class_name: str) -> None:
         """Ask the template process for a worker; the broker slot must exist already."""
-        host = self._host
-        host.zygote.fork(self.worker_spec(agent_id, nonce, class_name))
-        host.zygote.note_class(class_name, list(sys.path))
+        self._templates.fork(self.worker_spec(agent_id, token, class_name))
+        self._templates.note_class(class_name, list(sys.path))
 
     def worker_spec(self, agent_id: str, nonce: str, class_name: str) -> dict[str, Any]:
-        host = self._host
+        here, config = self._here, self._config
         return {
             "agent_id": agent_id,
             "nonce": nonce,
             "class_name": class_name,
-            "back_endpoint": host.broker.back_endpoint,
-            "node_name": host.name,
-            "node_address": host.address,
-            "heartbeat": host.heartbeat_interval,
+            "back_endpoint": self._broker.back_endpoint,
+            "node_name": here.name,
+            "node_address": here.address,
+            "heartbeat": config.heartbeat_interval,
             "heartbeat_misses": 3,
             "sys_path": list(sys.path),
             "cwd": os.getcwd(),
-            "api_key": host.api_key,
-            "curve": _curve_wire(host.curve),
-            "work_dir": str(host.work_path(agent_id)),
-            "storage_root": str(host.persistence_dir / "storage"),
-            "storage_quota": host.persistent_storage_quota_bytes,
+            "api_key": config.api_key,
+            "curve": _curve_wire(self._curve),
+            "work_dir": str(self.work_path(agent_id)),
+            "storage_root": str(here.storage_root),
+            "storage_quota": config.persistent_storage_quota_bytes,
             "log_level": logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
         }
 
+    def work_path(self, agent_id: str) -> Path:
+        return self._here.work_root / protocol.validate_agent_id(agent_id)
+
     def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
         """Run one of the paglet's lifecycle hooks in its worker."""
-        future = self._host.require_running().call_worker(agent_id, {"op": "hook", "name": name, "event": event})
+        future = self._broker.call_worker(agent_id, {"op": "hook", "name": name, "event": event})
         wait_for(future, timeout, f"hook {name} of paglet {agent_id}")
 
     def dispose(self, agent_id: str) -> None:
         """Run ``on_disposing``, clean up the paglet's resources and stop its worker."""
-        host = self._host
-        broker = host.require_running()
-        event = PersistencyEvent(agent_id, host.name, host.address, reason="dispose").to_wire()
+        here = self._here
+        event = PersistencyEvent(agent_id, here.name, here.address, reason="dispose").to_wire()
         try:
-            future = broker.call_worker(agent_id, {"op": "dispose", "event": event})
-            wait_for(future, host.client.timeout, f"on_disposing of {agent_id}")
+            future = self._broker.call_worker(agent_id, {"op": "dispose", "event": event})
+            wait_for(future, self._call_timeout, f"on_disposing of {agent_id}")
         except InvalidAgentError:
             raise
         except PagletError as exc:
-            log.warning("node %s: dispose hook of %s failed: %s", host.name, agent_id, exc)
+            log.warning("node %s: dispose hook of %s failed: %s", here.name, agent_id, exc)
         self.remove_worker(agent_id)
-        host.files.drop(agent_id)
-        host.checkpoints.forget(agent_id)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(host.work_path(agent_id))
-        host.events.emit("paglet-disposed", agent_id=agent_id)
+        self.forget(agent_id)
+        self._events.emit("paglet-disposed", agent_id=agent_id)
 
-    def remove_worker(self, agent_id: str, grace: float = 2.0) -> None:
+    def forget(self, agent_id: str) -> None:
+        """What this node keeps for a paglet that is gone from it: files, checkpoint, work dir."""
+        self._files.drop(agent_id)
+        self._checkpoints.forget(agent_id)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.work_path(agent_id))
+
+    def remove_worker(self, agent_id: str, grace: float = STOP_GRACE) -> None:
         """Take the paglet out of the broker and make sure its process is gone."""
-        host = self._host
-        pid = wait_for(host.broker.stop_worker(agent_id), 10, "the broker")
-        if pid is not None and not host.processes.wait_gone(pid, grace):
-            host.processes.kill(pid)
+        pid = wait_for(self._broker.stop_worker(agent_id), 10, "the broker")
+        if pid is not None and not self._processes.wait_gone(pid, grace):
+            self._processes.kill(pid)
+
+    # -- notices from the broker (on its op pool) -----------------------------------------
+    def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
+        log.warning("node %s: paglet %s crashed: %s", self._here.name, agent_id, reason)
+        self._events.emit("paglet-crashed", agent_id=agent_id, pid=pid, reason=reason)
+        if pid is not None:
+            self._processes.kill(pid)  # a hung worker: make sure it is really gone
+
+    def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
+        if header.get("kind") == "run-finished":
+            self._events.emit("paglet-run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
 
 
 def _curve_wire(curve: CurveIdentity | None) -> dict[str, str] | None:
@@ -157,17 +204,17 @@ def check_class_name(class_name: str) -> None:
 class WorkerResources:
     """The node's view of a paglet's ResourceRegistry, which lives in its worker."""
 
-    def __init__(self, host: Host, agent_id: str):
-        self._host = host
+    def __init__(self, broker: BrokerCommands, agent_id: str):
+        self._broker = broker
         self.agent_id = agent_id
 
     def status(self) -> dict[str, bool]:
-        future = self._host.require_running().call_worker(self.agent_id, {"op": "resources"})
+        future = self._broker.call_worker(self.agent_id, {"op": "resources"})
         _header, payload = wait_for(future, 10, f"the resources of {self.agent_id}")
         return dict(codec.decode(payload[0])) if payload else {}
 
     def cleanup(self, *, reason: str = "lifecycle") -> None:
-        future = self._host.require_running().call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
+        future = self._broker.call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
         wait_for(future, 30, f"the cleanup of {self.agent_id}")
 
 

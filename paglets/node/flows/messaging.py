@@ -9,24 +9,27 @@ hands it to the broker loop, which routes it like any other.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from paglets.client.transport import then
 from paglets.core.agent import ACTIVE
 from paglets.core.messages import FutureReply, Message, ReplySet
+from paglets.node.broker.commands import BrokerCommands
+from paglets.node.flows.inspection import Inspection
+from paglets.node.identity import NodeIdentity
 from paglets.waiting import wait_for
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
-
-if TYPE_CHECKING:
-    from paglets.node.host import Host
 
 
 class Messaging:
     """Local senders' way into the mailboxes of one node."""
 
-    def __init__(self, host: Host):
-        self._host = host
+    def __init__(self, broker: BrokerCommands, inspection: Inspection, here: NodeIdentity, call_timeout: float):
+        self._broker = broker
+        self._inspection = inspection
+        self._here = here
+        self._call_timeout = call_timeout
 
     def deliver(
         self,
@@ -38,10 +41,9 @@ class Messaging:
         no_delay: bool = False,
         timeout: float | None = None,
     ) -> Any:
-        host = self._host
         future = self.submit(agent_id, message, oneway, activate_if_inactive, no_delay)
-        limit = host.client.timeout if timeout is None else timeout
-        _header, payload = wait_for(future, limit, f"paglet {agent_id!r} on {host.name} to answer")
+        limit = self._call_timeout if timeout is None else timeout
+        _header, payload = wait_for(future, limit, f"paglet {agent_id!r} on {self._here.name} to answer")
         if oneway or not payload or not payload[0]:
             return None
         return codec.decode(payload[0])
@@ -52,8 +54,8 @@ class Messaging:
         """Hand one message to the broker; the Future resolves to its (header, payload) reply."""
         message = Message(message) if isinstance(message, str) else message
         if message.sender is None:
-            message.sender = self._host.address
-        return self._host.require_running().deliver(
+            message.sender = self._here.address
+        return self._broker.deliver(
             agent_id,
             encode_message(message),
             oneway=oneway,
@@ -67,7 +69,7 @@ class Messaging:
         self, kind: str | Message, args: dict[str, Any] | None = None, *, exclude: set[str] | None = None
     ) -> ReplySet:
         replies = ReplySet()
-        for agent_id in self._host.inspection.agent_ids(ACTIVE):
+        for agent_id in self._inspection.agent_ids(ACTIVE):
             if exclude and agent_id in exclude:
                 continue
             message = Message.from_wire(kind.to_wire()) if isinstance(kind, Message) else Message(kind, args or {})

@@ -29,8 +29,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from paglets.client.host_client import HostClient
 from paglets.client.proxy import PagletProxy
 from paglets.client.transfer import TransferTicket
 from paglets.client.transport import check_address
@@ -41,13 +42,16 @@ from paglets.core.errors import (
     PagletError,
     TransferError,
 )
-from paglets.core.events import CloneEvent, MobilityEvent
+from paglets.core.events import CloneEvent, ContextEventLog, MobilityEvent
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
-from paglets.node.storage.files import CHUNK_SIZE, PagletFileRef, sha256_of
+from paglets.node.broker.commands import BrokerCommands
+from paglets.node.flows.checkpoints import Checkpointer
+from paglets.node.flows.inspection import Inspection
+from paglets.node.flows.lifecycle import Lifecycle
+from paglets.node.identity import NodeIdentity
+from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.storage.files import CHUNK_SIZE, FileRegistry, PagletFileRef, sha256_of
 from paglets.wire.envelope import PagletEnvelope
-
-if TYPE_CHECKING:
-    from paglets.node.host import Host
 
 log = logging.getLogger("paglets.movement")
 
@@ -60,8 +64,35 @@ _HOOKS = {
 class Movement:
     """The source and target sides of every move, performed for the host facade."""
 
-    def __init__(self, host: Host):
-        self._host = host
+    def __init__(
+        self,
+        broker: BrokerCommands,
+        lifecycle: Lifecycle,
+        inspection: Inspection,
+        events: ContextEventLog,
+        here: NodeIdentity,
+        *,
+        files: FileRegistry,
+        checkpoints: Checkpointer,
+        client: HostClient,
+        mesh: MeshRegistry,
+    ):
+        self._broker = broker
+        self._lifecycle = lifecycle
+        self._inspection = inspection
+        self._events = events
+        self._here = here
+        self._files = files
+        self._checkpoints = checkpoints
+        self._client = client
+        self._mesh = mesh
+
+    def address_of(self, name: str) -> str | None:
+        """The address of a node the mesh knows by this name, or None."""
+        if name == self._here.name:
+            return self._here.address
+        ref = self._mesh.lookup(name)
+        return ref.url if ref is not None else None
 
     # -- where to ------------------------------------------------------------------------
     def resolve(self, destination: str) -> str:
@@ -70,17 +101,17 @@ class Movement:
         A node the mesh knows to run another code version is refused here,
         before anything moves.
         """
-        host = self._host
+        here = self._here
         if "://" in destination:
             address = check_address(destination)
         else:
-            address = host.address_of(destination)
+            address = self.address_of(destination)
             if address is None:
                 raise TransferError(f"no known node named {destination!r}")
-        ref = host.mesh.lookup(address)
-        if ref is not None and ref.code_version and ref.code_version != host.mesh_version:
+        ref = self._mesh.lookup(address)
+        if ref is not None and ref.code_version and ref.code_version != here.code_version:
             raise TransferError(
-                f"node {ref.name} runs code version {ref.code_version!r}, this node {host.mesh_version!r}: "
+                f"node {ref.name} runs code version {ref.code_version!r}, this node {here.code_version!r}: "
                 "it is not a movement target"
             )
         return address
@@ -88,13 +119,13 @@ class Movement:
     def _prepare(
         self, address: str, agent_id: str, class_name: str, kind: EnvelopeKind, token: str, ticket: TransferTicket
     ) -> dict[str, Any]:
-        host = self._host
+        here = self._here
         header: dict[str, Any] = {
             "agent": agent_id,
             "cls": class_name,
             "kind": kind.value,
             "token": token,
-            "source": host.address,
+            "source": here.address,
             "ttl": float(ticket.timeout) + 5.0,
             "caps": list(ticket.required_capabilities),
         }
@@ -105,7 +136,7 @@ class Movement:
             if attempt:
                 threading.Event().wait(ticket.retry_interval)  # a deliberate back-off between attempts
             try:
-                return host.client.request(
+                return self._client.request(
                     address, "prepare", dict(header), timeout=ticket.timeout, watch_connection=True
                 ).header
             except NodeUnreachableError as exc:
@@ -124,41 +155,41 @@ class Movement:
         kind: EnvelopeKind = EnvelopeKind.DISPATCH,
     ) -> PagletProxy:
         """Move a paglet of this node to ``target``; returns its proxy there."""
-        host = self._host
+        here = self._here
         ticket = TransferTicket.of(target)
         address = self.resolve(ticket.destination)
-        summary = host.agent_info(agent_id)
-        if address == host.address:
-            return host.get_proxy_for(agent_id)
+        summary = self._inspection.agent_info(agent_id)
+        if address == here.address:
+            return PagletProxy(here.address, agent_id, self._client)
         deadline = time.monotonic() + ticket.timeout
         token = uuid.uuid4().hex
         prepared = self._prepare(address, agent_id, summary["class_name"], kind, token, ticket)
         target_name = str(prepared.get("name") or "")
         event = MobilityEvent(
             agent_id,
-            host.name,
-            host.address,
-            source_host_name=host.name,
-            source_host_address=host.address,
+            here.name,
+            here.address,
+            source_host_name=here.name,
+            source_host_address=here.address,
             target_host_name=target_name,
             target_host_address=address,
             reason=kind.value,
         )
         try:
-            host.run_hook(agent_id, _HOOKS[kind], event.to_wire(), _left(deadline))
-            host.broker.freeze(agent_id, initiator).result(_left(deadline))
+            self._lifecycle.run_hook(agent_id, _HOOKS[kind], event.to_wire(), _left(deadline))
+            self._broker.freeze(agent_id, initiator).result(_left(deadline))
             envelope = self._envelope(kind, agent_id, summary["class_name"], address, target_name, token, ticket)
             self._upload_files(address, agent_id, envelope, deadline)
             self._arrive(address, envelope, deadline)
         except BaseException as exc:
-            host.broker.in_loop(lambda: host.broker.table.unfreeze(agent_id))  # no-op unless it froze
+            self._broker.unfreeze(agent_id)  # no-op unless it froze
             self._abort_later(address, agent_id, token)
             raise transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
-        host.broker.in_loop(lambda: host.broker.table.depart(agent_id, address)).result(10)
-        host.checkpoints.forget(agent_id)
+        self._broker.depart(agent_id, address)
+        self._checkpoints.forget(agent_id)
         self._after_departure(agent_id)
-        host.events.emit("paglet-dispatched", agent_id=agent_id, target=address, how=kind.value)
-        return PagletProxy(address, agent_id, host.client)
+        self._events.emit("paglet-dispatched", agent_id=agent_id, target=address, how=kind.value)
+        return PagletProxy(address, agent_id, self._client)
 
     def _envelope(
         self,
@@ -173,20 +204,18 @@ class Movement:
         clone_of: str | None = None,
         state_of: str | None = None,
     ) -> PagletEnvelope:
-        host = self._host
+        here = self._here
         source_id = state_of or agent_id
-        seen: list[str] = (
-            [] if clone_of else host.broker.in_loop(lambda: host.broker.table.seen_ids(source_id)).result(10)
-        )
-        files = [self._describe_file(ref) for ref in host.files.files(source_id)]
+        seen: list[str] = [] if clone_of else self._broker.seen_ids(source_id)
+        files = [self._describe_file(ref) for ref in self._files.files(source_id)]
         return PagletEnvelope(
             kind=kind,
             agent_id=agent_id,
             agent_class_name=class_name,
             state_class_name="",
-            state=host.state_bytes(source_id),
-            source_host_name=host.name,
-            source_host_address=host.address,
+            state=self._inspection.state_bytes(source_id),
+            source_host_name=here.name,
+            source_host_address=here.address,
             target_host_name=target_name,
             target_host_address=address,
             clone_of=clone_of,
@@ -207,7 +236,7 @@ class Movement:
                 "path": ref.path}  # fmt: skip
 
     def _upload_files(self, address: str, agent_id: str, envelope: PagletEnvelope, deadline: float) -> None:
-        client = self._host.client
+        client = self._client
         for item in envelope.metadata["files"]:
             sha, size = item["sha256"], item["size"]
             if client.request(address, "blob_has", {"sha": sha, "size": size}, timeout=_left(deadline)).header.get(
@@ -230,7 +259,7 @@ class Movement:
             item.pop("path", None)
 
     def _arrive(self, address: str, envelope: PagletEnvelope, deadline: float) -> dict[str, Any]:
-        client = self._host.client
+        client = self._client
         header = {"agent": envelope.agent_id, "token": envelope.metadata["token"]}
         try:
             return client.request(
@@ -245,7 +274,7 @@ class Movement:
     def _arrived(self, address: str, header: dict[str, Any], deadline: float) -> bool:
         for _ in range(3):
             try:
-                status = self._host.client.request(address, "transfer", dict(header), timeout=max(1.0, _left(deadline)))
+                status = self._client.request(address, "transfer", dict(header), timeout=max(1.0, _left(deadline)))
             except PagletError:
                 return False
             if status.header.get("status") == "arrived":
@@ -258,48 +287,47 @@ class Movement:
     def _abort_later(self, address: str, agent_id: str, token: str) -> None:
         def abort() -> None:
             try:
-                self._host.client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=2.0)
+                self._client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=2.0)
             except PagletError as exc:
                 log.debug("abort of %s at %s: %s", agent_id, address, exc)
 
         threading.Thread(target=abort, name="paglets-abort", daemon=True).start()
 
     def _after_departure(self, agent_id: str) -> None:
-        host = self._host
-        for ref in host.files.drop(agent_id):
+        for ref in self._files.drop(agent_id):
             if ref.mode == "move":
                 Path(ref.path).unlink(missing_ok=True)
 
     def clone(self, agent_id: str, target: TransferTicket | str | dict[str, Any] | None = None) -> PagletProxy:
         """Copy a paglet (here, or to ``target``); returns the copy's proxy."""
-        host = self._host
+        here = self._here
         ticket = None if target is None else TransferTicket.of(target)
-        address = host.address if ticket is None else self.resolve(ticket.destination)
-        summary = host.agent_info(agent_id)
+        address = here.address if ticket is None else self.resolve(ticket.destination)
+        summary = self._inspection.agent_info(agent_id)
         class_name = summary["class_name"]
         clone_id = uuid.uuid4().hex
         token = uuid.uuid4().hex
-        local = address == host.address
-        target_name = host.name
+        local = address == here.address
+        target_name = here.name
         if not local:
             target_name = str(
                 self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket).get("name") or ""
             )
         event = CloneEvent(
             agent_id,
-            host.name,
-            host.address,
+            here.name,
+            here.address,
             source_agent_id=agent_id,
             clone_agent_id=clone_id,
-            source_host_name=host.name,
-            source_host_address=host.address,
+            source_host_name=here.name,
+            source_host_address=here.address,
             target_host_name=target_name,
             target_host_address=address,
         )
-        timeout = ticket.timeout if ticket else host.client.timeout
+        timeout = ticket.timeout if ticket else self._client.timeout
         deadline = time.monotonic() + timeout
         try:
-            host.run_hook(agent_id, "on_cloning", event.to_wire(), _left(deadline))
+            self._lifecycle.run_hook(agent_id, "on_cloning", event.to_wire(), _left(deadline))
             if local:
                 self._clone_here(agent_id, clone_id, class_name, event)
             else:
@@ -313,22 +341,23 @@ class Movement:
             if not local:
                 self._abort_later(address, clone_id, token)
             raise transfer_error(exc, f"cloning paglet {agent_id} to {address}") from None
-        host.run_hook(agent_id, "on_cloned", event.to_wire(), timeout)
-        host.events.emit("paglet-cloned", agent_id=agent_id, clone_id=clone_id, target=address)
-        return PagletProxy(address, clone_id, host.client)
+        self._lifecycle.run_hook(agent_id, "on_cloned", event.to_wire(), timeout)
+        self._events.emit("paglet-cloned", agent_id=agent_id, clone_id=clone_id, target=address)
+        return PagletProxy(address, clone_id, self._client)
 
     def _clone_here(self, agent_id: str, clone_id: str, class_name: str, event: CloneEvent) -> None:
-        host = self._host
-        clone_event = CloneEvent(clone_id, host.name, host.address, **_clone_fields(event))
+        here = self._here
+        clone_event = CloneEvent(clone_id, here.name, here.address, **_clone_fields(event))
         copies = []
-        for ref in host.files.files(agent_id):
-            destination = host.work_dir_for(clone_id, check=False) / ref.name
+        for ref in self._files.files(agent_id):
+            destination = self._lifecycle.work_path(clone_id) / ref.name
+            destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ref.path, destination)
             copies.append(PagletFileRef(ref.name, str(destination), ref.size, ref.mode))
-        host.files.adopt(clone_id, copies)
-        host.start_paglet(
+        self._files.adopt(clone_id, copies)
+        self._lifecycle.start_paglet(
             class_name,
-            [host.state_bytes(agent_id), b""],
+            [self._inspection.state_bytes(agent_id), b""],
             agent_id=clone_id,
             hook="on_clone",
             event=clone_event.to_wire(),
@@ -336,18 +365,18 @@ class Movement:
 
     def retract(self, remote_address: str, agent_id: str, timeout: float | None = None) -> PagletProxy:
         """Pull a paglet from ``remote_address`` back to this node."""
-        host = self._host
+        here = self._here
         address = self.resolve(remote_address)
-        limit = timeout or host.client.timeout
+        limit = timeout or self._client.timeout
         try:
-            reply = host.client.request(
-                address, "retract", {"agent": agent_id, "target": host.address}, timeout=limit + 5
+            reply = self._client.request(
+                address, "retract", {"agent": agent_id, "target": here.address}, timeout=limit + 5
             )
         except TransferError:
             raise
         except PagletError as exc:
             raise TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}") from None
-        return PagletProxy(reply.header.get("address", host.address), agent_id, host.client)
+        return PagletProxy(reply.header.get("address", here.address), agent_id, self._client)
 
 
 def _left(deadline: float) -> float:

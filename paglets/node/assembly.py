@@ -1,0 +1,300 @@
+"""How a node is put together: every part built from the parts it needs, in order.
+
+This is the node's composition root, the one place that knows every part.
+:class:`Foundation` holds what lives as long as the :class:`~paglets.node.host.Host`
+object (its identity, client, event log, file registries, parked records,
+mesh table). :func:`assemble` builds what lives for one run of the node —
+the broker loop, the template process and the flows — each from its
+collaborators; :func:`start_parts` and :func:`stop_parts` start and stop
+them in order.
+
+Dependency order of the flows (each takes only parts above it)::
+
+    broker commands -> inspection -> checkpoints -> lifecycle -> parking
+                    -> movement -> arrivals -> messaging
+    front requests, host calls (surfaces: the facade plus the flows they use)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+import paglets
+from paglets.client.host_client import HostClient
+from paglets.client.security import CurveIdentity, CurveServer
+from paglets.client.transport import check_address
+from paglets.core.errors import AuthenticationError
+from paglets.core.events import ContextEventLog
+from paglets.node.broker.commands import BrokerCommands
+from paglets.node.broker.loop import Broker
+from paglets.node.config import NodeConfig
+from paglets.node.flows.arrivals import Arrivals
+from paglets.node.flows.checkpoints import Checkpointer
+from paglets.node.flows.front_requests import FrontRequests
+from paglets.node.flows.host_calls import HostCalls
+from paglets.node.flows.inspection import Inspection
+from paglets.node.flows.lifecycle import Lifecycle
+from paglets.node.flows.messaging import Messaging
+from paglets.node.flows.movement import Movement
+from paglets.node.flows.parking import Parking
+from paglets.node.identity import NodeIdentity
+from paglets.node.mesh.binding import Binding, advertised_address, check_public_url, resolve_binding
+from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.procs.processes import WorkerProcesses
+from paglets.node.procs.template_process import Zygote
+from paglets.node.storage.files import ArtifactStore, FileRegistry
+from paglets.node.storage.parked_records import ParkedRecords
+from paglets.wire import protocol
+
+log = logging.getLogger("paglets.node")
+PARKED_MAIL_FACTOR = 10  # a parked paglet may have this many mailboxes' worth of mail on disk
+
+
+@dataclass
+class Foundation:
+    """The parts of a node that outlive its runs: built once from its config."""
+
+    config: NodeConfig
+    binding: Binding
+    here: NodeIdentity
+    connect_to: str | None
+    public_url: str | None
+    curve: CurveIdentity | None
+    curve_server: CurveServer | None
+    client: HostClient
+    events: ContextEventLog
+    processes: WorkerProcesses
+    files: FileRegistry
+    artifacts: ArtifactStore
+    parked: ParkedRecords
+    mesh: MeshRegistry
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def build(cls, config: NodeConfig, describe_self: Any) -> Foundation:
+        """``describe_self`` gives the node's current mesh entry (a HostRef) for gossip."""
+        name = config.name
+        if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
+            raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
+        binding = resolve_binding(
+            config.host, bind_public=config.bind_public, public_url=config.public_url, port=config.port
+        )
+        public_url = check_public_url(config.public_url) if config.public_url else None
+        connect_to = check_address(config.connect_to) if config.connect_to else None
+        if connect_to:  # behind a relay: listen nowhere, be reached through it
+            public_url = f"relay+{connect_to}/{name}"
+        # CurveZMQ: serve with our key pair (clients must be in curve_allow), and connect to
+        # servers that hold curve_server_key (by default our own public key: one cluster key).
+        curve = CurveIdentity.from_files(config.curve_secret, config.curve_server_key) if config.curve_secret else None
+        curve_server = None
+        if curve is not None:
+            if config.curve_allow is None:
+                raise AuthenticationError("curve_secret needs curve_allow: a directory of the client public keys")
+            curve_server = CurveServer(curve.public, curve.secret, config.curve_allow, f"paglets-{name}")
+        client = config.client or HostClient(api_key=config.api_key, curve=curve)
+        if config.api_key and client.api_key is None:
+            client.api_key = config.api_key
+        if curve is not None and client.curve is None:
+            client.curve = curve
+        data_dir = config.data_dir
+        here = NodeIdentity(
+            name=name,
+            address=public_url or advertised_address(binding, config.port),
+            data_dir=data_dir,
+            code_version=config.mesh_version or paglets.__version__,
+            tags=tuple(sorted(set(config.tags))),
+            properties=dict(config.properties),
+        )
+        mesh = MeshRegistry(
+            describe_self,
+            client,
+            enabled=config.mesh,
+            peers=list(config.peers),
+            gossip_interval=config.mesh_gossip_interval,
+            offline_after=config.mesh_offline_after,
+        )
+        return cls(
+            config=config,
+            binding=binding,
+            here=here,
+            connect_to=connect_to,
+            public_url=public_url,
+            curve=curve,
+            curve_server=curve_server,
+            client=client,
+            events=ContextEventLog(),
+            processes=WorkerProcesses(),
+            files=FileRegistry(config.artifact_max_bytes),
+            artifacts=ArtifactStore(
+                data_dir / "artifacts",
+                max_bytes=config.artifact_max_bytes,
+                quota_bytes=config.artifact_storage_quota_bytes,
+            ),
+            parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
+            mesh=mesh,
+        )
+
+    @property
+    def http_enabled(self) -> bool:
+        return self.config.http and self.connect_to is None
+
+
+@dataclass
+class RunningParts:
+    """The parts of one run of a node: built by :func:`assemble`, started and stopped together."""
+
+    broker: Broker
+    commands: BrokerCommands
+    templates: Zygote
+    inspection: Inspection
+    checkpoints: Checkpointer
+    lifecycle: Lifecycle
+    parking: Parking
+    movement: Movement
+    arrivals: Arrivals
+    messaging: Messaging
+    front: FrontRequests
+    host_calls: HostCalls
+    http: Any = None
+
+    # -- the broker's services: what its loop hands off ------------------------------------
+    def handle_front(self, request: protocol.Request) -> Any:
+        return self.front.handle(request)
+
+    def route_unknown(self, request: protocol.Request) -> Any:
+        return self.front.route_unknown(request)
+
+    def handle_host_call(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self.host_calls.handle(agent_id, ident, header, payload)
+
+    def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
+        self.lifecycle.worker_crashed(agent_id, pid, reason)
+
+    def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
+        self.lifecycle.worker_event(agent_id, header)
+
+    def wake_parked(self, agent_id: str) -> None:
+        self.parking.wake_for_message(agent_id)
+
+    def queue_for_parked(self, agent_id: str, delivery: Any) -> Any:
+        return self.parking.queue(agent_id, delivery)
+
+
+def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
+    """Build one run's parts, nothing started yet; ``facade`` is the Host the surfaces call."""
+    config, here, events, client = base.config, base.here, base.events, base.client
+    call_timeout = client.timeout
+    broker = Broker(
+        zmq.Context.instance(),
+        None,
+        node_name=here.name,
+        front_endpoint=None if base.connect_to else f"tcp://{base.binding.bind_host}:{config.port}",
+        back_endpoint=f"ipc://{runtime_dir}/back",
+        relay_endpoint=base.connect_to,
+        api_key=config.api_key,
+        heartbeat_interval=config.heartbeat_interval,
+        max_message_size=config.max_message_size,
+        mailbox_limit=config.mailbox_limit,
+        forward_ttl=config.forward_ttl,
+        curve_server=base.curve_server,
+        curve_client=base.curve,
+    )
+    commands = BrokerCommands(broker)
+
+    def forked(agent_id: str, pid: int) -> None:
+        base.processes.forked(agent_id, pid)
+        commands.worker_forked(agent_id, pid)
+
+    def exited(pid: int, code: int) -> None:
+        base.processes.exited(pid)
+        commands.worker_exited(pid, code)
+
+    templates = Zygote(list(config.preload), forked, exited, pool_size=config.worker_pool, learn=config.learn_preload)
+    inspection = Inspection(commands, base.parked, here, call_timeout)
+    checkpoints = Checkpointer(inspection, here, events, config.checkpoint_interval)
+    lifecycle = Lifecycle(
+        commands, templates, base.processes, events, here, config,
+        files=base.files, checkpoints=checkpoints, curve=base.curve, call_timeout=call_timeout,
+    )  # fmt: skip
+    parking = Parking(
+        commands, lifecycle, inspection, base.parked, events, here,
+        files=base.files, checkpoints=checkpoints, client=client, start_timeout=config.start_timeout,
+    )  # fmt: skip
+    movement = Movement(
+        commands, lifecycle, inspection, events, here,
+        files=base.files, checkpoints=checkpoints, client=client, mesh=base.mesh,
+    )  # fmt: skip
+    arrivals = Arrivals(
+        commands, lifecycle, parking, events, here,
+        files=base.files, artifacts=base.artifacts, start_timeout=config.start_timeout,
+    )  # fmt: skip
+    messaging = Messaging(commands, inspection, here, call_timeout)
+    front = FrontRequests(
+        facade, commands, movement, arrivals, base.artifacts, base.mesh,
+        ready=base.ready, start_timeout=config.start_timeout, call_timeout=call_timeout,
+    )  # fmt: skip
+    host_calls = HostCalls(facade, movement, parking, base.mesh)
+    parts = RunningParts(
+        broker=broker, commands=commands, templates=templates, inspection=inspection, checkpoints=checkpoints,
+        lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
+        front=front, host_calls=host_calls,
+    )  # fmt: skip
+    broker.attach(parts)
+    return parts
+
+
+def start_parts(base: Foundation, parts: RunningParts, facade: Any) -> None:
+    """Start the template process, the broker loop and the HTTP shim; learn the real addresses."""
+    here, config = base.here, base.config
+    parts.templates.start()
+    parts.broker.start()
+    port = config.port
+    if parts.broker.front_address:
+        port = int(parts.broker.front_address.rsplit(":", 1)[1])
+    here.address = base.public_url or advertised_address(base.binding, port)
+    if base.http_enabled:
+        from paglets.node.http.shim import HttpShim
+
+        parts.http = HttpShim(facade, base.binding.bind_host, config.http_port)
+        parts.http.start()
+        here.http_address = parts.http.address
+
+
+def bring_online(base: Foundation, parts: RunningParts) -> None:
+    """Once the sockets serve: restore checkpoints, load parked paglets, then join the mesh."""
+    for agent_id in parts.checkpoints.restore_into(base.parked.root):
+        base.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
+    parts.parking.start()
+    parts.checkpoints.start()
+    parts.commands.connect_relay()
+    base.mesh.start()
+    base.ready.set()
+
+
+def stop_parts(base: Foundation, parts: RunningParts, stop_workers: Any) -> None:
+    """Stop the HTTP shim, every worker (``stop_workers``), the broker and the template process."""
+    if parts.http is not None:
+        parts.http.stop()
+        parts.http = None
+        base.here.http_address = None
+    if parts.broker.running:
+        stop_workers()
+    parts.broker.stop()
+    parts.templates.stop()  # it SIGKILLs any worker still there
+    base.processes.forget_all()
+
+
+def stop_online(base: Foundation, parts: RunningParts) -> None:
+    """The reverse of :func:`bring_online`."""
+    base.ready.clear()
+    base.mesh.stop()
+    parts.checkpoints.stop(keep=False)
+    parts.parking.stop()
+
+
+__all__ = ["Foundation", "RunningParts", "assemble", "bring_online", "start_parts", "stop_online", "stop_parts"]

@@ -1,0 +1,168 @@
+"""Answers to front requests that leave the broker loop (create, listings, moves, mesh...).
+
+The broker routes messages itself; every slower op a client or peer node asks
+for arrives here on the broker's op pool (``handle``) and is performed by the
+node's facade (:class:`~paglets.node.host.Host`) or, for node-to-node ops,
+by the part that owns them (arrivals, artifacts, the mesh). Owns no state.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from paglets.client.transfer import TransferTicket
+from paglets.core.errors import HostError, InvalidAgentError
+from paglets.core.runtime_values import EnvelopeKind
+from paglets.node.broker.commands import BrokerCommands
+from paglets.node.flows.arrivals import Arrivals
+from paglets.node.flows.movement import Movement
+from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.storage.files import ArtifactStore
+from paglets.persistence.persistency import DeactivationRequest
+from paglets.waiting import wait_for
+from paglets.wire import protocol
+
+Answer = tuple[dict[str, Any], list[bytes]]
+
+
+class FrontRequests:
+    """The node's answers to front ops, one method per op (``_op_<name>``)."""
+
+    def __init__(
+        self,
+        node: Any,
+        broker: BrokerCommands,
+        movement: Movement,
+        arrivals: Arrivals,
+        artifacts: ArtifactStore,
+        mesh: MeshRegistry,
+        *,
+        ready: threading.Event,
+        start_timeout: float,
+        call_timeout: float,
+    ):
+        """``node`` is the Host facade; ``ready`` is set once parked paglets are loaded."""
+        self._node = node
+        self._broker = broker
+        self._movement = movement
+        self._arrivals = arrivals
+        self._artifacts = artifacts
+        self._mesh = mesh
+        self._ready = ready
+        self._start_timeout = start_timeout
+        self._call_timeout = call_timeout
+
+    def handle(self, request: protocol.Request) -> Answer:
+        handler = getattr(self, f"_op_{request.op}", None)
+        if handler is None:
+            raise HostError(f"op {request.op!r} is not supported by node {self._node.name}")
+        return handler(request.header, request.payload)
+
+    def _op_health(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._node.health(), []
+
+    def _op_list(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agents = self._node.list_agents(
+            active=header.get("active", True),
+            inactive=header.get("inactive", False),
+            include_state=header.get("state", False),
+        )
+        return {"agents": agents}, []
+
+    def _op_info(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._node.agent_info(header["agent"]), []
+
+    def _op_state(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agent_id = header["agent"]
+        info = self._node.agent_info(agent_id)
+        return {"class_name": info["class_name"]}, [self._node.state_bytes(agent_id)]
+
+    def _op_create(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        agent_id = self._node.start_paglet(
+            header["cls"], payload, agent_id=header.get("agent"), plain=bool(header.get("plain"))
+        )
+        return {"agent": agent_id, "address": self._node.address}, []
+
+    def _op_dispose(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        self._node.dispose(header["agent"])
+        return {}, []
+
+    # movement, asked by clients
+    def _op_dispatch(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        proxy = self._node.dispatch(header["agent"], TransferTicket.from_wire(header["ticket"]))
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    def _op_clone(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        ticket = header.get("ticket")
+        proxy = self._node.clone(header["agent"], TransferTicket.from_wire(ticket) if ticket else None)
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    def _op_retract(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        """Another node pulls one of our paglets back to itself."""
+        proxy = self._movement.dispatch(header["agent"], header["target"], kind=EnvelopeKind.RETRACT)
+        return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    # movement, between nodes
+    def _op_prepare(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._arrivals.prepare(header), []
+
+    def _op_arrive(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._arrivals.arrive(header, payload), []
+
+    def _op_abort(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._arrivals.abort(header), []
+
+    def _op_transfer(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._arrivals.transfer_status(header), []
+
+    def _op_envelope(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._arrivals.receive_envelope(payload[0]), []
+
+    def _op_blob_has(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return {"have": self._artifacts.has(header["sha"], header["size"])}, []
+
+    def _op_blob_put(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        held = self._artifacts.put_chunk(
+            header["sha"], header["offset"], header["size"], payload[0], bool(header.get("final"))
+        )
+        return {"held": held}, []
+
+    # parking
+    def _op_deactivate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        request = DeactivationRequest.from_wire(header.get("request") or {"source": "client"})
+        self._node.deactivate(header["agent"], request)
+        return {"agent": header["agent"], "address": self._node.address, "active": False}, []
+
+    def _op_activate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        self._node.activate(header["agent"])
+        return {"agent": header["agent"], "address": self._node.address, "active": True}, []
+
+    # mesh
+    def _op_gossip(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return {"table": self._mesh.merge(header["table"])}, []
+
+    def _op_hosts(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        hosts = self._node.list_hosts(online_only=bool(header.get("online")))
+        return {"hosts": [ref.to_wire() for ref in hosts]}, []
+
+    def route_unknown(self, request: protocol.Request) -> Answer:
+        """A message for a paglet the broker does not know — maybe only not yet, during start-up."""
+        agent_id = request.header["agent"]
+        if self._ready.is_set() or not self._ready.wait(self._start_timeout):
+            raise InvalidAgentError(f"no paglet {agent_id!r} on node {self._node.name}")
+        header = request.header
+        future = self._broker.deliver(
+            agent_id,
+            request.payload[0],
+            oneway=bool(header.get("oneway")),
+            priority=header.get("prio", 5),
+            mid=header.get("mid"),
+            activate=header.get("act") is not False,
+            no_delay=header.get("nodelay") is True,
+        )
+        packed, payload = wait_for(future, self._call_timeout, f"paglet {agent_id} to answer")
+        return protocol.unpack_map(packed, "reply header"), payload
+
+
+__all__ = ["Answer", "FrontRequests"]
