@@ -14,9 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from paglets.client.addresses import check_address
+from paglets.client.channel import channel
+from paglets.client.dealer import reply_value
+from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
 from paglets.client.transfer import TransferTicket
-from paglets.client.transport import Reactor, channel, check_address, reply_value, then
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from paglets.client.addresses import check_address
 from paglets.client.host_client import HostClient
-from paglets.client.transport import check_address
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, SerializationError
 from paglets.core.messages import FutureReply, Message

@@ -35,11 +35,11 @@ from typing import Any
 
 import zmq
 
-from paglets.core.errors import NodeUnreachableError, OverloadedError, PagletError
+from paglets.core.errors import NodeUnreachableError, OverloadedError, ProtocolError
 from paglets.loops import LoopChannel, LoopThread
 from paglets.node.mesh.binding import advertised_address, resolve_binding
 from paglets.relay.queues import NodeQueues
-from paglets.wire import codec, protocol
+from paglets.wire import codec, protocol, relay
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
@@ -186,25 +186,20 @@ class RelayServer:
 
     # -- routing ---------------------------------------------------------------------------
     def _route(self, frames: list[bytes]) -> None:
-        if len(frames) < 3 or frames[1] != protocol.RELAY_MAGIC:
-            return  # not ours; a client without a usable correlation id gets no answer
-        source, kind = frames[0], frames[2]
-        if kind == protocol.RELAY_TO and len(frames) >= 5:
-            self._to_node(source, frames[3].decode("utf-8", "replace"), frames[4:])
-        elif kind == protocol.RELAY_REPLY and len(frames) >= 5:
-            self._to_client(source, frames[3], frames[4:])
-        elif kind == protocol.RELAY_HELLO and len(frames) >= 4:
-            self._hello(source, frames[3])
-
-    def _hello(self, source: bytes, body: bytes) -> None:
         try:
-            header = protocol.unpack_map(body, "hello")
-        except PagletError:
-            return
-        name = source.decode("utf-8", "replace")
-        if header.get("name") != name or not protocol.AGENT_ID_PATTERN.match(name):
-            return
-        if self._api_key is not None and not _key_matches(header.get("key"), self._api_key):
+            frame = relay.parse_at_relay(frames)
+        except ProtocolError:
+            return  # not ours or malformed; a client without a usable correlation id gets no answer
+        if isinstance(frame, relay.ToNode):
+            self._to_node(frame.client, frame.node, frame.request)
+        elif isinstance(frame, relay.NodeReply):
+            self._to_client(frame.node, frame.client, frame.reply)
+        else:
+            self._hello(frames[0], frame)
+
+    def _hello(self, source: bytes, hello: relay.Hello) -> None:
+        name = hello.name
+        if self._api_key is not None and not _key_matches(hello.key, self._api_key):
             log.warning("relay: refused node %s (missing or wrong API key)", name)
             return
         entry = self._nodes.get(name)
@@ -213,14 +208,7 @@ class RelayServer:
             entry = self._nodes[name] = NodeEntry(name, time.monotonic())
         entry.last_seen = time.monotonic()
         entry.connected = True
-        self._send(
-            [
-                source,
-                protocol.RELAY_MAGIC,
-                protocol.RELAY_WELCOME,
-                protocol.pack({"relay": self.name, "epoch": self.epoch}),
-            ]
-        )
+        self._send([source, *relay.welcome_frames(self.name, self.epoch)])
         if returning:
             log.info("relay: node %s connected", name)
             self._deliver_queue(entry)
@@ -234,7 +222,7 @@ class RelayServer:
         entry.unanswered = 0
         for index, request in enumerate(pending):
             client = QUEUED + index.to_bytes(4, "big")
-            if not self._send([ident, protocol.RELAY_MAGIC, protocol.RELAY_FROM, client, *request]):
+            if not self._send([ident, *relay.from_frames(client, request)]):
                 entry.connected = False
                 return
             entry.unanswered += 1
@@ -244,8 +232,7 @@ class RelayServer:
     def _to_node(self, client: bytes, name: str, request: list[bytes]) -> None:
         entry = self._nodes.get(name)
         if entry is not None and entry.connected:
-            frames = [name.encode(), protocol.RELAY_MAGIC, protocol.RELAY_FROM, client, *request]
-            if self._send(frames):
+            if self._send([name.encode(), *relay.from_frames(client, request)]):
                 return
             entry.connected = False  # the ROUTER lost it: away from now on
         self._for_away_node(client, name, entry, request)
@@ -333,7 +320,7 @@ class RelayServer:
         return snapshot
 
     def _start_http(self) -> None:
-        relay = self
+        relay_server = self
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "paglets-relay"
@@ -343,12 +330,12 @@ class RelayServer:
                 if self.path.split("?")[0] != "/health":
                     self._answer(404, {"error": {"type": "ProtocolError", "message": "unknown route"}})
                     return
-                if relay._api_key is not None:
+                if relay_server._api_key is not None:
                     offered = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                    if not _key_matches(offered, relay._api_key):
+                    if not _key_matches(offered, relay_server._api_key):
                         self._answer(401, {"error": {"type": "AuthenticationError", "message": "missing or wrong key"}})
                         return
-                self._answer(200, relay.health())
+                self._answer(200, relay_server.health())
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()

@@ -65,27 +65,12 @@ Every inbound frame set is validated by :func:`parse_request` before anything
 acts on it; a bad one is answered with a ``ProtocolError`` (when it at least
 carries a correlation id) and the node carries on.
 
-Relay protocol (paglets-relay's ROUTER; nodes behind NAT dial out to it)
-======================================================================
+Relay protocol
+==============
 
-A node that cannot accept connections connects a DEALER to the relay with
-its node name as routing id; others address it as ``relay+tcp://HOST:PORT/NAME``.
-Every relay frame set starts with ``RELAY_MAGIC``:
-
-==========================================  ==========  =====================================
-frames (after the ROUTER's routing id)      direction   meaning
-==========================================  ==========  =====================================
-``RLY1 to NAME`` + a front request          client->R   deliver to node NAME
-``RLY1 from CLIENT`` + a front request      R->node     a request relayed for CLIENT
-``RLY1 reply CLIENT`` + a front reply       node->R     the answer; R sends the reply alone
-``RLY1 hello {name, key?}``                 node->R     register / heartbeat (every beat)
-``RLY1 welcome {relay, epoch}``             R->node     heartbeat answer
-==========================================  ==========  =====================================
-
-A ``send`` for a node that is briefly away is queued on disk (fsync'd) and
-answered with ``{"queued": true, "relay": ...}``; the queue is delivered in
-order when the node is back. Other requests for an away node fail with
-``NodeUnreachableError``.
+Nodes behind NAT are reached through paglets-relay; its frames (``RLY1 to
+NAME`` + a front request, ...) are defined, built and parsed in
+:mod:`paglets.wire.relay`, whose docstring holds the table.
 
 Back protocol (worker DEALER <-> node back ROUTER, ipc in the runtime dir)
 =========================================================================
@@ -129,12 +114,6 @@ from paglets.core.errors import ProtocolError
 PROTOCOL_VERSION = 1
 MAGIC_PREFIX = b"PG"
 MAGIC = MAGIC_PREFIX + bytes([PROTOCOL_VERSION])
-RELAY_MAGIC = b"RLY1"
-RELAY_TO = b"to"
-RELAY_FROM = b"from"
-RELAY_REPLY = b"reply"
-RELAY_HELLO = b"hello"
-RELAY_WELCOME = b"welcome"
 
 OK = b"ok"
 ERR = b"err"
@@ -349,6 +328,26 @@ def parse_replies(frames: list[bytes]) -> list[Reply]:
 def acks_frames(cids: list[bytes]) -> list[bytes]:
     """One frame set accepting several oneway sends (at least two: one is a plain ``ok``)."""
     return [MAGIC, ACKS, b"", pack(cids)]
+
+
+# The relay's frame constants moved to paglets.wire.relay (which builds on this module, so they are
+# looked up on first use rather than imported here).
+_RELAY_NAMES = {
+    "RELAY_MAGIC": "RELAY_MAGIC",
+    "RELAY_TO": "TO",
+    "RELAY_FROM": "FROM",
+    "RELAY_REPLY": "REPLY",
+    "RELAY_HELLO": "HELLO",
+    "RELAY_WELCOME": "WELCOME",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RELAY_NAMES:
+        from paglets.wire import relay
+
+        return getattr(relay, _RELAY_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import zmq
 
-from paglets.wire import protocol
+from paglets.core.errors import ProtocolError
+from paglets.wire import relay
 from paglets.wire.frames import NOBLOCK, read_waiting, send_frames
 
 log = logging.getLogger("paglets.relay_link")
@@ -42,7 +42,7 @@ class RelayLink:
         self._poller = poller
         self.endpoint = endpoint
         self._name = name
-        self._hello = protocol.pack({"name": name, **({"key": api_key} if api_key else {})})
+        self._hello = relay.hello_frames(name, api_key)
         self._heartbeat = heartbeat
         self._secure = secure
         self.sock: zmq.Socket | None = None
@@ -85,24 +85,22 @@ class RelayLink:
         """Hand each relayed request (``[client, *request]``) to the broker."""
 
         def one(frames: list[bytes]) -> None:
-            if len(frames) < 2 or frames[0] != protocol.RELAY_MAGIC:
+            try:
+                frame = relay.parse_at_node(frames)
+            except ProtocolError:
                 return
-            if frames[1] == protocol.RELAY_FROM and len(frames) >= 4:
-                handle_request(frames[2:])
-            elif frames[1] == protocol.RELAY_WELCOME:
-                self._welcomed(frames[2:])
+            if isinstance(frame, relay.FromClient):
+                handle_request([frame.client, *frame.request])
+            else:
+                self._welcomed(frame)
 
         read_waiting(self.sock, one)
 
-    def _welcomed(self, rest: list[bytes]) -> None:
-        try:
-            info: dict[str, Any] = protocol.unpack_map(rest[0], "welcome") if rest else {}
-        except Exception:  # a garbled welcome is still a sign of life
-            info = {}
+    def _welcomed(self, welcome: relay.Welcome) -> None:
         if not self.connected:
             log.info("node %s: connected to relay %s", self._name, self.endpoint)
         self.connected = True
-        self.epoch = info.get("epoch")
+        self.epoch = welcome.epoch
         self._last_welcome = time.monotonic()
         self._backoff = self._heartbeat
 
@@ -111,7 +109,7 @@ class RelayLink:
         if self.sock is None:
             return
         try:
-            send_frames(self.sock, [protocol.RELAY_MAGIC, protocol.RELAY_REPLY, *frames], NOBLOCK)
+            send_frames(self.sock, relay.reply_frames(frames[0], frames[1:]), NOBLOCK)
         except zmq.ZMQError as exc:
             log.debug("node %s: reply through the relay dropped: %s", self._name, exc)
 
@@ -134,7 +132,7 @@ class RelayLink:
     def _say_hello(self, now: float) -> None:
         self._next_hello = now + self._heartbeat
         try:
-            send_frames(self.sock, [protocol.RELAY_MAGIC, protocol.RELAY_HELLO, self._hello], NOBLOCK)
+            send_frames(self.sock, self._hello, NOBLOCK)
         except zmq.ZMQError:
             pass  # not connected yet; the next beat tries again
 

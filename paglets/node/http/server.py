@@ -1,0 +1,220 @@
+"""HTTP connections of the shim: one request per connection, read, routed and answered in JSON.
+
+:class:`ShimServer` is the listening socket: each connection gets its own
+daemon thread and socket timeout, so a slow or silent client ties up nothing
+but that thread, and at most ``max_connections`` are served at once (one more
+is told 503 and closed). :class:`_Handler` checks the API key, finds the
+route (:mod:`paglets.node.http.routes`), reads a bounded body and writes the
+JSON reply. When the host has an ``api_key``, every request needs
+``Authorization: Bearer KEY``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from paglets.core import errors
+from paglets.node.http.requests import HttpRefusal, Request
+from paglets.node.http.routes import Reply, error_reply, find_route
+
+log = logging.getLogger("paglets.http")
+
+DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, so the close is not a reset
+_LENGTH = re.compile(r"^[0-9]{1,19}$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: one request, checked, routed and answered in JSON, then closed."""
+
+    server: ShimServer
+    protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # so even a garbled request line gets a status line back
+    server_version = "paglets-http"
+
+    def setup(self) -> None:
+        self.timeout = self.server.connection_timeout
+        self._unread = 0
+        super().setup()
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def _dispatch(self) -> None:
+        self.close_connection = True
+        declared = self.headers.get("Content-Length") or ""
+        self._unread = int(declared) if _LENGTH.match(declared) else 0  # drained after the reply
+        headers: dict[str, str] = {}
+        try:
+            status, body = self._answer()
+        except HttpRefusal as exc:
+            (status, body), headers = error_reply(exc), exc.headers
+        except Exception as exc:
+            status, body = error_reply(exc)
+            if status == 500 and not isinstance(exc, errors.PagletError):
+                log.error("http %s %s failed", self.command, self.path[:200], exc_info=True)
+        self._send_json(status, body, headers)
+        self._drain()
+
+    def _answer(self) -> Reply:
+        host = self.server.host
+        self._check_auth(host.api_key)
+        url = urlsplit(self.path)
+        route, params = find_route(self.command, url.path)
+        request = Request(params, parse_qs(url.query, keep_blank_values=True))
+        if self.command == "POST" and not (route.body_optional and self._no_body_sent()):
+            request.body = self._read_body(route.body_type, host.max_message_size)
+        return route.handler(host, request)
+
+    def _check_auth(self, api_key: str | None) -> None:
+        if not api_key:
+            return
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        offered = token.strip().encode("latin-1", "replace") if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(offered, api_key.encode("utf-8")):
+            raise HttpRefusal(
+                401, "missing or wrong API key", "AuthenticationError", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    def _no_body_sent(self) -> bool:
+        """True for a request with neither Content-Length nor Transfer-Encoding (which has no body)."""
+        return "Content-Length" not in self.headers and "Transfer-Encoding" not in self.headers
+
+    def _read_body(self, body_type: str, limit: int) -> Any:
+        """The request body: raw bytes for a route that names its Content-Type, else decoded JSON."""
+        if body_type and self.headers.get_content_type() != body_type:
+            declared = self.headers.get("Content-Type") or "none"
+            raise HttpRefusal(415, f"this endpoint takes Content-Type {body_type}, got {declared:.80}")
+        data = self._read_raw(limit)
+        if body_type:
+            return data
+        if not data:
+            return None
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise HttpRefusal(400, f"body is not valid JSON: {exc}"[:300]) from None
+
+    def _read_raw(self, limit: int) -> bytes:
+        lengths = set(self.headers.get_all("Content-Length") or ())
+        if "Transfer-Encoding" in self.headers or not lengths:
+            raise HttpRefusal(411, "a request body needs a Content-Length header (chunked is not supported)")
+        raw = lengths.pop()
+        if lengths or not _LENGTH.match(raw):
+            raise HttpRefusal(400, f"bad Content-Length {raw!r:.40}")
+        length = int(raw)
+        if length > limit:
+            self._unread = 0  # and it never will be: the point is not to take it in
+            raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+        self._unread = 0  # read now, or never
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            raise HttpRefusal(408, "timed out reading the request body") from None
+        except OSError as exc:
+            raise HttpRefusal(400, f"could not read the request body: {exc}") from None
+        if len(data) < length:
+            raise HttpRefusal(400, f"body truncated: got {len(data)} of {length} bytes")
+        return data
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        try:
+            data = json.dumps(body, allow_nan=False, default=str, separators=(",", ":")).encode()
+        except (ValueError, RecursionError) as exc:
+            log.error("http %s: reply is not JSON-encodable: %s", getattr(self, "path", "?")[:200], exc)
+            status, data = 500, b'{"error":{"type":"SerializationError","message":"reply is not JSON-encodable"}}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _drain(self) -> None:
+        """Read a small unread body so closing the socket does not reset the client's read."""
+        if 0 < self._unread <= DRAIN_LIMIT:
+            with contextlib.suppress(OSError, ValueError):
+                self.wfile.flush()
+                self.connection.settimeout(1.0)
+                self.rfile.read(self._unread)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, oversized headers...): answer in JSON too."""
+        self.close_connection = True
+        self.log_error("code %d, message %s", code, message)
+        text = message or self.responses.get(code, ("error",))[0]
+        self._send_json(code, {"error": {"type": "ProtocolError", "message": text}}, {})
+
+    def version_string(self) -> str:
+        return self.server_version  # not the Python version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_BUSY_BODY = b'{"error":{"type":"OverloadedError","message":"too many open HTTP connections; retry later"}}'
+_BUSY_REPLY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+_BUSY_REPLY += b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+
+
+class ShimServer(ThreadingHTTPServer):
+    """The shim's listening socket: a daemon thread per connection, at most ``max_connections`` at once."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], host: Any, connection_timeout: float, max_connections: int):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.host = host
+        self.connection_timeout = connection_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # a fresh socket's send buffer is empty: this cannot block
+                request.sendall(_BUSY_REPLY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the fqdn, which can stall on a host without DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http connection from %s ended badly", client_address, exc_info=True)
+
+
+__all__ = ["DRAIN_LIMIT", "ShimServer"]

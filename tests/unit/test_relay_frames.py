@@ -1,0 +1,80 @@
+"""Relay frames: what one side builds the other parses, and a malformed frame set is refused."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from paglets.core.errors import ProtocolError
+from paglets.wire import protocol, relay
+
+CLIENT = b"\x00client"
+REQUEST = protocol.request_frames("ping", b"c1", {})
+
+
+def test_a_request_for_a_node_reaches_the_relay_as_to_node():
+    parsed = relay.parse_at_relay([CLIENT, *relay.to_prefix("natted"), *REQUEST])
+    assert parsed == relay.ToNode(client=CLIENT, node="natted", request=REQUEST)
+
+
+def test_the_relay_passes_a_request_on_as_from_client():
+    parsed = relay.parse_at_node(relay.from_frames(CLIENT, REQUEST))
+    assert parsed == relay.FromClient(client=CLIENT, request=REQUEST)
+
+
+def test_a_node_reply_names_the_client():
+    reply = protocol.ok_frames(b"c1", {"name": "natted"})
+    parsed = relay.parse_at_relay([b"natted", *relay.reply_frames(CLIENT, reply)])
+    assert parsed == relay.NodeReply(node=b"natted", client=CLIENT, reply=reply)
+
+
+@pytest.mark.parametrize("key", [None, "s3cret"])
+def test_hello_carries_the_name_and_key(key):
+    parsed = relay.parse_at_relay([b"natted", *relay.hello_frames("natted", key)])
+    assert parsed == relay.Hello(name="natted", key=key)
+
+
+def test_welcome_carries_relay_and_epoch():
+    assert relay.parse_at_node(relay.welcome_frames("r1", "e1")) == relay.Welcome(relay="r1", epoch="e1")
+
+
+def test_a_garbled_welcome_is_still_a_welcome():
+    assert relay.parse_at_node([relay.RELAY_MAGIC, relay.WELCOME, b"\xc1"]) == relay.Welcome(relay=None, epoch=None)
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([CLIENT, b"RLY2", b"to", b"n", b"x"], "magic"),
+        ([CLIENT, relay.RELAY_MAGIC, b"to", b"natted"], "'to'"),
+        ([b"natted", relay.RELAY_MAGIC, b"reply", CLIENT], "'reply'"),
+        ([b"natted", relay.RELAY_MAGIC, b"hello"], "'hello'"),
+        ([b"natted", relay.RELAY_MAGIC, b"hello", b"\xc1"], "msgpack"),
+        ([b"natted", relay.RELAY_MAGIC, b"hello", msgpack.packb({"name": "other"})], "routing id"),
+        ([b".bad", relay.RELAY_MAGIC, b"hello", msgpack.packb({"name": ".bad"})], "invalid node name"),
+        ([CLIENT, relay.RELAY_MAGIC, b"explode"], "unknown"),
+    ],
+)
+def test_malformed_frames_at_the_relay_are_refused(frames, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        relay.parse_at_relay(frames)
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([b"RLY2", b"from", CLIENT, b"x"], "magic"),
+        ([relay.RELAY_MAGIC], "magic"),
+        ([relay.RELAY_MAGIC, b"from", CLIENT], "'from'"),
+        ([relay.RELAY_MAGIC, b"hello", b"{}"], "unknown"),
+    ],
+)
+def test_malformed_frames_at_a_node_are_refused(frames, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        relay.parse_at_node(frames)
+
+
+def test_old_constant_names_still_import_from_protocol():
+    from paglets.wire.protocol import RELAY_HELLO, RELAY_MAGIC, RELAY_TO
+
+    assert (RELAY_MAGIC, RELAY_TO, RELAY_HELLO) == (relay.RELAY_MAGIC, relay.TO, relay.HELLO)
