@@ -103,18 +103,27 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
             data = tomllib.load(stream)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"cannot read {value}: {exc}", ctx, param) from None
-    options = {p.name: p for p in ctx.command.params if p.name != param.name}
+    # A key is the option's long flag with underscores (--http-port -> http_port).
+    options = {
+        p.opts[0].lstrip("-").replace("-", "_"): p
+        for p in ctx.command.params
+        if isinstance(p, click.Option) and p.expose_value and p.name != param.name
+    }
     unknown = sorted(set(data) - set(options))
     if unknown:
         raise click.BadParameter(
             f"unknown key(s) {', '.join(unknown)} in {value}; known keys: {', '.join(sorted(options))}", ctx, param
         )
+    defaults = {}
     for key, item in data.items():
-        if getattr(options[key], "multiple", False):
+        option = options[key]
+        if option.multiple:
             if isinstance(item, str):
-                data[key] = [item]
+                item = [item]
             elif isinstance(item, dict):
-                data[key] = [f"{name}={text}" for name, text in item.items()]
+                item = [f"{name}={text}" for name, text in item.items()]
+        defaults[option.name] = item
+    data = defaults
     ctx.default_map = {**(ctx.default_map or {}), **data}
     return value
 

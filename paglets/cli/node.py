@@ -10,10 +10,11 @@ fixtures parse them), then nothing more; logs go to stderr::
 SIGTERM or SIGINT stops the node (workers, template process, sockets) and
 exits 0. A node that cannot start prints one ``Error:`` line and exits 1.
 
-Options may also come from a TOML file (``--config``) whose keys are the
-option names with underscores (``http_port = 0``); command-line flags win.
-To add an option: one ``@click.option`` on :func:`main`, plus its Host keyword
-in :data:`HOST_KWARGS` (or a line in :func:`host_kwargs` when it is derived).
+Every node option is a field of :class:`~paglets.node.config.NodeConfig`;
+its flag, default and help here, and its key in a TOML file (``--config``,
+keys with underscores: ``http_port = 0``), are derived from that field.
+Command-line flags win over the file. Only the options that are not node
+settings (``--config``, ``--api-key-env``, ``--log-level``) are declared here.
 """
 
 from __future__ import annotations
@@ -23,51 +24,26 @@ import re
 import signal
 import socket
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from paglets.cli import node_toml
 from paglets.cli.common import (
-    PORT,
     announce,
     api_key_from_env,
     check_name,
     config_option,
     configure_logging,
-    curve_server_options,
     install_stop_handlers,
     log_level_option,
 )
 from paglets.client.transport import check_address
-from paglets.node.host import DEFAULT_DATA_ROOT, Host
-from paglets.wire import protocol
+from paglets.node.config import OptionSpec, option_specs
+from paglets.node.host import Host
 
 log = logging.getLogger("paglets.cli.node")
-
-# Option name -> Host keyword, for options passed through unchanged.
-HOST_KWARGS = {
-    "name": "name",
-    "bind": "host",
-    "port": "port",
-    "preload": "preload",
-    "heartbeat": "heartbeat_interval",
-    "max_message_size": "max_message_size",
-    "mailbox_limit": "mailbox_limit",
-    "checkpoint_interval": "checkpoint_interval",
-    "connect": "connect_to",
-    "public_url": "public_url",
-    "mesh": "mesh",
-    "mesh_version": "mesh_version",
-    "gossip_interval": "mesh_gossip_interval",
-    "offline_after": "mesh_offline_after",
-    "lan_discovery": "mesh_lan_discovery",
-    "curve_secret": "curve_secret",
-    "curve_allow": "curve_allow",
-    "curve_server_key": "curve_server_key",
-    "bind_public": "bind_public",
-}
-SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 def default_node_name() -> str:
@@ -95,156 +71,117 @@ def _check_peers(ctx: click.Context, param: click.Parameter, values: tuple[str, 
         raise click.BadParameter(str(exc)) from None
 
 
-def _parse_properties(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    properties: dict[str, str] = {}
+def _parse_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE")
-        properties[key.strip()] = value
-    return properties
+        pairs[key.strip()] = value
+    return pairs
+
+
+# Checks beyond a value's type, for the few options that need one on the command line.
+CALLBACKS: dict[str, Callable[..., Any]] = {"name": check_name, "connect_to": _check_relay, "peers": _check_peers}
+CLI_DEFAULTS: dict[str, Any] = {"name": default_node_name}
+EXISTING_PATHS = {
+    "curve_secret": click.Path(exists=True, dir_okay=False),
+    "curve_allow": click.Path(exists=True, file_okay=False),
+    "curve_server_key": click.Path(exists=True, dir_okay=False),
+}
+CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "str": click.STRING, "path": click.Path()}
+
+
+def _checked(spec: OptionSpec, then: Callable[..., Any] | None) -> Callable[..., Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if then is not None:
+            value = then(ctx, param, value)
+        if spec.check is not None and value is not None and not isinstance(value, (tuple, list, dict)):
+            try:
+                spec.check(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from None
+        return value
+
+    return callback
+
+
+def spec_option(spec: OptionSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option of one NodeConfig field."""
+    default = CLI_DEFAULTS.get(spec.field, spec.default)
+    show = "this machine's hostname" if spec.field == "name" else default not in (None, [], {})
+    common: dict[str, Any] = {"help": spec.doc, "show_default": show}
+    if spec.metavar:
+        common["metavar"] = spec.metavar
+    if spec.kind == "bool":
+        flag = spec.flag
+        return click.option(f"{flag}/--no-{flag[2:]}", spec.field, default=default, **common)
+    if spec.kind == "list":
+        return click.option(
+            spec.flag, spec.field, multiple=True, callback=CALLBACKS.get(spec.field), **{"metavar": "VALUE", **common}
+        )
+    if spec.kind == "dict":
+        return click.option(spec.flag, spec.field, multiple=True, metavar="KEY=VALUE", callback=_parse_pairs, **common)
+    kind = EXISTING_PATHS.get(spec.field) or CLICK_TYPES[spec.kind]
+    return click.option(
+        spec.flag,
+        spec.field,
+        type=kind,
+        default=default,
+        callback=_checked(spec, CALLBACKS.get(spec.field)),
+        **common,
+    )
+
+
+def node_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Every NodeConfig option as a flag, in declaration order."""
+    for spec in reversed(list(option_specs())):
+        function = spec_option(spec)(function)
+    return function
+
+
+def _print_config(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        click.echo(node_toml.render(), nl=False)
+        ctx.exit(0)
 
 
 def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The Host keywords for parsed command-line ``options``."""
-    _check_curve_options(options)
-    kwargs = {keyword: options[name] for name, keyword in HOST_KWARGS.items()}
-    kwargs["preload"] = list(options["preload"])
-    kwargs["http_port"] = options["http_port"] if options["http"] else None
-    data_dir = options["data_dir"]
-    kwargs["persistence_dir"] = Path(data_dir).expanduser() if data_dir else DEFAULT_DATA_ROOT / options["name"]
+    kwargs = {spec.field: options[spec.field] for spec in option_specs()}
+    for spec in option_specs():
+        if spec.kind == "list":
+            kwargs[spec.field] = list(kwargs[spec.field])
+        elif spec.kind == "dict":
+            kwargs[spec.field] = dict(kwargs[spec.field])
+    _check_curve_options(kwargs)
     if options["api_key_env"]:
         kwargs["api_key"] = api_key_from_env(options["api_key_env"])
-    kwargs["peers"] = list(options["peer"])
-    kwargs["tags"] = list(options["tag"])
-    kwargs["properties"] = dict(options["property"])
     return kwargs
 
 
-def _check_curve_options(options: dict[str, Any]) -> None:
-    if options["curve_secret"] is None:
-        given = [f"--{name.replace('_', '-')}" for name in ("curve_allow", "curve_server_key") if options[name]]
+def _check_curve_options(kwargs: dict[str, Any]) -> None:
+    if kwargs["curve_secret"] is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("curve_allow", "curve_server_key") if kwargs[name]]
         if given:
             raise click.UsageError(f"{' and '.join(given)}: give --curve-secret too")
-    elif options["curve_allow"] is None:
+    elif kwargs["curve_allow"] is None:
         raise click.UsageError("--curve-secret needs --curve-allow: the directory of the client keys to let in")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @config_option
-@click.option(
-    "--name",
-    default=default_node_name,
-    show_default="this machine's hostname",
-    callback=check_name,
-    help="Node name, unique in the mesh.",
-)
-@click.option(
-    "--bind",
-    default="127.0.0.1",
-    show_default=True,
-    help="Interface to listen on: an address, 0.0.0.0 for all, or auto for this machine's LAN address.",
-)
-@click.option(
-    "--bind-public",
-    is_flag=True,
-    help="Listen on every interface and advertise this machine's LAN address (overrides --bind).",
-)
-@click.option(
-    "--public-url",
-    metavar="URL",
-    default=None,
-    help="Address to advertise instead of tcp://BIND:PORT (a node behind NAT or a port forward).",
-)
-@click.option(
-    "--connect",
-    metavar="tcp://RELAY:PORT",
-    default=None,
-    callback=_check_relay,
-    help="Listen nowhere: dial out to this relay and be reached as relay+tcp://RELAY:PORT/NAME (no HTTP shim).",
-)
-@click.option("--port", type=PORT, default=7700, show_default=True, help="Front (ZeroMQ) port; 0 picks a free one.")
-@click.option("--http-port", type=PORT, default=7701, show_default=True, help="HTTP shim port; 0 picks a free one.")
-@click.option("--http/--no-http", default=True, show_default=True, help="Start the HTTP shim (or not).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    show_default="~/.local/share/paglets/NAME",
-    help="Where the node keeps its records and the paglets' work directories.",
-)
+@node_options
 @click.option("--api-key-env", metavar="VAR", default=None, help="Require the API key held in environment VAR.")
-@click.option(
-    "--preload",
-    metavar="MODULE",
-    multiple=True,
-    help="Module the template process imports before forking workers (repeatable).",
-)
-@click.option(
-    "--heartbeat",
-    type=click.FloatRange(min=0, min_open=True),
-    default=0.5,
-    show_default=True,
-    help="Seconds between node/worker heartbeats; 3 missed ones mark a worker crashed.",
-)
-@click.option(
-    "--max-message-size",
-    type=click.IntRange(min=1),
-    default=protocol.DEFAULT_MAX_MESSAGE_SIZE,
-    show_default=True,
-    help="Largest request the front socket accepts, in bytes.",
-)
-@click.option(
-    "--checkpoint-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Seconds between checkpoints of active paglets; after a crash they come back from the last one. "
-    "Off by default.",
-)
-@click.option(
-    "--mailbox-limit",
-    type=click.IntRange(min=1),
-    default=10_000,
-    show_default=True,
-    help="Messages a paglet's mailbox may hold before senders get OverloadedError.",
-)
-@click.option(
-    "--peer",
-    metavar="ADDR",
-    multiple=True,
-    callback=_check_peers,
-    help="Node address (tcp://... or relay+tcp://.../NAME) to gossip with (repeatable).",
-)
-@click.option("--tag", metavar="TAG", multiple=True, help="Tag this node carries in the mesh (repeatable).")
-@click.option(
-    "--property",
-    metavar="KEY=VALUE",
-    multiple=True,
-    callback=_parse_properties,
-    help="Property this node carries in the mesh (repeatable).",
-)
-@click.option("--mesh/--no-mesh", default=True, show_default=True, help="Take part in the mesh gossip (or not).")
-@click.option("--mesh-version", metavar="V", default=None, help="Code version to advertise (default: paglets').")
-@click.option("--gossip-interval", type=SECONDS, default=1.0, show_default=True, help="Seconds between gossip rounds.")
-@click.option(
-    "--offline-after",
-    type=SECONDS,
-    default=10.0,
-    show_default=True,
-    help="Seconds without news after which a node counts as offline.",
-)
-@click.option("--lan-discovery", is_flag=True, help="Find other nodes on the local network by UDP multicast.")
-@curve_server_options(
-    secret_help="This node's .key_secret file: serve (and dial out) with CurveZMQ. Needs --curve-allow.",
-    allow_help="Directory of the public .key files of the clients let in.",
-)
-@click.option(
-    "--curve-server-key",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Public .key file of the nodes and relay this node connects to (default: its own public key).",
-)
 @log_level_option
+@click.option(
+    "--print-config",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_config,
+    help="Print a TOML config file of every option with its default, and exit.",
+)
 def main(**options: Any) -> None:
     """Run a paglets node until SIGTERM or Ctrl-C."""
     configure_logging(options["log_level"])
@@ -276,7 +213,7 @@ def run_node(kwargs: dict[str, Any]) -> int:
 def _describe(kwargs: dict[str, Any]) -> str:
     if kwargs.get("connect_to"):
         return f"{kwargs['name']} via relay {kwargs['connect_to']}"
-    http = "http off" if kwargs["http_port"] is None else f"http port {kwargs['http_port']}"
+    http = "http off" if not kwargs["http"] else f"http port {kwargs['http_port']}"
     where = "all interfaces" if kwargs["bind_public"] else kwargs["host"]
     return f"{kwargs['name']} on {where} (port {kwargs['port']}, {http})"
 

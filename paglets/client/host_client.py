@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from paglets.client.addresses import check_address
 from paglets.client.channel import channel
 from paglets.client.dealer import reply_value
+from paglets.client.proxy import PagletProxy
 from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
 from paglets.client.transfer import TransferTicket
@@ -27,7 +28,6 @@ from paglets.wire import codec, protocol
 from paglets.wire.message_codec import encode_message
 
 if TYPE_CHECKING:
-    from paglets.client.proxy import PagletProxy
     from paglets.core.agent import Paglet, PagletState
 
 DEFAULT_TIMEOUT = 30.0
@@ -275,8 +275,6 @@ class HostClient:
         return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
 
     def proxy(self, address: str, agent_id: str) -> PagletProxy:
-        from paglets.client.proxy import PagletProxy
-
         return PagletProxy(address, agent_id, self)
 
 
@@ -303,5 +301,7 @@ def create_request(
 def decode_result(reply: protocol.Reply) -> Any:
     return codec.decode(reply.payload[0]) if reply.payload and reply.payload[0] else None
 
+
+PagletProxy.default_client = HostClient  # proxies made without a client use a default HostClient
 
 __all__ = ["HostClient", "create_request", "decode_result"]

@@ -1,16 +1,20 @@
 """PagletProxy: a handle on one paglet, wherever it runs.
 
-A proxy is just ``(host_url, agent_id)`` plus the :class:`HostClient` that
-carries its calls; it can be copied between processes with
-:meth:`PagletProxy.to_wire` and used from any thread.
+A proxy is just ``(host_url, agent_id)`` plus the
+:class:`~paglets.client.host_client.HostClient` that carries its calls; it can
+be copied between processes with :meth:`PagletProxy.to_wire` and used from any
+thread. The client module creates proxies (``HostClient.create`` returns one),
+so this module does not import it back: the client registers itself as the
+default client of proxies made without one (``paglets.client`` does that on
+import).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from paglets.client.addresses import check_address
-from paglets.client.host_client import HostClient
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, SerializationError
 from paglets.core.messages import FutureReply, Message
@@ -18,12 +22,18 @@ from paglets.persistence.persistency import DeactivationPolicy
 
 
 class PagletProxy:
-    """Talks to one paglet through its node."""
+    """Talks to one paglet through its node (``client``: a HostClient; None makes a default one)."""
 
-    def __init__(self, host_url: str, agent_id: str, client: HostClient | None = None):
+    default_client: ClassVar[Callable[[], Any] | None] = None  # set by paglets.client.host_client
+
+    def __init__(self, host_url: str, agent_id: str, client: Any = None):
         self.host_url = check_address(host_url)
         self.agent_id = agent_id
-        self.client = client if client is not None else HostClient()
+        if client is None:
+            if PagletProxy.default_client is None:
+                raise RuntimeError("import paglets.client (it provides the HostClient proxies use)")
+            client = PagletProxy.default_client()
+        self.client = client
         self._class_name: str | None = None
 
     # -- messages --------------------------------------------------------------
@@ -149,7 +159,7 @@ class PagletProxy:
         return {"host_url": self.host_url, "agent_id": self.agent_id}
 
     @classmethod
-    def from_wire(cls, payload: Any, client: HostClient | None = None) -> PagletProxy:
+    def from_wire(cls, payload: Any, client: Any = None) -> PagletProxy:
         if not isinstance(payload, dict) or not isinstance(payload.get("host_url"), str):
             raise SerializationError(f"not a proxy: {payload!r:.200}")
         if not isinstance(payload.get("agent_id"), str):

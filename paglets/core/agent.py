@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         PersistencyEvent,
     )
     from paglets.core.messages import Message, ReplySet
-    from paglets.worker.resources import ResourceRegistry
+    from paglets.core.resources import ResourceRegistry
 
 ACTIVE = 0x1
 INACTIVE = 0x2

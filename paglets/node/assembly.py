@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 import paglets
+from paglets.binding import Binding, advertised_address, check_public_url, resolve_binding
 from paglets.client.host_client import HostClient
 from paglets.client.security import CurveIdentity, CurveServer
 from paglets.client.transport import check_address
@@ -43,7 +44,6 @@ from paglets.node.flows.messaging import Messaging
 from paglets.node.flows.movement import Movement
 from paglets.node.flows.parking import Parking
 from paglets.node.identity import NodeIdentity
-from paglets.node.mesh.binding import Binding, advertised_address, check_public_url, resolve_binding
 from paglets.node.mesh.registry import MeshRegistry
 from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import Zygote

@@ -86,7 +86,7 @@ class NodeConfig:
     )
     public_url: str | None = opt(
         None, "Address to advertise instead of tcp://BIND:PORT (a node behind NAT or a port forward).",
-        example="tcp://node.example.org:7700",
+        example="tcp://node.example.org:7700", metavar="URL",
     )  # fmt: skip
     connect_to: str | None = opt(
         None,
@@ -94,6 +94,7 @@ class NodeConfig:
         "relay+tcp://RELAY:PORT/NAME (no HTTP shim).",
         flag="connect",
         example="tcp://relay.example.org:7800",
+        metavar="tcp://RELAY:PORT",
     )
     http: bool = opt(True, "Start the HTTP shim (health, listings and movement over HTTP).")
     http_port: int = opt(0, "HTTP shim port; 0 picks a free one.", cli_default=7701, check=_port)
@@ -114,7 +115,10 @@ class NodeConfig:
     # -- the mesh -------------------------------------------------------------------------------
     mesh: bool = opt(True, "Take part in the mesh gossip.")
     peers: list[str] = opt(
-        [], "Node addresses (tcp://HOST:PORT or relay+tcp://RELAY:PORT/NODE) to gossip with.", flag="peer"
+        [],
+        "Node addresses (tcp://HOST:PORT or relay+tcp://RELAY:PORT/NODE) to gossip with.",
+        flag="peer",
+        metavar="ADDR",
     )
     mesh_multicast: bool = opt(True, "Allow LAN discovery by UDP multicast (lan_discovery turns it on).")
     mesh_lan_discovery: bool = opt(
@@ -128,7 +132,9 @@ class NodeConfig:
         10.0, "Seconds without news after which another node counts as offline.", flag="offline_after",
         check=_positive,
     )  # fmt: skip
-    tags: list[str] = opt([], "Tags this node carries in the mesh (paglets can pick nodes by them).", flag="tag")
+    tags: list[str] = opt(
+        [], "Tags this node carries in the mesh (paglets can pick nodes by them).", flag="tag", metavar="TAG"
+    )
     properties: dict[str, str] = opt({}, "Properties (KEY=VALUE) this node carries in the mesh.", flag="property")
     # -- storage -------------------------------------------------------------------------------
     persistence_dir: Path | None = opt(
@@ -154,7 +160,9 @@ class NodeConfig:
     )  # fmt: skip
     # -- workers ------------------------------------------------------------------------------
     preload: list[str] = opt(
-        [], "Modules the template process imports before forking workers, so each worker starts with them."
+        [],
+        "Modules the template process imports before forking workers, so each worker starts with them.",
+        metavar="MODULE",
     )
     learn_preload: bool = opt(True, "Have the template process import the modules paglets come from, once seen.")
     worker_pool: int = opt(2, "Idle pre-forked workers the template process keeps ready.", check=_not_negative)
@@ -222,6 +230,7 @@ class OptionSpec:
     doc: str
     example: Any = None
     check: Callable[[Any], None] | None = None
+    metavar: str | None = None
 
     @property
     def flag(self) -> str:
@@ -245,6 +254,7 @@ def option_specs() -> Iterator[OptionSpec]:
             doc=meta["doc"],
             example=meta.get("example"),
             check=meta.get("check"),
+            metavar=meta.get("metavar"),
         )
 
 

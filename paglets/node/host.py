@@ -36,6 +36,7 @@ from paglets.client.transfer import TransferTicket
 from paglets.core.agent import ACTIVE, Paglet, PagletState
 from paglets.core.errors import HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEvent
+from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
 from paglets.node.assembly import (
     Foundation,
@@ -50,9 +51,8 @@ from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.mesh.discovery import LanDiscovery
-from paglets.node.storage.files import PagletFileRef, class_storage_dir
 from paglets.persistence.persistency import DeactivationRequest
-from paglets.persistence.storage import ManagedStorage
+from paglets.persistence.storage import ManagedStorage, class_storage_dir
 from paglets.threads import ThreadPool
 from paglets.waiting import wait_for
 from paglets.wire import codec

@@ -248,4 +248,10 @@ class ManagedStorage:
         return files, temps
 
 
-__all__ = ["ManagedStorage", "StorageQuotaError"]
+def class_storage_dir(root: Path, class_name: str) -> Path:
+    """The persistent-storage directory shared by every paglet of ``class_name``."""
+    key = "".join(c if c.isalnum() or c in "._-" else "_" for c in class_name.replace(":", "."))
+    return root / (key or "storage")
+
+
+__all__ = ["ManagedStorage", "StorageQuotaError", "class_storage_dir"]

@@ -35,9 +35,9 @@ from typing import Any
 
 import zmq
 
+from paglets.binding import advertised_address, resolve_binding
 from paglets.core.errors import NodeUnreachableError, OverloadedError, ProtocolError
 from paglets.loops import LoopChannel, LoopThread
-from paglets.node.mesh.binding import advertised_address, resolve_binding
 from paglets.relay.queues import NodeQueues
 from paglets.wire import codec, protocol, relay
 from paglets.wire.errors import error_to_wire

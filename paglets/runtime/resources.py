@@ -1,5 +1,5 @@
-"""Public import path kept for paglet authors (see API.md); the code lives in ``paglets.worker.resources``."""
+"""Public import path kept for paglet authors (see API.md); the code lives in ``paglets.core.resources``."""
 
-from paglets.worker.resources import ResourceCleanupError, ResourceRegistry
+from paglets.core.resources import ResourceCleanupError, ResourceRegistry
 
 __all__ = ["ResourceCleanupError", "ResourceRegistry"]

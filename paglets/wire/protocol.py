@@ -330,26 +330,6 @@ def acks_frames(cids: list[bytes]) -> list[bytes]:
     return [MAGIC, ACKS, b"", pack(cids)]
 
 
-# The relay's frame constants moved to paglets.wire.relay (which builds on this module, so they are
-# looked up on first use rather than imported here).
-_RELAY_NAMES = {
-    "RELAY_MAGIC": "RELAY_MAGIC",
-    "RELAY_TO": "TO",
-    "RELAY_FROM": "FROM",
-    "RELAY_REPLY": "REPLY",
-    "RELAY_HELLO": "HELLO",
-    "RELAY_WELCOME": "WELCOME",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RELAY_NAMES:
-        from paglets.wire import relay
-
-        return getattr(relay, _RELAY_NAMES[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "ACCEPTED",
     "ACKS",

@@ -16,13 +16,13 @@ from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.client.security import CurveIdentity
 from paglets.core.agent import ACTIVE, PagletContext
+from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
-from paglets.node.storage.files import PagletFileRef, class_storage_dir
+from paglets.core.resources import ResourceRegistry
 from paglets.persistence.persistency import DeactivationPolicy
-from paglets.persistence.storage import ManagedStorage
+from paglets.persistence.storage import ManagedStorage, class_storage_dir
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
-from paglets.worker.resources import ResourceRegistry
 
 if TYPE_CHECKING:
     from paglets.worker.main import Worker

@@ -17,6 +17,7 @@ from paglets.examples.echo import EchoPaglet
 from paglets.relay.server import RelayServer
 from paglets.remote.client import HostClient
 from paglets.wire import protocol
+from paglets.wire.relay import RELAY_MAGIC
 from tests import sample_paglets as sp
 from tests.conftest import wait_until
 
@@ -142,10 +143,10 @@ def test_hostile_frames_on_the_relay_are_ignored(tmp_path, make_node):
         sock.connect(relay.address)
         for frames in [
             *HOSTILE,
-            [protocol.RELAY_MAGIC, b"to", b"natted", PICKLE],
-            [protocol.RELAY_MAGIC, b"reply", b"someone", PICKLE],
-            [protocol.RELAY_MAGIC, b"hello", PICKLE],
-            [protocol.RELAY_MAGIC, b"to"],
+            [RELAY_MAGIC, b"to", b"natted", PICKLE],
+            [RELAY_MAGIC, b"reply", b"someone", PICKLE],
+            [RELAY_MAGIC, b"hello", PICKLE],
+            [RELAY_MAGIC, b"to"],
         ]:
             sock.send_multipart(frames)
         sock.close(0)

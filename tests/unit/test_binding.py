@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from paglets.node.mesh import binding
-from paglets.node.mesh.binding import Binding, advertised_address, lan_addresses, resolve_binding
+from paglets.binding import Binding, advertised_address, lan_addresses, resolve_binding
+from paglets import binding
 
 
 @pytest.fixture

@@ -72,9 +72,3 @@ def test_malformed_frames_at_the_relay_are_refused(frames, reason):
 def test_malformed_frames_at_a_node_are_refused(frames, reason):
     with pytest.raises(ProtocolError, match=reason):
         relay.parse_at_node(frames)
-
-
-def test_old_constant_names_still_import_from_protocol():
-    from paglets.wire.protocol import RELAY_HELLO, RELAY_MAGIC, RELAY_TO
-
-    assert (RELAY_MAGIC, RELAY_TO, RELAY_HELLO) == (relay.RELAY_MAGIC, relay.TO, relay.HELLO)

@@ -15,13 +15,14 @@ from typing import Any
 
 from paglets.core.errors import TransferError
 from paglets.core.events import CloneEvent, ContextEventLog, MobilityEvent
+from paglets.core.files import PagletFileRef, check_file_name
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
 from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
 from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.flows.movement import transfer_error
 from paglets.node.flows.parking import Parking
 from paglets.node.identity import NodeIdentity
-from paglets.node.storage.files import ArtifactStore, FileRegistry, PagletFileRef, check_file_name
+from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire.envelope import PagletEnvelope
 

@@ -43,6 +43,7 @@ from paglets.core.errors import (
     TransferError,
 )
 from paglets.core.events import CloneEvent, ContextEventLog, MobilityEvent
+from paglets.core.files import PagletFileRef
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.checkpoints import Checkpointer
@@ -50,7 +51,7 @@ from paglets.node.flows.inspection import Inspection
 from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
-from paglets.node.storage.files import CHUNK_SIZE, FileRegistry, PagletFileRef, sha256_of
+from paglets.node.storage.files import CHUNK_SIZE, FileRegistry, sha256_of
 from paglets.wire.envelope import PagletEnvelope
 
 log = logging.getLogger("paglets.movement")

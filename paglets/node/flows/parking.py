@@ -32,6 +32,7 @@ from paglets.client.host_client import HostClient
 from paglets.client.proxy import PagletProxy
 from paglets.core.errors import InvalidAgentError, LifecycleError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
+from paglets.core.files import PagletFileRef
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.broker.slots import Delivery
@@ -39,7 +40,7 @@ from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.inspection import Inspection
 from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.identity import NodeIdentity
-from paglets.node.storage.files import FileRegistry, PagletFileRef
+from paglets.node.storage.files import FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord, QueuedMessage
 from paglets.threads import ThreadPool

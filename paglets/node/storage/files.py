@@ -15,38 +15,12 @@ import hashlib
 import os
 import shutil
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from paglets.core.errors import HostError, ProtocolError, TransferError
+from paglets.core.files import MODES, PagletFileRef, check_file_name
 
 CHUNK_SIZE = 1024 * 1024
-MODES = ("copy", "move")
-
-
-@dataclass(frozen=True)
-class PagletFileRef:
-    """A file registered by a paglet: its name, where it is now, and how it travels."""
-
-    name: str
-    path: str
-    size: int
-    mode: str = "copy"
-    sha256: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "size": self.size, "mode": self.mode, "sha256": self.sha256}
-
-    @classmethod
-    def from_wire(cls, payload: dict[str, Any]) -> PagletFileRef:
-        return cls(
-            name=str(payload["name"]),
-            path=str(payload.get("path") or ""),
-            size=int(payload["size"]),
-            mode=str(payload.get("mode") or "copy"),
-            sha256=payload.get("sha256"),
-        )
 
 
 def sha256_of(path: Path) -> str:
@@ -55,18 +29,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def class_storage_dir(root: Path, class_name: str) -> Path:
-    """The persistent-storage directory shared by every paglet of ``class_name``."""
-    key = "".join(c if c.isalnum() or c in "._-" else "_" for c in class_name.replace(":", "."))
-    return root / (key or "storage")
-
-
-def check_file_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise HostError(f"file name {name!r} must be a plain file name")
-    return name
 
 
 class FileRegistry:
@@ -195,4 +157,4 @@ class ArtifactStore:
         shutil.copyfile(source, destination)
 
 
-__all__ = ["ArtifactStore", "FileRegistry", "PagletFileRef", "class_storage_dir", "sha256_of"]
+__all__ = ["CHUNK_SIZE", "ArtifactStore", "FileRegistry", "sha256_of"]
