@@ -13,12 +13,14 @@ from paglets.core.agent import Paglet, PagletState
 from paglets.core.events import CreationEvent
 from paglets.core.itinerary import ItineraryAgentMixin, ItineraryPlan
 from paglets.core.messages import Message
+from paglets.examples.echo import EchoPaglet
 
 
 @dataclass
 class GateState(PagletState):
     open: bool = False
     order: list[str] = field(default_factory=list)
+    handled_on: list[str] = field(default_factory=list)  # the node each entry of ``order`` was handled on
     running: int = 0
     max_running: int = 0
 
@@ -26,8 +28,12 @@ class GateState(PagletState):
 class GatedPaglet(Paglet[GateState]):
     """Handlers of kind ``hold`` wait until an unqueued ``open`` message arrives.
 
-    Every handled message's ``arg`` is appended to ``order``; ``max_running``
-    records the most handlers that ever ran at once.
+    Every handled message's ``arg`` is appended to ``order`` (and the node's
+    name to ``handled_on``); ``max_running`` records the most handlers that
+    ever ran at once. An unqueued ``until-running`` (arg N) answers True once
+    N handlers are running, so a test waits for a blocked handler without
+    polling; sent after other messages on the same connection, its reply also
+    proves the node has queued them.
     """
 
     State = GateState
@@ -39,15 +45,19 @@ class GatedPaglet(Paglet[GateState]):
                 self.state.open = True
             self.notify_all_state_changed()
             return True
+        if message.kind == "until-running":
+            return self.wait_state(lambda s: s.running >= message.arg, timeout=20)
         with self.locked():
             self.state.running += 1
             self.state.max_running = max(self.state.max_running, self.state.running)
+        self.notify_all_state_changed()
         try:
             if message.kind == "hold":
                 if not self.wait_state(lambda s: s.open, timeout=20):
                     raise TimeoutError("gate never opened")
             with self.locked():
                 self.state.order.append(str(message.arg))
+                self.state.handled_on.append(self.context.name)
             return message.arg
         finally:
             with self.locked():
@@ -105,8 +115,8 @@ class WorkingPaglet(Paglet[WorkState]):
         if kind == "sleep":
             time.sleep(float(message.arg))
             return "slept"
-        if kind == "spin-thread":
-            threading.Thread(target=lambda: time.sleep(30), daemon=True).start()
+        if kind == "spin-thread":  # a thread that never ends, and is not a daemon
+            threading.Thread(target=threading.Event().wait, name="left-running").start()
             return True
         return self.not_handled()
 
@@ -283,14 +293,17 @@ class MeshWatcherPaglet(Paglet[PagletState]):
 @dataclass
 class BacklogState(PagletState):
     opened: int = 0  # how many unqueued ``open`` messages came
+    held: int = 0  # how many ``hold`` handlers have started
     seen: list[list[Any]] = field(default_factory=list)  # [arg, node name] per note, in handling order
 
 
 class BacklogPaglet(Paglet[BacklogState]):
     """One handler: ``hold`` (arg N, default 1) blocks it until the Nth unqueued ``open``, so mail piles up.
 
-    ``note`` records its arg and the node it ran on; ``boom`` fails; ``go``
-    and ``park-me`` make the paglet leave from inside its handler.
+    ``note`` records its arg and the node it ran on; ``seen`` returns those
+    records; ``boom`` fails; ``go`` and ``park-me`` make the paglet leave from
+    inside its handler. An unqueued ``until-held`` (arg N) answers True once
+    the Nth ``hold`` has started: a test waits for it instead of polling.
     """
 
     State = BacklogState
@@ -303,11 +316,19 @@ class BacklogPaglet(Paglet[BacklogState]):
                 self.state.opened += 1
             self.notify_all_state_changed()
             return True
+        if kind == "until-held":
+            return self.wait_state(lambda s: s.held >= message.arg, timeout=20)
         if kind == "hold":
             needed = message.arg or 1
+            with self.locked():
+                self.state.held += 1
+            self.notify_all_state_changed()
             if not self.wait_state(lambda s: s.opened >= needed, timeout=20):
                 raise TimeoutError("gate never opened")
             return True
+        if kind == "seen":
+            with self.locked():
+                return list(self.state.seen)
         if kind == "note":
             with self.locked():
                 self.state.seen.append([message.arg, self.context.name])
@@ -329,3 +350,9 @@ class StrictBacklogPaglet(BacklogPaglet):
     """Never more than one message at a time in its worker."""
 
     MAILBOX_BATCH = 1
+
+
+class SerialEchoPaglet(EchoPaglet):
+    """An EchoPaglet with one handler: a sync message sent after oneway ones is handled after them."""
+
+    MAILBOX_WORKERS = 1

@@ -13,4 +13,5 @@ threading.Thread(target=_ticker.wait, name="import-time-thread", daemon=True).st
 
 class ThreadedModulePaglet(Paglet[PagletState]):
     def handle_message(self, message: Any) -> Any:
-        return threading.active_count()
+        """The names of the threads alive in this worker process."""
+        return sorted(thread.name for thread in threading.enumerate())

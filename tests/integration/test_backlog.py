@@ -3,34 +3,41 @@
 Each test blocks the paglet's only handler with ``hold`` so that the oneway
 messages sent after it pile up in the mailbox; an unqueued ``open`` then
 releases the handler, which the node feeds from the backlog several
-messages at a time.
+messages at a time. Nothing is polled: the paglet answers ``until-held``
+once a hold runs, and a ``seen`` sent after the mail, at the lowest
+priority, is handled after all of it (one handler).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from paglets.core.agent import INACTIVE
-from paglets.core.messages import UNQUEUED_PRIORITY, Message
+from paglets.core.messages import MIN_PRIORITY, UNQUEUED_PRIORITY, Message
 from paglets.remote.proxy import PagletProxy
 from tests import sample_paglets as sp
-from tests.conftest import wait_until
+from tests.conftest import pid_alive, wait_until
 
 NOTES = 300
+
+
+def until_held(proxy: PagletProxy, holds: int) -> None:
+    """Return once the paglet's ``holds``-th ``hold`` has started (an unqueued question it answers then)."""
+    assert proxy.send(Message("until-held", arg=holds, priority=UNQUEUED_PRIORITY), timeout=30) is True
 
 
 def hold(proxy: PagletProxy) -> None:
     """Occupy the paglet's only handler until :func:`release`."""
     proxy.send_oneway("hold")
-    wait_until(lambda: proxy.mailbox_status()["in_flight"] == 1, 5, "the handler to be held")
+    until_held(proxy, 1)
 
 
 def release(proxy: PagletProxy) -> None:
     assert proxy.send(Message("open", priority=UNQUEUED_PRIORITY)) is True
 
 
-def seen(node, agent_id: str) -> list[list]:
-    return node.get_state(agent_id, sp.BacklogState).seen
+def handled(proxy: PagletProxy) -> list[list]:
+    """The notes handled, asked behind every message this thread sent before (lowest priority, one handler)."""
+    return proxy.send(Message("seen", priority=MIN_PRIORITY), timeout=30)
 
 
 def test_a_oneway_backlog_is_handled_in_order_and_counted(node):
@@ -42,10 +49,8 @@ def test_a_oneway_backlog_is_handled_in_order_and_counted(node):
     node.client.flush(node.address, 10)
     assert proxy.mailbox_status()["queued"] == NOTES
     release(proxy)
-    expected = [[i, "alpha"] for i in range(NOTES) if i not in failing]
-    wait_until(lambda: len(seen(node, proxy.agent_id)) == len(expected), 10, "the backlog to be handled")
-    assert seen(node, proxy.agent_id) == expected
-    delivered = NOTES - len(failing) + 2  # and hold and open
+    assert handled(proxy) == [[i, "alpha"] for i in range(NOTES) if i not in failing]
+    delivered = NOTES - len(failing) + 4  # and hold, until-held, open and seen
     assert proxy.mailbox_status() == {"queued": 0, "in_flight": 0, "delivered": delivered, "failed": len(failing)}
 
 
@@ -57,8 +62,7 @@ def test_a_oneway_backlog_leaves_by_priority_then_arrival(node):
         proxy.send_oneway(Message("note", arg=name, priority=priority))
     node.client.flush(node.address, 10)
     release(proxy)
-    wait_until(lambda: len(seen(node, proxy.agent_id)) == len(plan), 10, "the backlog to be handled")
-    order = [arg for arg, _ in seen(node, proxy.agent_id)]
+    order = [arg for arg, _ in handled(proxy)]
     assert order == ["high-a", "high-b", "mid", "mid-b", "low-a", "low-b"]
 
 
@@ -77,19 +81,20 @@ def queue_behind_a_second_hold(proxy: PagletProxy) -> None:
     [
         # note 0, the second hold and notes 1-9 went to the handler together; the hold
         # blocks it, and the batch counts as in flight until its one reply
-        (sp.BacklogPaglet, {"queued": 0, "in_flight": 11, "delivered": 2, "failed": 0}),
+        # (delivered: the first hold, both until-held questions and the open)
+        (sp.BacklogPaglet, {"queued": 0, "in_flight": 11, "delivered": 4, "failed": 0}),
         # MAILBOX_BATCH = 1: note 0 ran alone, the second hold is alone in the handler
-        (sp.StrictBacklogPaglet, {"queued": 9, "in_flight": 1, "delivered": 3, "failed": 0}),
+        (sp.StrictBacklogPaglet, {"queued": 9, "in_flight": 1, "delivered": 5, "failed": 0}),
     ],
     ids=["batch", "mailbox-batch-1"],
 )
 def test_what_a_handler_holds_of_a_oneway_backlog(node, cls, wanted):
     proxy = node.create(cls)
     queue_behind_a_second_hold(proxy)
-    wait_until(lambda: proxy.mailbox_status() == wanted, 10, f"the mailbox to read {wanted}")
+    until_held(proxy, 2)
+    assert proxy.mailbox_status() == wanted
     release(proxy)
-    wait_until(lambda: len(seen(node, proxy.agent_id)) == 10, 10, "the notes to be handled")
-    assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(10))
+    assert [arg for arg, _ in handled(proxy)] == list(range(10))
 
 
 def test_mail_queued_behind_a_self_dispatch_moves_with_the_paglet(make_node):
@@ -101,25 +106,33 @@ def test_mail_queued_behind_a_self_dispatch_moves_with_the_paglet(make_node):
         proxy.send_oneway(Message("note", arg=i))
     alpha.client.flush(alpha.address, 10)
     release(proxy)
-    wait_until(lambda: proxy.agent_id in beta.agent_ids(), 15, "the paglet to reach beta")
-    wait_until(lambda: len(seen(beta, proxy.agent_id)) == NOTES, 15, "every note to be handled on beta")
     # not one note ran on alpha after the state left it, and none was lost or repeated
-    assert seen(beta, proxy.agent_id) == [[i, "beta"] for i in range(NOTES)]
+    assert handled(proxy) == [[i, "beta"] for i in range(NOTES)]
+    assert proxy.host_url == beta.address
     assert alpha.agent_ids() == []
 
 
 def test_mail_queued_behind_a_self_deactivation_waits_on_disk_in_order(node):
     proxy = node.create(sp.BacklogPaglet)
+    old_pid = node.agent_info(proxy.agent_id)["pid"]
+    since = node.events.last_seq
     hold(proxy)
     proxy.send_oneway("park-me")
     for i in range(NOTES):
         proxy.send_oneway(Message("note", arg=i))
     node.client.flush(node.address, 10)
     release(proxy)
-    wait_until(lambda: proxy.is_state(INACTIVE), 15, "the paglet to park itself")
+    parked = node.events.wait_for(
+        lambda e: e.kind == "paglet-deactivated" and e.agent_id == proxy.agent_id, 30, since=since
+    )
+    assert parked is not None, "the paglet did not park itself"
+    assert node.get_state(proxy.agent_id, sp.BacklogState).seen == []
+    # paglet-deactivated comes before the old worker has exited, and a worker woken while
+    # it still runs sometimes hears nothing from the node and exits ("node silent"): the
+    # activation then fails with PagletCrashedError (reported; outside this test's subject).
+    wait_until(lambda: not pid_alive(old_pid), 10, "the parked paglet's worker to exit")
     node.activate(proxy.agent_id)
-    wait_until(lambda: len(seen(node, proxy.agent_id)) == NOTES, 15, "the parked notes to be handled")
-    assert seen(node, proxy.agent_id) == [[i, "alpha"] for i in range(NOTES)]
+    assert handled(proxy) == [[i, "alpha"] for i in range(NOTES)]
 
 
 def test_a_flowing_burst_is_acknowledged_and_handled_once_each_in_order(node):
@@ -128,6 +141,5 @@ def test_a_flowing_burst_is_acknowledged_and_handled_once_each_in_order(node):
     for i in range(5000):
         proxy.send_oneway(Message("note", arg=i))
     node.client.flush(node.address, 20)
-    wait_until(lambda: len(seen(node, proxy.agent_id)) >= 5000, 20, "5000 notes handled")
-    assert [arg for arg, _ in seen(node, proxy.agent_id)] == list(range(5000))
-    assert proxy.mailbox_status() == {"queued": 0, "in_flight": 0, "delivered": 5000, "failed": 0}
+    assert [arg for arg, _ in handled(proxy)] == list(range(5000))
+    assert proxy.mailbox_status() == {"queued": 0, "in_flight": 0, "delivered": 5001, "failed": 0}  # and seen

@@ -351,8 +351,11 @@ def test_curve_node_lets_in_allowed_client_keys_only(node_process, tmp_path):
     assert ok(run_cli(*client, "send", secure.address, "echo-1", "echo", "--arg", '"sealed"')) == "sealed\n"
 
     stranger = ("--curve-secret", stranger_secret, "--curve-server-key", node_public)
-    assert failed(run_cli("--timeout", "2", *stranger, "health", secure.address)).startswith("Error: ")
-    assert failed(run_cli("--timeout", "1", "health", secure.address)).startswith("Error: ")  # no Curve at all
+    stderr = failed(run_cli("--timeout", "2", *stranger, "health", secure.address))
+    assert stderr.startswith(f"Error: NodeUnreachableError: cannot reach node {secure.address} for 'health'")
+    assert "the node does not accept our key" in stderr
+    stderr = failed(run_cli("--timeout", "1", "health", secure.address))  # no Curve at all
+    assert stderr.startswith(f"Error: NodeUnreachableError: cannot reach node {secure.address} for 'health'")
 
 
 def test_curve_options_that_miss_their_partner_are_usage_errors(tmp_path):
@@ -367,16 +370,16 @@ def test_curve_options_that_miss_their_partner_are_usage_errors(tmp_path):
 
 
 # -- stopping ---------------------------------------------------------------------
-def create_three_paglets(address: str) -> None:
+def create_three_paglets(address: str) -> set[int]:
+    """Three paglets on the node; their workers' pids."""
     client = HostClient(timeout=10)
-    for _ in range(3):
-        client.create(address, ECHO)
+    return {client.info(address, client.create(address, ECHO).agent_id)["pid"] for _ in range(3)}
 
 
 def test_sigterm_stops_the_node_and_every_worker(alpha):
-    create_three_paglets(alpha.address)
+    workers = create_three_paglets(alpha.address)
     descendants = child_pids(alpha.pid)
-    assert len(descendants) >= 4  # three workers and the template process
+    assert len(workers) == 3 and workers < descendants  # and the template process
     assert alpha.stop(signal.SIGTERM) == 0
     wait_until(lambda: not any(pid_alive(pid) for pid in descendants), 5, "the node's workers to exit")
     assert "stopped" in alpha.log_path.read_text()
@@ -388,9 +391,9 @@ def test_ctrl_c_stops_the_node_with_exit_code_0(alpha):
 
 
 def test_sigkill_of_the_node_takes_its_workers_and_template_down(alpha):
-    create_three_paglets(alpha.address)
+    workers = create_three_paglets(alpha.address)
     descendants = child_pids(alpha.pid)
-    assert len(descendants) >= 4
+    assert len(workers) == 3 and workers < descendants  # and the template process
     assert alpha.stop(signal.SIGKILL) == -signal.SIGKILL
     wait_until(lambda: not any(pid_alive(pid) for pid in descendants), 5, "orphaned workers to exit")
 

@@ -13,7 +13,6 @@ import json
 import pickle
 import socket
 import threading
-import time
 
 import msgpack
 import pytest
@@ -187,7 +186,7 @@ def test_a_node_in_a_namespace_serves_on_its_address_and_restricted_routes_hide_
         return lines.wait_for(lambda line: line.startswith(("connected", "failed")), 5, f"a connect from {ns.name}")
 
     assert connect_from(friend) == "connected"
-    assert connect_from(stranger).startswith("failed")
+    assert connect_from(stranger) == "failed timed out"  # home cannot answer it (not "refused": it listens)
 
 
 # -- on loopback ---------------------------------------------------------------------------
@@ -244,13 +243,13 @@ def test_on_found_runs_once_per_new_name_and_url(loopback_port, discoveries):
     assert alpha.found == {"gamma": "tcp://10.0.0.3:7800"}
 
 
-def test_stop_returns_promptly_even_with_a_long_interval(loopback_port):
+def test_stop_does_not_wait_out_the_announcement_interval(loopback_port):
+    # An hour between announcements: a stop that waited for the next one would hit the test's timeout.
     discovery = LanDiscovery("alpha", lambda: "tcp://127.0.0.1:7700", lambda *a: None, port=loopback_port,
-                             interval=60, interface=LOOPBACK)  # fmt: skip
+                             interval=3600, interface=LOOPBACK)  # fmt: skip
     discovery.start()
-    started = time.monotonic()
+    assert discovery.running
     discovery.stop()
-    assert time.monotonic() - started < 1.0
     assert not discovery.running
 
 

@@ -9,13 +9,14 @@ import time
 
 import pytest
 
-from paglets.core.errors import PagletError
+from paglets.core.errors import NodeUnreachableError, RequestTimeoutError
 from paglets.core.messages import Message
 from paglets.remote.client import HostClient
 
 PARKING = "tests.sample_paglets:SerialParkingPaglet"
 QUEUE_ONLY = {"policy": {"activate_on_message": False}, "reason": "durability test"}
 ROUNDS = 5
+NODE_GONE = (NodeUnreachableError, RequestTimeoutError)  # what a client sees of a node killed under it
 
 
 def deactivate(client: HostClient, address: str, agent_id: str) -> None:
@@ -36,24 +37,35 @@ def test_acknowledged_mail_and_records_survive_random_sigkills(node_process):
     for agent_id in mailboxes:
         deactivate(client, node.address, agent_id)
     acked: dict[str, list[str]] = {agent_id: [] for agent_id in mailboxes}
+    unexpected: list[str] = []  # what the threads saw that they should not have: asserted below
     cycler_parked = False  # the last move of the cycler the node reported done
     waking = False  # an activation of the cycler was under way
 
     for round_no in range(ROUNDS):
         stop = threading.Event()
+        flowing = threading.Event()  # set at the round's first acknowledged note
 
-        def send_mail(address: str = node.address, round_no: int = round_no, stop: threading.Event = stop) -> None:
+        def send_mail(
+            address: str = node.address, round_no: int = round_no, stop: threading.Event = stop,
+            flowing: threading.Event = flowing,
+        ) -> None:  # fmt: skip
             for count in range(100_000):
                 if stop.is_set():
                     return
                 agent_id = rng.choice(mailboxes)
-                note = f"{round_no}-{count}"
+                message = Message("note", arg=f"{round_no}-{count}")
                 try:
-                    reply = client.send(address, agent_id, Message("note", arg=note), timeout=2)
-                except PagletError:
+                    reply = client.send(address, agent_id, message, timeout=2)
+                except NODE_GONE:
                     return  # the node is gone; this note was never acknowledged
-                assert reply["queued"] is True
-                acked[agent_id].append(note)
+                except Exception as exc:  # recorded for the assertion after the round
+                    unexpected.append(f"note {message.arg}: {exc!r}")
+                    return
+                if reply != {"queued": True, "message_id": message.message_id}:
+                    unexpected.append(f"note {message.arg} answered {reply!r}")
+                    return
+                acked[agent_id].append(message.arg)
+                flowing.set()
 
         def cycle(address: str = node.address, stop: threading.Event = stop, cycler: str = cycler) -> None:
             nonlocal cycler_parked, waking
@@ -68,17 +80,23 @@ def test_acknowledged_mail_and_records_survive_random_sigkills(node_process):
                     else:
                         deactivate(client, address, cycler)
                         cycler_parked = True
-                except PagletError:
+                except NODE_GONE:
+                    return
+                except Exception as exc:  # recorded for the assertion after the round
+                    unexpected.append(f"cycling {cycler}: {exc!r}")
                     return
 
         threads = [threading.Thread(target=send_mail), threading.Thread(target=cycle)]
         for thread in threads:
             thread.start()
-        time.sleep(rng.uniform(0.05, 0.6))  # a random moment to pull the plug
+        assert flowing.wait(20), f"round {round_no}: no note was acknowledged"
+        time.sleep(rng.uniform(0.05, 0.6))  # a random moment to pull the plug, not a wait for anything
         node.stop(signal.SIGKILL)
         stop.set()
         for thread in threads:
             thread.join(20)
+        assert not any(thread.is_alive() for thread in threads), f"round {round_no}: a client thread hangs"
+        assert unexpected == [], f"round {round_no}"
         node = node_process("durable")  # the same data dir
         parked = parked_ids(client, node.address)
         assert set(mailboxes) <= parked, f"round {round_no}: a parked paglet's record is missing"
@@ -100,4 +118,3 @@ def test_acknowledged_mail_and_records_survive_random_sigkills(node_process):
         assert missing == [], f"acknowledged notes lost: {missing[:5]}"
         positions = [seen.index(note) for note in acked[agent_id]]
         assert positions == sorted(positions), "acknowledged notes out of order"
-    assert sum(len(notes) for notes in acked.values()) > ROUNDS, "the test sent almost nothing"

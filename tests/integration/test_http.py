@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import time
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -66,10 +65,8 @@ def status_of(raw: bytes) -> int:
 
 
 def assert_healthy(base: str, **headers: str) -> None:
-    started = time.monotonic()
-    reply = call(base, "GET", "/health", headers=headers, timeout=2.0)
-    assert reply.status == 200
-    assert time.monotonic() - started < 1.0
+    reply = call(base, "GET", "/health", headers=headers, timeout=10.0)
+    assert reply.status == 200 and reply.body["name"]
 
 
 def create_echo(base: str, **fields: Any) -> str:
@@ -128,15 +125,13 @@ def test_message_over_http_returns_the_handlers_result(web):
 
 
 def test_oneway_message_is_accepted_and_its_effect_shows_in_state(web):
-    agent_id = create_echo(web)
-    reply = call(web, "POST", f"/agents/{agent_id}/messages", {"kind": "add", "arg": 7, "oneway": True})
+    agent_id = create_echo(web, class_name="tests.sample_paglets:SerialEchoPaglet")
+    path = f"/agents/{agent_id}/messages"
+    reply = call(web, "POST", path, {"kind": "add", "arg": 7, "oneway": True})
     assert reply.status == 202 and reply.body == {"accepted": True}
-    # An HTTP client has nothing to wait on but the state itself.
-    wait_until(
-        lambda: call(web, "GET", f"/agents/{agent_id}/state").body["state"]["total"] == 7,
-        5.0,
-        "the oneway add to show in the paglet's state",
-    )
+    # 202 means queued; with one handler, a message sent next is handled after it.
+    assert call(web, "POST", path, {"kind": "add", "arg": 0}).body == {"result": 7}
+    assert call(web, "GET", f"/agents/{agent_id}/state").body["state"]["total"] == 7
 
 
 def test_unhandled_kind_is_422_not_handled(web):
@@ -253,28 +248,34 @@ def test_truncated_requests_do_not_hurt_the_node(web):
 
 
 def test_oversized_request_line_is_refused_and_the_node_stays_healthy(web):
-    raw = raw_exchange(web, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
-    assert raw == b"" or status_of(raw) == 414  # it may reset before we read: our bytes were left unread
+    # One byte over the 65,536 a request line may have, and nothing after it: the server
+    # reads every byte we sent, so it closes cleanly and its answer reaches us.
+    line = b"GET /" + b"a" * (65_537 - len(b"GET /"))
+    assert status_of(raw_exchange(web, line)) == 414
+    # Far over, with more behind: the server may reset the connection on our unread bytes.
+    raw_exchange(web, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
     assert_healthy(web)
 
 
 def test_silent_client_ties_up_only_its_own_connection(web):
     url = urlsplit(web)
-    with socket.create_connection((url.hostname, url.port), timeout=2.0) as silent:
+    with socket.create_connection((url.hostname, url.port), timeout=10.0) as silent:
         assert_healthy(web)
-        call(web, "GET", "/agents", timeout=2.0)
+        assert call(web, "GET", "/agents").body == {"agents": []}
         silent.sendall(b"GET /health HTTP/1.1\r\n")  # half a request, then silence
         assert_healthy(web)
+        # The silent connection was served alongside, not dropped to serve the others: it still answers.
+        silent.sendall(b"Host: x\r\n\r\n")
+        answer = b"".join(iter(lambda: silent.recv(65536), b""))
+    assert status_of(answer) == 200
 
 
 def test_silent_or_stalled_client_is_dropped_after_the_connection_timeout(make_node, monkeypatch):
     monkeypatch.setattr(http_shim, "CONNECTION_TIMEOUT", 0.3)
     web = make_node("alpha", http_port=0).http_address
     url = urlsplit(web)
-    with socket.create_connection((url.hostname, url.port), timeout=3.0) as silent:
-        started = time.monotonic()
-        assert silent.recv(1024) == b""  # the shim hung up on us
-        assert time.monotonic() - started < 2.5
+    with socket.create_connection((url.hostname, url.port), timeout=10.0) as silent:
+        assert silent.recv(1024) == b""  # the shim hung up on us (long before the 30 s default)
     stalled = raw_exchange(web, b'POST /agents HTTP/1.1\r\nContent-Length: 50\r\n\r\n{"cla', close_write=False)
     assert status_of(stalled) == 408
     assert_healthy(web)

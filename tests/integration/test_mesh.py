@@ -42,6 +42,7 @@ def test_counts_tags_and_properties_travel(make_node):
         ref = beta.mesh.lookup("alpha")
         return ref is not None and ref.active_count == 1 and ref
 
+    # The mesh offers a wait for a node (wait_for_host), not for news about it: read the table.
     ref = wait_until(seen_from_beta, 5, "beta to see alpha's paglet")
     assert ref.tags == ("gpu",) and ref.properties == {"zone": "eu"}
 
@@ -52,6 +53,7 @@ def test_a_node_that_goes_away_is_offline_and_recognised_when_it_comes_back(make
     assert alpha.mesh.wait_for_host("beta", 5) is not None
     old_url = beta.address
     beta.stop()
+    # Offline is silence for offline_after seconds: no event marks it, it can only be read.
     wait_until(lambda: not alpha.mesh.lookup("beta").online, 5, "beta to be marked offline")
     assert [r.name for r in alpha.list_hosts(online_only=True)] == ["alpha"]
     back = make_node("beta", peers=[alpha.address], persistence_dir=tmp_path / "beta", **FAST)

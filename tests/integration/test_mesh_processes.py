@@ -41,6 +41,7 @@ def test_three_node_processes_mesh_lose_one_and_get_it_back(node_process):
     assert client.send(gamma.address, proxy.agent_id, "where") == "gamma"  # parked at shutdown, woke at start
 
 
+@pytest.mark.netns
 @pytest.mark.timeout(120)
 def test_nodes_on_a_lan_find_each_other_without_peers(netns_lab_factory, tmp_path):  # noqa: F811
     lab = netns_lab_factory(2)

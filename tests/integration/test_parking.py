@@ -106,8 +106,13 @@ def test_the_paglet_may_choose_its_policy(node):
 
 def test_a_paglet_can_park_itself_from_a_handler(node):
     proxy = node.create(sp.ParkingPaglet)
+    since = node.events.last_seq
     assert proxy.send("park-me") == "parking"
-    wait_until(lambda: node.agent_info(proxy.agent_id)["active"] is False, 5, "the paglet to park")
+    parked = node.events.wait_for(
+        lambda e: e.kind == "paglet-deactivated" and e.agent_id == proxy.agent_id, 10, since=since
+    )
+    assert parked is not None and parked.data["reason"] == "asked"
+    assert node.agent_info(proxy.agent_id)["active"] is False
     assert proxy.send(Message("note", arg=1))["queued"] is True
 
 
@@ -115,9 +120,9 @@ def test_activate_at_wakes_the_paglet_on_time(node):
     proxy = node.create(sp.ParkingPaglet)
     due = time.time() + 1.0
     park(node, proxy, DeactivationPolicy(activate_on_message=False, activate_at=due))
-    event = node.events.wait_for(lambda e: e.kind == "paglet-activated" and e.agent_id == proxy.agent_id, 5)
-    assert event is not None
-    assert due <= event.timestamp < due + 0.5
+    event = node.events.wait_for(lambda e: e.kind == "paglet-activated" and e.agent_id == proxy.agent_id, 10)
+    assert event is not None and event.data["reason"] == "scheduled"
+    assert event.timestamp >= due  # not early; how late it may be is a figure for bench/
 
 
 def test_shutdown_parks_everything_and_a_restart_brings_it_back(make_node, tmp_path):
@@ -195,11 +200,26 @@ def test_arrival_mode_inactive_lands_parked(make_node):
     assert beta.agent_info(proxy.agent_id)["active"] is True
 
 
-def test_moving_a_parked_paglet_is_refused_clearly(make_node):
+def test_moving_a_parked_paglet_is_refused_and_it_stays_parked(make_node):
     alpha, beta = make_node("alpha"), make_node("beta")
     proxy = alpha.create(sp.ParkingPaglet)
     park(alpha, proxy, QUEUE_ONLY)
-    with pytest.raises(TransferError):
+    with pytest.raises(TransferError, match=proxy.agent_id):
+        alpha.dispatch(proxy.agent_id, beta.address)
+    assert alpha.agent_info(proxy.agent_id)["active"] is False
+    assert beta.list_agents(active=True, inactive=True) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the refusal says the paglet 'is not here on node alpha' although it is parked there; "
+    "it does not say that it is parked (inactive) or that it must be activated first",
+)
+def test_moving_a_parked_paglet_is_refused_saying_it_is_parked(make_node):
+    alpha, beta = make_node("alpha"), make_node("beta")
+    proxy = alpha.create(sp.ParkingPaglet)
+    park(alpha, proxy, QUEUE_ONLY)
+    with pytest.raises(TransferError, match=r"parked|inactive"):
         alpha.dispatch(proxy.agent_id, beta.address)
 
 
@@ -251,4 +271,4 @@ def test_scheduled_activation_happens_on_time_across_a_restart(node_process):
     wait_until(lambda: client.info(again.address, agent_id)["active"], 10, "the scheduled wake-up")
     activation = client.get_state(again.address, agent_id)["hooks"][-1]
     assert activation["hook"] == "on_activation"
-    assert due <= activation["at"] < due + 0.5
+    assert activation["at"] >= due  # not early; how late it may be is a figure for bench/

@@ -51,6 +51,7 @@ def test_relay_killed_during_traffic_loses_no_acknowledged_message(fixed_relay, 
     client = HostClient(timeout=2)
     agent_id = client.create(node.address, SERIAL).agent_id
     acked: list[str] = []
+    progress = threading.Condition()  # notified by the sender at each acknowledged note
     stop = threading.Event()
 
     def send_notes() -> None:
@@ -61,19 +62,30 @@ def test_relay_killed_during_traffic_loses_no_acknowledged_message(fixed_relay, 
                 client.send(node.address, agent_id, Message("note", arg=f"n{count}"), timeout=2)
             except PagletError:
                 continue  # no answer: not acknowledged (the relay may be down)
-            acked.append(f"n{count}")
+            with progress:
+                acked.append(f"n{count}")
+                progress.notify_all()
+
+    def acked_more_than(count: int, timeout: float, what: str) -> None:
+        with progress:
+            assert progress.wait_for(lambda: len(acked) > count, timeout), f"timed out waiting for {what}"
 
     sender = threading.Thread(target=send_notes)
     sender.start()
     rng = random.Random(7)
-    for _ in range(2):
-        time.sleep(rng.uniform(0.2, 0.6))  # a random moment in the traffic
-        before = len(acked)
-        relay.stop(signal.SIGKILL)
-        relay = fixed_relay()
-        wait_until(lambda b=before: len(acked) > b + 5, 20, "traffic to flow through the new relay")
-    stop.set()
-    sender.join(20)
+    try:
+        for _ in range(2):
+            acked_more_than(len(acked), 20, "traffic to flow")
+            time.sleep(rng.uniform(0.2, 0.6))  # a random moment in the traffic, not a wait for anything
+            with progress:
+                before = len(acked)
+            relay.stop(signal.SIGKILL)
+            relay = fixed_relay()
+            acked_more_than(before + 5, 20, "traffic to flow through the new relay")
+    finally:
+        stop.set()
+        sender.join(20)
+    assert not sender.is_alive(), "the sender is still running"
     seen = client.send(node.address, agent_id, "seen", timeout=10)
     assert len(seen) == len(set(seen)), "a note was delivered twice"
     assert [n for n in acked if n not in seen] == []
@@ -102,6 +114,26 @@ def test_mail_queued_at_the_relay_survives_a_relay_kill(fixed_relay, node_proces
     wait_until(delivered, 20, "the queued notes to arrive after both restarts")
 
 
+LISTENER = textwrap.dedent(
+    """
+    import socket, sys
+    server = socket.create_server((sys.argv[1], 0))
+    print(server.getsockname()[1], flush=True)
+    sys.stdin.read()  # until the lab ends
+    """
+)
+
+CONNECT = textwrap.dedent(
+    """
+    import socket, sys
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+        print("connected", flush=True)
+    except OSError as exc:
+        print("failed", exc, flush=True)
+    """
+)
+
 CLIENT_IN_C = textwrap.dedent(
     """
     import json, sys
@@ -125,6 +157,7 @@ CLIENT_IN_C = textwrap.dedent(
 )
 
 
+@pytest.mark.netns
 @pytest.mark.timeout(120)
 def test_a_node_reachable_only_through_the_relay_does_everything_both_ways(netns_lab_factory, tmp_path):  # noqa: F811
     lab = netns_lab_factory(3)
@@ -134,8 +167,16 @@ def test_a_node_reachable_only_through_the_relay_does_everything_both_ways(netns
     gamma = lab.start_node(a, "gamma", tmp_path / "gamma")
     beta = lab.start_node(b, "beta", tmp_path / "beta", "--connect", relay.address, *FAST)
     assert beta.address == f"relay+{relay.address}/beta"
-    blocked = lab.python(c, f"import socket; socket.create_connection(('{b.address}', 22), timeout=2)")
-    assert blocked.wait(10) != 0  # nothing in c reaches b directly
+
+    # Something does listen in b: a reaches it, c does not (b cannot answer c).
+    port = ProcessLines(lab.python(b, LISTENER, b.address)).wait_for(str.isdigit, 10, "the listener in b")
+
+    def connect_from(ns) -> str:
+        lines = ProcessLines(lab.python(ns, CONNECT, b.address, port))
+        return lines.wait_for(lambda text: text.startswith(("connected", "failed")), 10, f"a connect from {ns.name}")
+
+    assert connect_from(a) == "connected"
+    assert connect_from(c) == "failed timed out"
     script = lab.python(c, CLIENT_IN_C, beta.address, gamma.address)
     line = ProcessLines(script).wait_for(lambda text: text.startswith("{"), 60, "the client in c")
     result = json.loads(line)

@@ -10,6 +10,7 @@ import msgpack
 import pytest
 import zmq
 
+from paglets.client.addresses import route
 from paglets.client.security import CurveIdentity, generate_keys
 from paglets.core.errors import AuthenticationError, NodeUnreachableError
 from paglets.core.messages import Message
@@ -19,7 +20,7 @@ from paglets.remote.client import HostClient
 from paglets.wire import protocol
 from paglets.wire.relay import RELAY_MAGIC
 from tests import sample_paglets as sp
-from tests.conftest import wait_until
+from tests.integration.test_relay import connected
 
 PICKLE = pickle.dumps({"op": "send", "agent": "x"}, protocol=2)
 
@@ -95,7 +96,8 @@ def test_curve_lets_allowed_keys_in_and_keeps_unknown_ones_out(make_node, keys):
     node = make_node("secure", curve_secret=keys["server_secret"], curve_allow=keys["allow"])
     alice = HostClient(curve=keys["alice"], timeout=3)
     proxy = alice.create(node.address, "tests.sample_paglets:WorkingPaglet")
-    assert proxy.send(Message("spawn", arg="inside")) is not None  # the worker's own calls use the node's key
+    child = proxy.send(Message("spawn", arg="inside"))  # the worker's own calls use the node's key
+    assert alice.get_state(node.address, child)["created_with"] == "inside"
     for stranger in (HostClient(curve=keys["mallory"], timeout=1), HostClient(timeout=1)):
         with pytest.raises(NodeUnreachableError):
             stranger.ping(node.address)
@@ -138,19 +140,27 @@ def test_hostile_frames_on_the_relay_are_ignored(tmp_path, make_node):
     relay.start()
     try:
         natted = make_node("natted", connect_to=relay.address, heartbeat_interval=0.1)
+        connected(relay, "natted")
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.linger = 0
         sock.connect(relay.address)
-        for frames in [
-            *HOSTILE,
-            [RELAY_MAGIC, b"to", b"natted", PICKLE],
-            [RELAY_MAGIC, b"reply", b"someone", PICKLE],
-            [RELAY_MAGIC, b"hello", PICKLE],
-            [RELAY_MAGIC, b"to"],
-        ]:
-            sock.send_multipart(frames)
-        sock.close(0)
-        wait_until(lambda: HostClient(timeout=2).ping(natted.address)["name"] == "natted", 5, "the relay to serve")
+        try:
+            for frames in [
+                *HOSTILE,
+                [RELAY_MAGIC, b"to", b"natted", PICKLE],
+                [RELAY_MAGIC, b"reply", b"someone", PICKLE],
+                [RELAY_MAGIC, b"hello", PICKLE],
+                [RELAY_MAGIC, b"to"],
+            ]:
+                sock.send_multipart(frames)
+            # The relay reads one connection in order: a ping sent after the garbage is routed after it.
+            _, prefix = route(natted.address)
+            sock.send_multipart([*prefix, *protocol.request_frames("ping", b"after", {}, ())])
+            assert sock.poll(10_000), "the relay did not pass the ping on"
+            pong = protocol.parse_reply(sock.recv_multipart())
+        finally:
+            sock.close(0)
+        assert pong.cid == b"after" and pong.ok and pong.header["name"] == "natted"
         still_serving(natted)
     finally:
         relay.stop()

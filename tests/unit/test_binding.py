@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import logging
+import os
 
 import pytest
 
-from paglets.binding import Binding, advertised_address, lan_addresses, resolve_binding
 from paglets import binding
+from paglets.binding import Binding, advertised_address, lan_addresses, resolve_binding
 
 
 @pytest.fixture
@@ -88,18 +89,47 @@ def test_an_ipv6_advertised_host_is_bracketed():
     assert advertised_address(Binding("::1", "::1"), 7700) == "tcp://[::1]:7700"
 
 
-def test_lan_addresses_lists_up_non_loopback_ipv4_addresses_without_raising():
-    addresses = lan_addresses()
-    assert isinstance(addresses, list)
-    for address in addresses:
-        parsed = ipaddress.IPv4Address(address)
-        assert not parsed.is_loopback and not parsed.is_link_local
+IP_ADDR_JSON = [
+    {"ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+    {"ifname": "eth0", "flags": ["BROADCAST", "UP", "LOWER_UP"], "addr_info": [
+        {"family": "inet", "local": "192.168.1.20"}, {"family": "inet", "local": "169.254.10.1"},
+    ]},
+    {"ifname": "eth1", "flags": ["BROADCAST", "MULTICAST"], "addr_info": [{"family": "inet", "local": "10.0.0.9"}]},
+    {"ifname": "docker0", "flags": ["UP"], "addr_info": [
+        {"family": "inet", "local": "172.17.0.1"}, {"family": "inet", "local": "192.168.1.20"},
+    ]},
+    {"ifname": "wg0", "flags": ["UP"], "addr_info": [{"family": "inet6", "local": "fe80::1"}, {"local": "nonsense"}]},
+]  # fmt: skip
+
+
+@pytest.fixture
+def fake_ip(tmp_path, monkeypatch):
+    """An ``ip`` first on PATH that prints IP_ADDR_JSON for ``ip -j -4 addr show`` (and fails otherwise)."""
+    script = tmp_path / "ip"
+    answer = json.dumps(IP_ADDR_JSON)
+    script.write_text(f'#!/bin/sh\n[ "$*" = "-j -4 addr show" ] || exit 2\ncat <<\'EOF\'\n{answer}\nEOF\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), os.environ.get("PATH", "")]))
+    return script
+
+
+def test_lan_addresses_lists_the_ipv4_addresses_of_up_interfaces_but_loopback_and_link_local(fake_ip):
+    assert lan_addresses() == ["192.168.1.20", "172.17.0.1"]
+
+
+def test_lan_addresses_falls_back_when_ip_fails(fake_ip, monkeypatch):
+    fake_ip.write_text("#!/bin/sh\nexit 1\n")
+    monkeypatch.setattr(binding, "_addresses_from_fib_trie", lambda: ["10.9.9.9"])
+    assert lan_addresses() == ["10.9.9.9"]
 
 
 def test_lan_addresses_falls_back_when_ip_is_missing(monkeypatch):
     monkeypatch.setattr(binding, "_addresses_from_ip_command", lambda: None)
-    fallback = lan_addresses()
-    assert all(not ipaddress.IPv4Address(a).is_loopback for a in fallback)
+    monkeypatch.setattr(binding, "_addresses_from_fib_trie", lambda: ["10.9.9.9"])
+    assert lan_addresses() == ["10.9.9.9"]
+    monkeypatch.setattr(binding, "_addresses_from_fib_trie", lambda: None)
+    monkeypatch.setattr(binding, "_address_from_udp_probe", lambda: ["10.8.8.8"])
+    assert lan_addresses() == ["10.8.8.8"]
 
 
 def test_lan_addresses_is_empty_when_every_source_fails(monkeypatch):

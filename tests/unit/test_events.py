@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 import pytest
 
@@ -27,13 +28,15 @@ pytestmark = pytest.mark.timeout(10)
 
 
 def test_paglet_event_builds_positionally_and_stamps_the_time():
+    before = time.time()
     event = PagletEvent("a1", "node-a", "tcp://a:1")
+    after = time.time()
     assert (event.agent_id, event.host_name, event.host_address) == (
         "a1",
         "node-a",
         "tcp://a:1",
     )
-    assert event.timestamp > 0
+    assert before <= event.timestamp <= after
 
 
 def test_events_are_frozen():
@@ -232,18 +235,17 @@ def test_listener_may_emit_without_deadlock():
 def test_wait_for_returns_an_event_emitted_by_another_thread():
     log = ContextEventLog()
     log.emit("arrived", agent_id="old")
-    ready = threading.Event()
+    since = log.last_seq  # the thread may emit before wait_for starts: count from here, not from the call
 
     def emitter() -> None:
-        ready.wait(5)
         log.emit("noise")
         log.emit("arrived", agent_id="a1")
 
     thread = threading.Thread(target=emitter)
     thread.start()
-    ready.set()
-    event = log.wait_for(lambda e: e.kind == "arrived", timeout=5)
+    event = log.wait_for(lambda e: e.kind == "arrived", timeout=5, since=since)
     thread.join(5)
+    assert not thread.is_alive()
     assert event is not None
     assert event.agent_id == "a1"
 

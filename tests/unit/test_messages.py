@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -26,12 +27,14 @@ def test_runtime_priorities_sit_above_every_author_priority():
 
 
 def test_new_message_gets_defaults_timestamp_and_unique_id():
+    before = time.time()
     first = Message("ping")
     second = Message("ping")
+    after = time.time()
     assert first.args == {}
     assert first.priority == m.NORMAL_PRIORITY
     assert first.message_type == m.SYNCHRONOUS
-    assert first.timestamp > 0
+    assert before <= first.timestamp <= after
     assert first.message_id != second.message_id
 
 

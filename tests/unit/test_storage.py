@@ -59,6 +59,7 @@ def test_nested_names_create_directories_and_list_relative_names(tmp_path):
 def test_names_exclude_the_lock_file_and_temp_files(tmp_path):
     storage = ManagedStorage(tmp_path)
     storage.write_text("x.txt", "x")
+    (tmp_path / ".tmp-left-by-a-crashed-writer").write_bytes(b"partial")
     assert (tmp_path / ".lock").exists()
     assert storage.names() == ["x.txt"]
 
