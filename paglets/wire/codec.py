@@ -512,16 +512,16 @@ def _plain_ext_hook(code: int, data: bytes) -> Any:
 _unpack_plain = _unpacker_pool(ext_hook=_plain_ext_hook, object_pairs_hook=_Pairs)
 
 
-def _jsonable(x: Any) -> Any:
+def _jsonable(x: Any, budget: list[int]) -> Any:
     t = type(x)
     if x is None or t is str or t is int or t is bool:
         return x
     if t is float:
         return x if math.isfinite(x) else str(x)  # strict JSON has no NaN/Infinity
     if t is list:
-        return [_jsonable(item) for item in x]
+        return [_jsonable(item, budget) for item in x]
     if t is _Pairs:
-        return {_json_key(k): _jsonable(v) for k, v in x}
+        return {_json_key(k, budget): _jsonable(v, budget) for k, v in x}
     if t is bytes:
         return base64.b64encode(x).decode("ascii")
     if isinstance(x, (datetime, time)):
@@ -538,11 +538,17 @@ def _jsonable(x: Any) -> Any:
     raise SerializationError(f"no plain form for {t.__name__}")
 
 
-def _json_key(key: Any) -> Any:
-    plain = _jsonable(key)
+def _json_key(key: Any, budget: list[int]) -> Any:
+    plain = _jsonable(key, budget)
     if plain is None or type(plain) in (str, int, float, bool):
         return plain
-    return json.dumps(plain, separators=(",", ":"))  # tuple keys etc: their JSON text
+    text = json.dumps(plain, separators=(",", ":"))  # tuple keys etc: their JSON text
+    # A map key holding a map key is escaped twice, and so on: left unbounded, 600 bytes
+    # of nested keys would ask for 2**300 characters. Real keys stay far below the budget.
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise SerializationError("map keys nested in map keys make too much JSON text for a plain form")
+    return text
 
 
 def decode_plain(data: bytes) -> Any:
@@ -553,10 +559,12 @@ def decode_plain(data: bytes) -> Any:
     nan/inf -> "nan"/"inf"/"-inf"; datetime/date/time -> ISO 8601 str, with a
     ``[Zone/Key]`` suffix for ZoneInfo zones; timedelta -> float seconds; timezone ->
     its name, ZoneInfo -> its key; paths -> str; a dict key that is not
-    None/bool/int/float/str -> the compact JSON text of its plain form.
+    None/bool/int/float/str -> the compact JSON text of its plain form. Those key texts
+    may total about eight times the input size; more (map keys nested in map keys, each
+    level escaping the one inside) raises :class:`SerializationError`.
     """
     try:
-        return _jsonable(_unpack_plain(data))
+        return _jsonable(_unpack_plain(data), [8 * len(data) + 65536])  # budget of key text
     except SerializationError:
         raise
     except Exception as exc:
