@@ -84,6 +84,9 @@ from paglets.core.errors import SerializationError
 
 _US = timedelta(microseconds=1)
 _PACKERS: list[Packer] = []  # idle packers (list.pop/append are atomic: thread-safe)
+# An Unpacker's first buffer (it grows to fit what is fed). msgpack's default is 1 MiB, taken
+# by each nesting level of exts: 1.4 KB of nested tuples left 300 MiB held in the pool.
+_READ_SIZE = 4096
 
 # Per-process caches: classes are long-lived, and these keep the hot path to dict hits.
 _ENCODERS: dict[type, Callable[[Any], Any]] = {}
@@ -119,7 +122,9 @@ def _unpacker_pool(**hooks: Any) -> Callable[[bytes], Any]:
         try:
             unpacker = idle.pop()
         except IndexError:
-            unpacker = Unpacker(None, raw=False, strict_map_key=False, timestamp=3, max_buffer_size=0, **hooks)
+            unpacker = Unpacker(
+                None, read_size=_READ_SIZE, raw=False, strict_map_key=False, timestamp=3, max_buffer_size=0, **hooks
+            )
         start = unpacker.tell()
         unpacker.feed(data)
         value = unpacker.unpack()  # on error the unpacker holds junk: never pool it again
