@@ -302,14 +302,16 @@ def import_by_name(name: str) -> object:
     parts = qualname.split(".")
     if not module_name or not all(p.isidentifier() and not p.startswith("__") for p in parts):
         raise SerializationError(f"malformed class name {name!r}: expected 'module:Qual.Name'")
+    # BaseException: a module's top level (or its __getattr__) may raise SystemExit, and a
+    # name from the wire must not end the process that decodes it.
     try:
         obj: object = importlib.import_module(module_name)
-    except Exception as exc:
-        raise SerializationError(f"{name}: cannot import module {module_name!r}: {exc}") from exc
+    except BaseException as exc:
+        raise SerializationError(f"{name}: cannot import module {module_name!r}: {exc!r}") from exc
     for i, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
-        except Exception as exc:
+        except BaseException as exc:
             where = ".".join([module_name, *parts[:i]])
             raise SerializationError(f"{name}: {where} has no attribute {part!r}") from exc
     _IMPORTED[name] = obj
