@@ -84,6 +84,9 @@ from paglets.core.errors import SerializationError
 
 _US = timedelta(microseconds=1)
 _PACKERS: list[Packer] = []  # idle packers (list.pop/append are atomic: thread-safe)
+# An Unpacker's first buffer (it grows to fit what is fed). msgpack's default is 1 MiB, taken
+# by each nesting level of exts: 1.4 KB of nested tuples left 300 MiB held in the pool.
+_READ_SIZE = 4096
 
 # Per-process caches: classes are long-lived, and these keep the hot path to dict hits.
 _ENCODERS: dict[type, Callable[[Any], Any]] = {}
@@ -119,7 +122,9 @@ def _unpacker_pool(**hooks: Any) -> Callable[[bytes], Any]:
         try:
             unpacker = idle.pop()
         except IndexError:
-            unpacker = Unpacker(None, raw=False, strict_map_key=False, timestamp=3, max_buffer_size=0, **hooks)
+            unpacker = Unpacker(
+                None, read_size=_READ_SIZE, raw=False, strict_map_key=False, timestamp=3, max_buffer_size=0, **hooks
+            )
         start = unpacker.tell()
         unpacker.feed(data)
         value = unpacker.unpack()  # on error the unpacker holds junk: never pool it again
@@ -297,14 +302,16 @@ def import_by_name(name: str) -> object:
     parts = qualname.split(".")
     if not module_name or not all(p.isidentifier() and not p.startswith("__") for p in parts):
         raise SerializationError(f"malformed class name {name!r}: expected 'module:Qual.Name'")
+    # BaseException: a module's top level (or its __getattr__) may raise SystemExit, and a
+    # name from the wire must not end the process that decodes it.
     try:
         obj: object = importlib.import_module(module_name)
-    except Exception as exc:
-        raise SerializationError(f"{name}: cannot import module {module_name!r}: {exc}") from exc
+    except BaseException as exc:
+        raise SerializationError(f"{name}: cannot import module {module_name!r}: {exc!r}") from exc
     for i, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
-        except Exception as exc:
+        except BaseException as exc:
             where = ".".join([module_name, *parts[:i]])
             raise SerializationError(f"{name}: {where} has no attribute {part!r}") from exc
     _IMPORTED[name] = obj
@@ -512,16 +519,16 @@ def _plain_ext_hook(code: int, data: bytes) -> Any:
 _unpack_plain = _unpacker_pool(ext_hook=_plain_ext_hook, object_pairs_hook=_Pairs)
 
 
-def _jsonable(x: Any) -> Any:
+def _jsonable(x: Any, budget: list[int]) -> Any:
     t = type(x)
     if x is None or t is str or t is int or t is bool:
         return x
     if t is float:
         return x if math.isfinite(x) else str(x)  # strict JSON has no NaN/Infinity
     if t is list:
-        return [_jsonable(item) for item in x]
+        return [_jsonable(item, budget) for item in x]
     if t is _Pairs:
-        return {_json_key(k): _jsonable(v) for k, v in x}
+        return {_json_key(k, budget): _jsonable(v, budget) for k, v in x}
     if t is bytes:
         return base64.b64encode(x).decode("ascii")
     if isinstance(x, (datetime, time)):
@@ -538,11 +545,17 @@ def _jsonable(x: Any) -> Any:
     raise SerializationError(f"no plain form for {t.__name__}")
 
 
-def _json_key(key: Any) -> Any:
-    plain = _jsonable(key)
+def _json_key(key: Any, budget: list[int]) -> Any:
+    plain = _jsonable(key, budget)
     if plain is None or type(plain) in (str, int, float, bool):
         return plain
-    return json.dumps(plain, separators=(",", ":"))  # tuple keys etc: their JSON text
+    text = json.dumps(plain, separators=(",", ":"))  # tuple keys etc: their JSON text
+    # A map key holding a map key is escaped twice, and so on: left unbounded, 600 bytes
+    # of nested keys would ask for 2**300 characters. Real keys stay far below the budget.
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise SerializationError("map keys nested in map keys make too much JSON text for a plain form")
+    return text
 
 
 def decode_plain(data: bytes) -> Any:
@@ -553,10 +566,12 @@ def decode_plain(data: bytes) -> Any:
     nan/inf -> "nan"/"inf"/"-inf"; datetime/date/time -> ISO 8601 str, with a
     ``[Zone/Key]`` suffix for ZoneInfo zones; timedelta -> float seconds; timezone ->
     its name, ZoneInfo -> its key; paths -> str; a dict key that is not
-    None/bool/int/float/str -> the compact JSON text of its plain form.
+    None/bool/int/float/str -> the compact JSON text of its plain form. Those key texts
+    may total about eight times the input size; more (map keys nested in map keys, each
+    level escaping the one inside) raises :class:`SerializationError`.
     """
     try:
-        return _jsonable(_unpack_plain(data))
+        return _jsonable(_unpack_plain(data), [8 * len(data) + 65536])  # budget of key text
     except SerializationError:
         raise
     except Exception as exc:

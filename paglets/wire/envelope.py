@@ -60,8 +60,8 @@ class PagletEnvelope:
                 source_host_address=_text(payload, "source_host_address", ""),
                 target_host_name=_text(payload, "target_host_name", ""),
                 target_host_address=_text(payload, "target_host_address", ""),
-                clone_of=payload.get("clone_of"),
-                metadata=dict(payload.get("metadata") or {}),
+                clone_of=_optional_text(payload, "clone_of"),
+                metadata=_metadata(payload.get("metadata")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SerializationError(f"malformed envelope: {exc}") from None
@@ -85,6 +85,21 @@ def _state_bytes(value: Any) -> bytes:
     if not isinstance(value, bytes):
         raise SerializationError(f"envelope state must be bytes, got {type(value).__name__}")
     return value
+
+
+def _optional_text(payload: dict[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SerializationError(f"envelope field {key!r} must be a string or nil, got {type(value).__name__}")
+    return value
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):  # dict() would also take a list of pairs, or a str of two characters
+        raise SerializationError(f"envelope field 'metadata' must be a map, got {type(value).__name__}")
+    return dict(value)
 
 
 def _text(payload: dict[str, Any], key: str, default: str | None = None) -> str:

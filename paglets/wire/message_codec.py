@@ -22,7 +22,10 @@ def decode_message(data: bytes) -> Message:
     values = codec.decode(data)
     if not isinstance(values, list) or len(values) != len(_FIELDS):
         raise SerializationError("message: expected an array of 9 fields")
-    return Message.from_wire(dict(zip(_FIELDS, values, strict=True)))
+    try:
+        return Message.from_wire(dict(zip(_FIELDS, values, strict=True)))
+    except OverflowError as exc:  # a codec big int (beyond 64 bits) where a float is due: the timestamp
+        raise SerializationError(f"message: a number is out of range: {exc}") from None
 
 
 __all__ = ["decode_message", "encode_message"]

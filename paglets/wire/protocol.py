@@ -123,7 +123,8 @@ ACCEPTED = {"accepted": True}
 MAX_CORRELATION_ID = 32
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
-AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline, and every caller uses .match()
+AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 _STR = (str,)
 _BOOL = (bool,)
