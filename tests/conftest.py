@@ -116,6 +116,8 @@ def _start_cli(program: str, name: str, data_dir: Path, extra: tuple[str, ...], 
         sys.executable, "-m", f"paglets.cli.{program}", "--name", name, "--bind", "127.0.0.1",
         "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
     ]  # fmt: skip
+    if program == "node":  # the tests' own paglets live in the tests package
+        cmd += ["--allow-module", "tests"]
     proc_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc_env.update(env or {})
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -251,6 +251,7 @@ class NetnsLab:
         (``address ...``, ``http ...``, ``ready``); extra CLI flags go in
         ``extra`` (``"--connect", relay.address`` for a node behind a relay).
         """
+        extra = (*extra, "--allow-module", "tests")  # the tests' own paglets live in the tests package
         return self.start_cli(ns, "paglets.cli.node", name, data_dir, *extra, env=env, timeout=timeout)
 
     def start_relay(

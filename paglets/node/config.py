@@ -112,6 +112,16 @@ class NodeConfig:
         "Public .key file of the nodes and relay this node connects to (default: the public half of curve_secret).",
         example="keys/cluster.key",
     )
+    allow_modules: list[str] = opt(
+        [],
+        "Module prefixes whose paglet classes and state types this node may import when another process names "
+        "them (the package's own modules, preload modules and modules already imported are always allowed).",
+        flag="allow_module",
+        metavar="PREFIX",
+    )
+    allow_any_module: bool = opt(
+        False, "Development only: import any module a remote peer names (runs its top-level code). Warns at start."
+    )
     # -- the mesh -------------------------------------------------------------------------------
     mesh: bool = opt(True, "Take part in the mesh gossip.")
     peers: list[str] = opt(

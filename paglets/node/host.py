@@ -73,6 +73,9 @@ class Host:
             del options["http_port"]
             options["http"] = False
         self.config = NodeConfig.from_options(name=name, host=host, port=port, **options)
+        codec.POLICY.allow(*self.config.allow_modules, *self.config.preload)
+        if self.config.allow_any_module:
+            codec.POLICY.allow_any = True
         base = self._base = Foundation.build(self.config, self._mesh_entry)
         self.here = base.here
         self.client = base.client
@@ -166,6 +169,12 @@ class Host:
         except BaseException:
             self.stop()
             raise
+        if self.config.allow_any_module:
+            log.warning(
+                "node %s: --allow-any-module is on: any process that can reach this node can make it import "
+                "(and run) any module. Use it for development only.",
+                self.name,
+            )
         self.events.emit("node-start", address=self.address)
         log.info("node %s serving on %s (http %s)", self.name, self.address, self.http_address or "off")
 
@@ -329,6 +338,8 @@ class Host:
 
     def create_remote(self, target: Any, cls: Any, state: Any = None, init: Any = None) -> PagletProxy:
         """Create a paglet on another node (address, mesh name or TransferTicket)."""
+        if isinstance(cls, type):
+            codec.trust_class(cls)  # this process hands the class over: its other hosts may import it too
         ticket = TransferTicket.of(target)
         address = self._parts().movement.resolve(ticket.destination)
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)

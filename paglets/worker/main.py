@@ -398,6 +398,8 @@ def worker_main(spec: dict[str, Any]) -> NoReturn:
         format=f"%(asctime)s paglet[{spec.get('agent_id', '?')[:8]}] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    codec.POLICY.allow(*spec.get("allow_modules") or ())  # what the node may import, this worker may too
+    codec.POLICY.allow_any = bool(spec.get("allow_any_module"))
     try:
         Worker(spec).serve()
     except SystemExit as exc:

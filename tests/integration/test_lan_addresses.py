@@ -10,7 +10,7 @@ from tests.netns import ip, netns_lab_factory  # noqa: F401  (a fixture)
 
 SOURCES = """
 import json
-from paglets.runtime import binding
+from paglets import binding
 print(json.dumps({
     "ip": binding._addresses_from_ip_command(),
     "fib_trie": binding._addresses_from_fib_trie(),

@@ -51,8 +51,8 @@ def test_class_missing_on_the_target_is_refused_and_the_paglet_stays(node_proces
         )
     )
     pythonpath = os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])
-    alpha = node_process("alpha", env={"PYTHONPATH": pythonpath})
-    beta = node_process("beta")
+    alpha = node_process("alpha", "--allow-module", "local_paglets", env={"PYTHONPATH": pythonpath})
+    beta = node_process("beta", "--allow-module", "local_paglets")  # allowed, but not there
     client = HostClient()
     proxy = client.create(alpha.address, "local_paglets:LocalPaglet")
     with pytest.raises(TransferError, match="cannot import"):

@@ -10,6 +10,7 @@ import pytest
 
 from paglets.core.errors import (
     AuthenticationError,
+    ForbiddenError,
     HostError,
     InvalidAgentError,
     LifecycleError,
@@ -84,9 +85,12 @@ def test_class_in_main_is_refused_clearly(node):
         node.create("__main__:Thing")
 
 
-def test_unimportable_and_non_paglet_classes_are_refused(node):
+def test_unallowed_unimportable_and_non_paglet_classes_are_refused(make_node):
+    node = make_node("alpha", allow_modules=["allowed_but_missing_xyz"])
+    with pytest.raises(ForbiddenError, match=r"'not_allowed_xyz' is not allowed on node alpha.*--allow-module"):
+        node.create("not_allowed_xyz:Thing")
     with pytest.raises(HostError, match="cannot import"):
-        node.create("no_such_module_xyz:Thing")
+        node.create("allowed_but_missing_xyz:Thing")
     with pytest.raises(HostError, match="not a Paglet"):
         node.create("tests.sample_paglets:NotAPaglet")
     assert node.list_agents() == []
@@ -333,7 +337,8 @@ def test_worker_thread_left_running_does_not_keep_stop_waiting(make_node):
     assert not pid_alive(pid)
 
 
-def test_module_that_starts_threads_at_import_still_works_and_is_not_preloaded(node):
+def test_module_that_starts_threads_at_import_still_works_and_is_not_preloaded(make_node):
+    node = make_node("alpha", allow_modules=["tests.threaded_paglets"])  # named, never imported here
     # Threads do not survive fork: the import-time thread runs in a worker only if
     # the worker imported the module itself rather than inheriting it from the template.
     first = node.create("tests.threaded_paglets:ThreadedModulePaglet")

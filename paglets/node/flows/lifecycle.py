@@ -19,7 +19,7 @@ from typing import Any
 
 from paglets.client.host_client import create_request
 from paglets.client.security import CurveIdentity
-from paglets.core.errors import HostError, InvalidAgentError, PagletError
+from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.config import NodeConfig
@@ -30,6 +30,7 @@ from paglets.node.procs.template_process import Zygote
 from paglets.node.storage.files import FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
+from paglets.wire.codec.names import allow_hint
 
 log = logging.getLogger("paglets.lifecycle")
 STOP_GRACE = 2.0  # seconds a worker asked to exit has before it is killed
@@ -65,6 +66,8 @@ class Lifecycle:
 
     def create(self, cls: Any, state: Any = None, init: Any = None, agent_id: str | None = None) -> str:
         """Start a new paglet of ``cls`` (a class or ``"module:Class"``); its agent id once ``on_creation`` ran."""
+        if isinstance(cls, type):
+            codec.trust_class(cls)  # a class object of this process: its module may be imported
         header, payload = create_request(cls, state, init, agent_id)
         return self.start_paglet(header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain")))
 
@@ -88,6 +91,7 @@ class Lifecycle:
         arriving paglet's state (see :mod:`paglets.node.flows.arrivals`).
         """
         check_class_name(class_name)
+        self.check_allowed(class_name)
         agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
         token = token or uuid.uuid4().hex
         limit = self._config.start_timeout if timeout is None else timeout
@@ -110,6 +114,15 @@ class Lifecycle:
         if not prepare_only:
             self._events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
         return agent_id
+
+    def check_allowed(self, class_name: str) -> None:
+        """ForbiddenError unless this node may import the class's module (nothing is imported here)."""
+        module = class_name.split(":", 1)[0]
+        if not codec.POLICY.allows(module):
+            raise ForbiddenError(
+                f"paglet class {class_name!r}: module {module!r} is not allowed on node {self._here.name}; "
+                + allow_hint(module)
+            )
 
     def fork_worker(self, agent_id: str, token: str, class_name: str) -> None:
         """Ask the template process for a worker; the broker slot must exist already."""
@@ -135,6 +148,8 @@ class Lifecycle:
             "storage_root": str(here.storage_root),
             "storage_quota": config.persistent_storage_quota_bytes,
             "log_level": logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
+            "allow_modules": codec.POLICY.prefixes(),
+            "allow_any_module": codec.POLICY.allow_any,
         }
 
     def work_path(self, agent_id: str) -> Path:

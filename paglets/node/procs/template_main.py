@@ -186,7 +186,7 @@ class _Template:
             self._hot[name] = None
             try:
                 importlib.import_module(name)
-            except Exception as exc:  # the worker that needs it reports the failure properly
+            except BaseException as exc:  # even SystemExit: the worker that needs it reports the failure
                 log.debug("zygote could not preload %s: %s", name, exc)
                 continue
             if _thread_count() > 1:
