@@ -21,6 +21,7 @@ from paglets.core.errors import HostError, InvalidAgentError, PagletError
 from paglets.core.events import PersistencyEvent
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
+from paglets.worker.spec import WorkerSpec
 
 if TYPE_CHECKING:
     from paglets.node.host import Host
@@ -85,26 +86,26 @@ class Lifecycle:
         host.zygote.fork(self.worker_spec(agent_id, nonce, class_name))
         host.zygote.note_class(class_name, list(sys.path))
 
-    def worker_spec(self, agent_id: str, nonce: str, class_name: str) -> dict[str, Any]:
+    def worker_spec(self, agent_id: str, nonce: str, class_name: str) -> WorkerSpec:
         host = self._host
-        return {
-            "agent_id": agent_id,
-            "nonce": nonce,
-            "class_name": class_name,
-            "back_endpoint": host.broker.back_endpoint,
-            "node_name": host.name,
-            "node_address": host.address,
-            "heartbeat": host.heartbeat_interval,
-            "heartbeat_misses": 3,
-            "sys_path": list(sys.path),
-            "cwd": os.getcwd(),
-            "api_key": host.api_key,
-            "curve": _curve_wire(host.curve),
-            "work_dir": str(host.work_path(agent_id)),
-            "storage_root": str(host.persistence_dir / "storage"),
-            "storage_quota": host.persistent_storage_quota_bytes,
-            "log_level": logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
-        }
+        return WorkerSpec(
+            agent_id=agent_id,
+            token=nonce,
+            class_name=class_name,
+            back_endpoint=host.broker.back_endpoint,
+            node_name=host.name,
+            node_address=host.address,
+            work_dir=str(host.work_path(agent_id)),
+            storage_root=str(host.persistence_dir / "storage"),
+            heartbeat=host.heartbeat_interval,
+            heartbeat_misses=3,
+            sys_path=list(sys.path),
+            cwd=os.getcwd(),
+            api_key=host.api_key,
+            curve=host.curve,
+            storage_quota=host.persistent_storage_quota_bytes,
+            log_level=logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
+        )
 
     def run_hook(self, agent_id: str, name: str, event: dict[str, Any], timeout: float) -> None:
         """Run one of the paglet's lifecycle hooks in its worker."""
