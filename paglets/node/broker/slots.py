@@ -159,7 +159,7 @@ class WorkerSlot:
 
     agent_id: str
     ident: bytes
-    nonce: str
+    nonce: str  # the worker's token (WorkerSpec.token), echoed in its ready; an arrival's transfer token
     class_name: str
     start_header: bytes | None  # None: prepared for an arrival, start comes later
     start_payload: list[bytes]

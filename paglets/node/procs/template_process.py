@@ -28,6 +28,9 @@ node -> zygote                         zygote -> node
                                        (negative code: killed by signal)
 =====================================  ==================================
 
+``spec`` is a :class:`~paglets.worker.spec.WorkerSpec` as :meth:`~paglets.worker.spec.WorkerSpec.to_wire`
+gives it; the child checks it with ``WorkerSpec.from_wire`` before it becomes a worker.
+
 When the pipe from the node closes (the node stopped or died) the zygote
 kills its workers and exits; workers also carry ``PR_SET_PDEATHSIG`` so they
 die with the zygote. Where ``fork`` is unavailable :class:`Zygote` spawns
