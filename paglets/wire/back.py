@@ -361,8 +361,8 @@ class Ready:
 
 
 @dataclass(slots=True)
-class HostCall:
-    """A validated ``hcall``: its op, its header (``op`` included) and payload frames."""
+class OpCall:
+    """A validated ``hcall`` or ``call``: its op, its header (``op`` included) and payload frames."""
 
     op: str
     header: dict[str, Any]
@@ -378,14 +378,8 @@ def split_from_worker(frames: list[bytes]) -> tuple[bytes, bytes, bytes, list[by
 
 def parse_ready(rest: list[bytes]) -> Ready:
     header = check_fields("ready", unpack_map(rest[0] if rest else b"", "ready header"), READY_FIELDS)
-    return Ready(
-        header["token"],
-        header["pid"],
-        header.get("workers"),
-        header.get("batch"),
-        header.get("checkpoint"),
-        header.get("error"),
-    )
+    get = header.get
+    return Ready(header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"))
 
 
 def parse_rep(rest: list[bytes]) -> tuple[bool, list[bytes]] | None:
@@ -407,7 +401,7 @@ def parse_give_back(rest: list[bytes]) -> int:
     return decode_count(rest[0], "back")
 
 
-def parse_host_call(rest: list[bytes]) -> HostCall:
+def parse_host_call(rest: list[bytes]) -> OpCall:
     """Validate an ``hcall``: its op, every field of that op and its payload frame count."""
     header = unpack_map(rest[0] if rest else b"", "hcall header")
     op = header.get("op")
@@ -419,7 +413,7 @@ def parse_host_call(rest: list[bytes]) -> HostCall:
     low, high = HCALL_PAYLOAD.get(op, (0, 0))
     if not low <= len(payload) <= high:
         raise ProtocolError(f"hcall {op}: expected {low}-{high} payload frames, got {len(payload)}")
-    return HostCall(op, header, payload)
+    return OpCall(op, header, payload)
 
 
 def parse_event(rest: list[bytes]) -> dict[str, Any]:
@@ -427,15 +421,6 @@ def parse_event(rest: list[bytes]) -> dict[str, Any]:
 
 
 # -- worker side: parsers -------------------------------------------------------------------------
-@dataclass(slots=True)
-class NodeCall:
-    """A validated ``call``: its op, its header (``op`` included) and payload frames."""
-
-    op: str
-    header: dict[str, Any]
-    payload: list[bytes]
-
-
 def split_from_node(frames: list[bytes]) -> tuple[bytes, bytes, list[bytes]] | None:
     """``(op, cid, rest)`` of a frame set a worker socket received; None if too short."""
     if len(frames) < 3:
@@ -473,12 +458,12 @@ def parse_start(rest: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
     return header, rest[1:]
 
 
-def parse_call(rest: list[bytes]) -> NodeCall:
+def parse_call(rest: list[bytes]) -> OpCall:
     """Validate a ``call``: its op and every field of that op."""
     header = unpack_map(rest[0] if rest else b"", "call header")
     op = header.get("op")
     _check_call(op, header)
-    return NodeCall(op, header, rest[1:])
+    return OpCall(op, header, rest[1:])
 
 
 def _check_call(op: Any, header: dict[str, Any]) -> dict[str, Any]:
@@ -495,63 +480,15 @@ def parse_hrep(frames: list[bytes], cid: bytes) -> tuple[bool, list[bytes]] | No
     return frames[2] == OK, frames[3:]
 
 
+# fmt: off
 __all__ = [
-    "BACK",
-    "CALL",
-    "CALL_OPS",
-    "EMPTY_MAP",
-    "EVENT",
-    "EVENT_FIELDS",
-    "HB",
-    "HCALL",
-    "HCALL_OPS",
-    "HCALL_PAYLOAD",
-    "HREP",
-    "IDLE",
-    "MSG",
-    "MSGS",
-    "MSG_FIELDS",
-    "MSG_HEADERS",
-    "READY",
-    "READY_FIELDS",
-    "REP",
-    "START",
-    "START_FIELDS",
-    "HostCall",
-    "NodeCall",
-    "Ready",
-    "back_frames",
-    "batch_failures",
-    "call_frames",
-    "check_fields",
-    "event_frames",
-    "exit_frames",
-    "hb_to_node",
-    "hb_to_worker",
-    "hcall_frames",
-    "hrep_err",
-    "hrep_ok",
-    "idle_frames",
-    "msg_frames",
-    "msgs_frames",
-    "pack_call",
-    "pack_start",
-    "parse_call",
-    "parse_error",
-    "parse_event",
-    "parse_give_back",
-    "parse_host_call",
-    "parse_hrep",
-    "parse_msg",
-    "parse_ready",
-    "parse_rep",
-    "parse_start",
-    "parse_work",
-    "ready_frames",
-    "rep_batch",
-    "rep_err",
-    "rep_ok",
-    "split_from_node",
-    "split_from_worker",
-    "start_frames",
+    "BACK", "CALL", "CALL_OPS", "EMPTY_MAP", "EVENT", "EVENT_FIELDS", "HB", "HCALL", "HCALL_OPS", "HCALL_PAYLOAD",
+    "HREP", "IDLE", "MSG", "MSGS", "MSG_FIELDS", "MSG_HEADERS", "READY", "READY_FIELDS", "REP", "START",
+    "START_FIELDS", "OpCall", "Ready", "back_frames", "batch_failures", "call_frames", "check_fields",
+    "event_frames", "exit_frames", "hb_to_node", "hb_to_worker", "hcall_frames", "hrep_err", "hrep_ok",
+    "idle_frames", "msg_frames", "msgs_frames", "pack_call", "pack_start", "parse_call", "parse_error",
+    "parse_event", "parse_give_back", "parse_host_call", "parse_hrep", "parse_msg", "parse_ready", "parse_rep",
+    "parse_start", "parse_work", "ready_frames", "rep_batch", "rep_err", "rep_ok", "split_from_node",
+    "split_from_worker", "start_frames",
 ]
+# fmt: on

@@ -24,7 +24,7 @@ from paglets.core.errors import LifecycleError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, PersistencyEvent, event_from_wire
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.wire import codec
-from paglets.wire.back import NodeCall
+from paglets.wire.back import OpCall
 from paglets.wire.errors import error_to_wire
 from paglets.wire.plain import state_from_plain
 from paglets.worker.context import WorkerContext
@@ -133,7 +133,7 @@ class PagletControl:
             pass  # shutting down
 
     # -- calls ----------------------------------------------------------------------
-    def call(self, cid: bytes, call: NodeCall) -> None:
+    def call(self, cid: bytes, call: OpCall) -> None:
         """Answer one ``call`` from the node."""
         try:
             result = self._node_request(call)
@@ -142,7 +142,7 @@ class PagletControl:
             return
         self._link.reply_ok(cid, result)
 
-    def _node_request(self, call: NodeCall) -> bytes | None:
+    def _node_request(self, call: OpCall) -> bytes | None:
         op, header, payload = call.op, call.header, call.payload
         paglet = self.paglet
         if paglet is None:

@@ -23,7 +23,7 @@ class WorkerSpec:
     """One worker's configuration, as its node gives it."""
 
     agent_id: str
-    token: str  # echoed in ``ready``: the start nonce, or an arrival's transfer token
+    token: str  # echoed in ``ready``: a fresh one per start, or an arriving paglet's transfer token
     class_name: str  # ``module:Qual.Name`` of the paglet class
     back_endpoint: str  # the node's back ROUTER
     node_name: str
