@@ -213,6 +213,8 @@ MSG_HEADERS: dict[tuple[bool, bool], bytes] = {
 }
 _MSG_HEADER_FLAGS = {frame: flags for flags, frame in MSG_HEADERS.items()}
 _ONEWAY_HEADER = MSG_HEADERS[True, False]
+_QUEUED_HEADER = (MSG_HEADERS[False, False], _ONEWAY_HEADER)  # indexed by oneway
+_UNQUEUED_HEADER = (MSG_HEADERS[False, True], MSG_HEADERS[True, True])
 
 
 def check_fields(what: str, header: dict[str, Any], schema: Schema) -> dict[str, Any]:
@@ -319,7 +321,7 @@ def start_frames(ident: bytes, cid: bytes, header: bytes, payload: list[bytes]) 
 
 
 def msg_frames(ident: bytes, cid: bytes, oneway: bool, unqueued: bool, body: bytes) -> list[bytes]:
-    return [ident, MSG, cid, MSG_HEADERS[oneway, unqueued], body]
+    return [ident, MSG, cid, (_UNQUEUED_HEADER if unqueued else _QUEUED_HEADER)[oneway], body]
 
 
 def msgs_frames(ident: bytes, cid: bytes, bodies: list[bytes]) -> list[bytes]:
@@ -445,7 +447,7 @@ def parse_work(frames: list[bytes]) -> tuple[bytes, bool, bool, list[bytes]] | N
     out). The node's own ``msg`` headers are recognised by their bytes.
     """
     op = frames[0]
-    if op == MSG and len(frames) == 4:
+    if op == MSG and len(frames) >= 4:
         return frames[1], False, frames[2] == _ONEWAY_HEADER, [frames[3]]
     if op == MSGS and len(frames) >= 3:
         return frames[1], True, True, frames[2:]

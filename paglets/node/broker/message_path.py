@@ -29,6 +29,7 @@ from paglets.core.errors import HostError, InvalidAgentError, OverloadedError, P
 from paglets.core.messages import UNQUEUED_PRIORITY
 from paglets.node.broker.slots import Delivery, Origin, Pending, Phase, Sender, WorkerSlot
 from paglets.wire import back, protocol
+from paglets.wire.back import msg_frames, parse_rep
 from paglets.wire.errors import error_to_wire
 
 ACK_LIMIT = 1000
@@ -155,7 +156,7 @@ class MessagePath:
         )  # fmt: skip
         slot.pending_cids.add(cid)
         slot.in_flight += 1
-        self._sender.send_back(back.msg_frames(handler, cid, delivery.oneway, delivery.unqueued, delivery.body))
+        self._sender.send_back(msg_frames(handler, cid, delivery.oneway, delivery.unqueued, delivery.body))
 
     def _dispatch_batch(self, slot: WorkerSlot, batch: list[Delivery], handler: bytes) -> None:
         """Send several oneway messages to one handler; it runs them in order and answers once."""
@@ -199,7 +200,7 @@ class MessagePath:
         pending = self._pending.pop(cid, None)
         if pending is None:
             return
-        reply = back.parse_rep(rest)
+        reply = parse_rep(rest)
         if reply is None:
             return
         ok, payload = reply

@@ -28,6 +28,7 @@ from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlot
 from paglets.wire import back
+from paglets.wire.back import BACK, IDLE, READY, REP
 
 BATCH_MAX = 256  # the most oneway messages one handler may be given at once (MAILBOX_BATCH caps it lower)
 
@@ -152,13 +153,13 @@ class WorkerTable:
     # -- worker frames ------------------------------------------------------------------
     def on_worker_frame(self, slot: WorkerSlot, ident: bytes, op: bytes, cid: bytes, rest: list[bytes]) -> None:
         """A ``rep``, ``back``, ``idle`` or ``ready`` from one of the slot's sockets."""
-        if op == back.REP:
+        if op == REP:
             self._mail.on_reply(cid, rest)
-        elif op == back.BACK:
+        elif op == BACK:
             self._mail.on_give_back(cid, rest)
-        elif op == back.IDLE:
+        elif op == IDLE:
             self._mail.idle(slot, ident)
-        elif op == back.READY:
+        elif op == READY:
             self._on_ready(slot, rest)
 
     def _on_ready(self, slot: WorkerSlot, rest: list[bytes]) -> None:
