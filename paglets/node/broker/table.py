@@ -34,7 +34,7 @@ BATCH_MAX = 256  # the most oneway messages one handler may be given at once (MA
 
 
 class WorkerTable:
-    """Slots, pending requests and forwarding entries of one node."""
+    """The slots of one node; its message path and forwarding entries are parts it owns."""
 
     def __init__(
         self,
