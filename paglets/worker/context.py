@@ -8,13 +8,14 @@ validates and performs. Calls to other nodes go straight out through a
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from paglets.client.host_client import HostClient, create_request
 from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
-from paglets.client.security import CurveIdentity
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
@@ -23,34 +24,39 @@ from paglets.persistence.persistency import DeactivationPolicy
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
-
-if TYPE_CHECKING:
-    from paglets.worker.main import Worker
+from paglets.worker.link import NodeLink
+from paglets.worker.spec import WorkerSpec
 
 
 class WorkerContext(PagletContext):
     """Node services for the one paglet in this worker process."""
 
-    def __init__(self, worker: Worker):
-        self._worker = worker
-        self.name = worker.node_name
-        self.address = worker.node_address
-        self.agent_id = worker.agent_id
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        link: NodeLink,
+        mail_arrived: threading.Condition,
+        give_back_batch: Callable[[], None],
+    ):
+        self._spec = spec
+        self._link = link
+        self._mail_arrived = mail_arrived
+        self._give_back_batch = give_back_batch
+        self.name = spec.node_name
+        self.address = spec.node_address
+        self.agent_id = spec.agent_id
         self._resources = ResourceRegistry()
         self._client: HostClient | None = None
 
     @property
     def client(self) -> HostClient:
         if self._client is None:
-            keys = self._worker.spec.get("curve")
-            curve = None
-            if keys:
-                curve = CurveIdentity(keys["public"].encode(), keys["secret"].encode(), keys["server"].encode())
-            self._client = HostClient(api_key=self._worker.spec.get("api_key"), curve=curve)
+            self._client = HostClient(api_key=self._spec.api_key, curve=self._spec.curve)
         return self._client
 
     def host_call(self, op: str, payload: tuple[bytes, ...] = (), timeout: float | None = None, **fields: Any) -> Any:
-        data = self._worker.link.call({"op": op, **fields}, payload, timeout)
+        """Ask the node (see :data:`paglets.wire.back.HCALL_OPS`); the decoded result."""
+        data = self._link.call(op, fields, payload, timeout)
         return codec.decode(data) if data else None
 
     def _is_local(self, host_url: str | None) -> bool:
@@ -93,16 +99,16 @@ class WorkerContext(PagletContext):
         return replies
 
     def wait_message(self, timeout: float | None = None) -> bool:
-        with self._worker.mail_arrived:
-            return self._worker.mail_arrived.wait(timeout)
+        with self._mail_arrived:
+            return self._mail_arrived.wait(timeout)
 
     def notify_message(self) -> None:
-        with self._worker.mail_arrived:
-            self._worker.mail_arrived.notify()
+        with self._mail_arrived:
+            self._mail_arrived.notify()
 
     def notify_all_messages(self) -> None:
-        with self._worker.mail_arrived:
-            self._worker.mail_arrived.notify_all()
+        with self._mail_arrived:
+            self._mail_arrived.notify_all()
 
     # -- paglets ----------------------------------------------------------------
     def get_proxy(self, agent_id: str, host_url: str | None = None) -> PagletProxy:
@@ -126,8 +132,8 @@ class WorkerContext(PagletContext):
 
     def _leaving(self, agent_id: str) -> None:
         """This paglet may leave this process: what its handler holds and has not run goes back first."""
-        if agent_id == self._worker.agent_id:
-            self._worker.give_back_batch()
+        if agent_id == self.agent_id:
+            self._give_back_batch()
 
     def dispatch(self, agent_id: str, target: Any) -> PagletProxy:
         """Move a paglet (this one, typically) to ``target``; returns its proxy there.
@@ -169,9 +175,9 @@ class WorkerContext(PagletContext):
 
     def persistent_storage(self, quota_bytes: int | None = None) -> ManagedStorage:
         """The quota-limited directory this paglet's class shares on this node."""
-        spec = self._worker.spec
-        quota = spec.get("storage_quota") if quota_bytes is None else quota_bytes
-        return ManagedStorage(class_storage_dir(Path(spec["storage_root"]), spec["class_name"]), quota)
+        spec = self._spec
+        quota = spec.storage_quota if quota_bytes is None else quota_bytes
+        return ManagedStorage(class_storage_dir(Path(spec.storage_root), spec.class_name), quota)
 
     # -- node ---------------------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:
@@ -218,7 +224,7 @@ class WorkerContext(PagletContext):
         return self._resources
 
     def work_dir(self) -> Path:
-        path = Path(self._worker.spec["work_dir"])
+        path = Path(self._spec.work_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

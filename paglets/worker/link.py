@@ -17,15 +17,10 @@ from typing import Any
 import zmq
 
 from paglets.core.errors import PagletCrashedError, RequestTimeoutError
-from paglets.wire import protocol
+from paglets.wire import back
 from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import recv_frames, send_frames
 
-REP = b"rep"
-BACK = b"back"
-HCALL = b"hcall"
-HREP = b"hrep"
-EVENT = b"event"
 DEFAULT_CALL_TIMEOUT = 120.0
 
 
@@ -50,21 +45,25 @@ class NodeLink:
             sock.identity = f"{self._agent_id}/{next(self._ids)}".encode()
             sock.connect(self._endpoint)
             self._local.sock = sock
-            self._local.rids = itertools.count(1)
+            self._local.cids = itertools.count(1)
         return sock
 
-    def reply_ok(self, rid: bytes, payload: bytes | None = None) -> None:
-        self._send([REP, rid, protocol.OK] if payload is None else [REP, rid, protocol.OK, payload])
+    def reply_ok(self, cid: bytes, payload: bytes | None = None) -> None:
+        self._send(back.rep_ok(cid, payload))
 
-    def reply_error(self, rid: bytes, error: dict[str, Any]) -> None:
-        self._send([REP, rid, protocol.ERR, protocol.pack(error)])
+    def reply_error(self, cid: bytes, error: dict[str, Any]) -> None:
+        self._send(back.rep_err(cid, error))
 
-    def give_back(self, rid: bytes, count: int) -> None:
-        """The last ``count`` messages of batch ``rid`` were not run: the node queues them again."""
-        self._send([BACK, rid, count.to_bytes(4, "big")])
+    def reply_batch(self, cid: bytes, failed: int) -> None:
+        """The answer to a ``msgs``: how many of its messages failed."""
+        self._send(back.rep_batch(cid, failed))
 
-    def event(self, header: dict[str, Any]) -> None:
-        self._send([EVENT, b"", protocol.pack(header)])
+    def give_back(self, cid: bytes, count: int) -> None:
+        """The last ``count`` messages of batch ``cid`` were not run: the node queues them again."""
+        self._send(back.back_frames(cid, count))
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self._send(back.event_frames(kind, **fields))
 
     def _send(self, frames: list[bytes]) -> None:
         try:
@@ -73,30 +72,31 @@ class NodeLink:
             self.close_own()
             raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None
 
-    def call(self, header: dict[str, Any], payload: tuple[bytes, ...] = (), timeout: float | None = None) -> bytes:
-        """Ask the node; returns the codec-encoded result frame, or raises the node's error."""
+    def call(
+        self, op: str, fields: dict[str, Any], payload: tuple[bytes, ...] = (), timeout: float | None = None
+    ) -> bytes:
+        """Ask the node (host call ``op``); returns the codec-encoded result frame, or raises the node's error."""
         sock = self.socket()
-        rid = next(self._local.rids).to_bytes(8, "big")
-        self._send([HCALL, rid, protocol.pack(header), *payload])
+        cid = next(self._local.cids).to_bytes(8, "big")
+        self._send(back.hcall_frames(cid, op, fields, payload))
         limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._poll(sock, remaining):
-                raise RequestTimeoutError(
-                    f"node did not answer host call {header.get('op')!r} within {limit:.1f} s",
-                    op=str(header.get("op")),
-                )
+                raise RequestTimeoutError(f"node did not answer host call {op!r} within {limit:.1f} s", op=op)
             try:
                 frames = recv_frames(sock)
             except zmq.ContextTerminated:
                 self.close_own()
                 raise PagletCrashedError(f"paglet {self._agent_id!r} is exiting") from None
-            if len(frames) < 3 or frames[0] != HREP or frames[1] != rid:
+            reply = back.parse_hrep(frames, cid)
+            if reply is None:
                 continue  # an answer to an earlier call that timed out
-            if frames[2] == protocol.OK:
-                return frames[3] if len(frames) > 3 else b""
-            raise error_from_wire(_unpack_error(frames[3:]))
+            ok, result = reply
+            if ok:
+                return result[0] if result else b""
+            raise error_from_wire(back.parse_error(result))
 
     def _poll(self, sock: zmq.Socket, seconds: float) -> bool:
         try:
@@ -111,13 +111,6 @@ class NodeLink:
         if sock is not None:
             self._local.sock = None
             sock.close(100)
-
-
-def _unpack_error(rest: list[bytes]) -> dict[str, Any]:
-    try:
-        return protocol.unpack_map(rest[0], "error") if rest else {}
-    except Exception as exc:
-        return {"type": "ProtocolError", "message": str(exc)}
 
 
 __all__ = ["NodeLink"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from paglets.core.errors import HostError, PagletError
 from paglets.node.broker.slots import Delivery, FutureOrigin, Phase
 from paglets.waiting import wait_for
-from paglets.wire import protocol
+from paglets.wire import back
 
 if TYPE_CHECKING:
     from paglets.node.broker.loop import Broker
@@ -101,7 +101,7 @@ class BrokerCommands:
         header (an arrival being prepared), once the worker has loaded its class.
         """
         future: Future[Any] = Future()
-        header = None if start_header is None else protocol.pack(start_header)
+        header = None if start_header is None else _pack_start(start_header)
         deadline = time.monotonic() + start_timeout
         table = self._broker.table
         self._confirm(
@@ -120,7 +120,9 @@ class BrokerCommands:
 
     def call_worker(self, agent_id: str, header: dict[str, Any], payload: list[bytes] = ()) -> Future[Any]:
         """A node request to the paglet's worker (state, hook, dispose...); the Future gets (header, payload)."""
-        frames = [protocol.pack(header), *payload]
+        op = header.get("op")
+        fields = {k: v for k, v in header.items() if k != "op"}
+        frames = [back.pack_call(op, **fields), *payload]
         return self._ask(lambda origin: self._broker.table.call(agent_id, frames, origin))
 
     def stop_worker(self, agent_id: str, forward_to: str | None = None) -> Future[Any]:
@@ -154,14 +156,14 @@ class BrokerCommands:
         self, agent_id: str, start_header: dict[str, Any], payload: list[bytes], seen_ids: list[str]
     ) -> Future[Any]:
         """Give an arriving paglet's prepared worker its state and run its arrival hook."""
-        header = protocol.pack(start_header)
+        header = _pack_start(start_header)
         table = self._broker.table
         return self._ask(lambda origin: table.start_prepared(agent_id, header, payload, origin, seen_ids))
 
     def prepared_slot(self, agent_id: str) -> tuple[str, str] | None:
         """(phase, token) of the paglet's slot here, or None when there is none."""
         slot = self._confirm(lambda: self._broker.table.slots.get(agent_id), f"look up {agent_id}")
-        return None if slot is None else (slot.phase.value, slot.nonce)
+        return None if slot is None else (slot.phase.value, slot.token)
 
     def abort_prepared(self, agent_id: str, token: str) -> bool:
         """Drop a prepared arrival that never came (its early mail goes back to the source)."""
@@ -169,7 +171,7 @@ class BrokerCommands:
 
         def drop() -> bool:
             slot = table.slots.get(agent_id)
-            if slot is None or slot.nonce != token or slot.phase is not Phase.PREPARED:
+            if slot is None or slot.token != token or slot.phase is not Phase.PREPARED:
                 return False
             table.stop(agent_id, forward_to=slot.source_address)
             return True
@@ -182,7 +184,7 @@ class BrokerCommands:
 
         def status() -> str:
             slot = table.slots.get(agent_id)
-            if slot is None or slot.nonce != token:
+            if slot is None or slot.token != token:
                 return "unknown"
             return _ARRIVAL_STATUS.get(slot.phase, "unknown")
 
@@ -229,7 +231,7 @@ class BrokerCommands:
     ) -> Future[Any]:  # fmt: skip
         """Reserve a held slot for a parked paglet about to wake; the Future completes when it has started."""
         future: Future[Any] = Future()
-        header = protocol.pack(start_header)
+        header = _pack_start(start_header)
         deadline = time.monotonic() + timeout
         table = self._broker.table
         self._confirm(
@@ -260,6 +262,10 @@ class BrokerCommands:
     def connect_relay(self) -> None:
         """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""
         self._confirm(self._broker.open_relay, "dial the relay")
+
+
+def _pack_start(header: dict[str, Any]) -> bytes:
+    return back.pack_start(header["hook"], bool(header.get("plain")), header.get("event"))
 
 
 def _failed(exc: BaseException) -> Future[Any]:

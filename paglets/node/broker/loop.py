@@ -28,9 +28,9 @@ from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
 from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin
-from paglets.node.broker.table import CALL, EXIT, WorkerTable
+from paglets.node.broker.table import WorkerTable
 from paglets.threads import ThreadPool
-from paglets.wire import protocol
+from paglets.wire import back, protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
@@ -363,45 +363,46 @@ class Broker:
 
     # -- back -------------------------------------------------------------------------------
     def _on_back(self, frames: list[bytes]) -> None:
-        if len(frames) < 3:
+        split = back.split_from_worker(frames)
+        if split is None:
             return
-        ident, op, rid = frames[0], frames[1], frames[2]
+        ident, op, cid, rest = split
         slot = self.table.slot_for_ident(ident)
         if slot is None:
-            if op == b"ready":  # a leftover worker of a paglet that is gone
-                self.send_back([ident, CALL, b"", EXIT])
+            if op == back.READY:  # a leftover worker of a paglet that is gone
+                self.send_back(back.exit_frames(ident))
             return
-        if op == b"hcall":
-            self._on_host_call(slot.agent_id, ident, rid, frames[3:])
-        elif op == b"event":
-            self._on_event(slot.agent_id, frames[3:])
-        elif op != b"hb":
-            self.table.on_worker_frame(slot, ident, op, rid, frames[3:])
+        if op == back.HCALL:
+            self._on_host_call(slot.agent_id, ident, cid, rest)
+        elif op == back.EVENT:
+            self._on_event(slot.agent_id, rest)
+        elif op != back.HB:
+            self.table.on_worker_frame(slot, ident, op, cid, rest)
 
-    def _on_host_call(self, agent_id: str, ident: bytes, rid: bytes, rest: list[bytes]) -> None:
-        origin = BackOrigin(ident, rid)
+    def _on_host_call(self, agent_id: str, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
+        origin = BackOrigin(ident, cid)
         try:
-            header = protocol.unpack_map(rest[0], "host call header") if rest else {}
+            call = back.parse_host_call(rest)
         except PagletError as exc:
             self._fail(origin, exc)
             return
-        payload = rest[1:]
-        if header.get("op") == "send" and header.get("local") and payload:
-            prio = header.get("prio", 5)
+        header, payload = call.header, call.payload
+        if call.op == "send" and header.get("local"):  # paglet to paglet on this node: straight to the table
+            prio = header.get("prio")
             delivery = Delivery(
                 payload[0],
                 bool(header.get("oneway")),
                 origin,
-                prio if isinstance(prio, int) and 0 <= prio <= 13 else 5,
-                header.get("mid") if isinstance(header.get("mid"), str) else None,
+                prio if prio is not None and 0 <= prio <= 13 else 5,
+                header.get("mid"),
             )
-            if self.table.route(str(header.get("agent")), delivery):
+            if self.table.route(header["agent"], delivery):
                 return
         self._off_loop(origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)))
 
     def _on_event(self, agent_id: str, rest: list[bytes]) -> None:
         try:
-            header = protocol.unpack_map(rest[0], "event header") if rest else {}
+            header = back.parse_event(rest)
         except PagletError:
             return
         self._pool.submit(self._services.worker_event, agent_id, header)

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from paglets.node.broker.mailbox import MailboxQueue, MailboxStatus
-from paglets.wire import protocol
+from paglets.wire import back, protocol
+from paglets.wire.back import EMPTY_MAP
 from paglets.wire.errors import error_from_wire
 
-EMPTY_MAP = protocol.pack({})
 ACCEPTED = protocol.pack(protocol.ACCEPTED)
-HREP = b"hrep"
 
 
 class Sender(Protocol):
@@ -79,13 +78,13 @@ class BackOrigin:
     """A paglet's host call, answered on the worker socket that made it."""
 
     ident: bytes
-    rid: bytes
+    cid: bytes
 
     def ok(self, sender: Sender, payload: list[bytes], header: bytes = EMPTY_MAP) -> None:
-        sender.send_back([self.ident, HREP, self.rid, protocol.OK, *payload])
+        sender.send_back(back.hrep_ok(self.ident, self.cid, payload))  # an hrep has no header
 
     def fail(self, sender: Sender, error: dict[str, Any]) -> None:
-        sender.send_back([self.ident, HREP, self.rid, protocol.ERR, protocol.pack(error)])
+        sender.send_back(back.hrep_err(self.ident, self.cid, error))
 
     def accepted(self, sender: Sender) -> None:
         self.ok(sender, [], ACCEPTED)
@@ -160,7 +159,7 @@ class WorkerSlot:
 
     agent_id: str
     ident: bytes
-    nonce: str
+    token: str  # the worker's token (WorkerSpec.token), echoed in its ready; an arrival's transfer token
     class_name: str
     start_header: bytes | None  # None: prepared for an arrival, start comes later
     start_payload: list[bytes]
@@ -172,7 +171,7 @@ class WorkerSlot:
     connected: bool = False
     expires_at: float = 0.0
     queue: MailboxQueue[Delivery] = field(default_factory=MailboxQueue)
-    pending_rids: set[bytes] = field(default_factory=set)
+    pending_cids: set[bytes] = field(default_factory=set)
     idle_handlers: collections.deque[bytes] = field(default_factory=collections.deque)
     in_flight: int = 0
     batch_max: int = 32  # the class's MAILBOX_BATCH: oneway messages one handler may hold

@@ -31,6 +31,7 @@ from paglets.node.storage.files import FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
 from paglets.wire.codec.names import allow_hint
+from paglets.worker.spec import WorkerSpec
 
 log = logging.getLogger("paglets.lifecycle")
 STOP_GRACE = 2.0  # seconds a worker asked to exit has before it is killed
@@ -129,28 +130,28 @@ class Lifecycle:
         self._templates.fork(self.worker_spec(agent_id, token, class_name))
         self._templates.note_class(class_name, list(sys.path))
 
-    def worker_spec(self, agent_id: str, nonce: str, class_name: str) -> dict[str, Any]:
+    def worker_spec(self, agent_id: str, token: str, class_name: str) -> WorkerSpec:
         here, config = self._here, self._config
-        return {
-            "agent_id": agent_id,
-            "nonce": nonce,
-            "class_name": class_name,
-            "back_endpoint": self._broker.back_endpoint,
-            "node_name": here.name,
-            "node_address": here.address,
-            "heartbeat": config.heartbeat_interval,
-            "heartbeat_misses": 3,
-            "sys_path": list(sys.path),
-            "cwd": os.getcwd(),
-            "api_key": config.api_key,
-            "curve": _curve_wire(self._curve),
-            "work_dir": str(self.work_path(agent_id)),
-            "storage_root": str(here.storage_root),
-            "storage_quota": config.persistent_storage_quota_bytes,
-            "log_level": logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
-            "allow_modules": codec.POLICY.prefixes(),
-            "allow_any_module": codec.POLICY.allow_any,
-        }
+        return WorkerSpec(
+            agent_id=agent_id,
+            token=token,
+            class_name=class_name,
+            back_endpoint=self._broker.back_endpoint,
+            node_name=here.name,
+            node_address=here.address,
+            work_dir=str(self.work_path(agent_id)),
+            storage_root=str(here.storage_root),
+            heartbeat=config.heartbeat_interval,
+            heartbeat_misses=3,
+            sys_path=list(sys.path),
+            cwd=os.getcwd(),
+            api_key=config.api_key,
+            curve=self._curve,
+            storage_quota=config.persistent_storage_quota_bytes,
+            log_level=logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
+            allow_modules=codec.POLICY.prefixes(),
+            allow_any_module=codec.POLICY.allow_any,
+        )
 
     def work_path(self, agent_id: str) -> Path:
         return self._here.work_root / protocol.validate_agent_id(agent_id)
@@ -198,12 +199,6 @@ class Lifecycle:
     def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
         if header.get("kind") == "run-finished":
             self._events.emit("paglet-run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
-
-
-def _curve_wire(curve: CurveIdentity | None) -> dict[str, str] | None:
-    if curve is None:
-        return None
-    return {"public": curve.public.decode(), "secret": curve.secret.decode(), "server": curve.server_key.decode()}
 
 
 def check_class_name(class_name: str) -> None:

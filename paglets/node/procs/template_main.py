@@ -23,7 +23,9 @@ import sys
 import threading
 from typing import IO, Any
 
+from paglets.core.errors import ProtocolError
 from paglets.node.procs.template_process import read_frame, write_frame
+from paglets.worker.spec import WorkerSpec
 
 log = logging.getLogger("paglets.template")
 PR_SET_PDEATHSIG = 1
@@ -56,11 +58,18 @@ def _detach(zygote_pid: int, keep_fd: int = -1) -> None:
         os.closerange(3, 65536)
 
 
-def _enter_worker(spec: dict[str, Any]) -> None:
-    _prctl(PR_SET_NAME, f"pgl-{spec['agent_id'][:11]}".encode())
-    sys.path[:] = list(spec.get("sys_path") or sys.path)
+def _enter_worker(wire: Any) -> None:
+    """Become the worker ``wire`` (a :meth:`WorkerSpec.to_wire` map) describes."""
+    try:
+        spec = WorkerSpec.from_wire(wire)
+    except ProtocolError as exc:
+        print(f"paglet worker cannot start: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
+    _prctl(PR_SET_NAME, f"pgl-{spec.agent_id[:11]}".encode())
+    if spec.sys_path:
+        sys.path[:] = list(spec.sys_path)
     with contextlib.suppress(OSError):
-        os.chdir(spec.get("cwd") or "/")
+        os.chdir(spec.cwd or "/")
     from paglets.worker.main import worker_main
 
     worker_main(spec)
@@ -138,6 +147,7 @@ class _Template:
             self._learn(list(frame["hot"]), frame.get("sys_path"))
 
     def _start(self, spec: dict[str, Any]) -> int:
+        """Hand ``spec`` (a WorkerSpec's wire map, checked by the child) to an idle worker, or fork one."""
         while self._idle:
             pid, pipe = self._idle.popleft()
             try:

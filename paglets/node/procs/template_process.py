@@ -28,6 +28,9 @@ node -> zygote                         zygote -> node
                                        (negative code: killed by signal)
 =====================================  ==================================
 
+``spec`` is a :class:`~paglets.worker.spec.WorkerSpec` as :meth:`~paglets.worker.spec.WorkerSpec.to_wire`
+gives it; the child checks it with ``WorkerSpec.from_wire`` before it becomes a worker.
+
 When the pipe from the node closes (the node stopped or died) the zygote
 kills its workers and exits; workers also carry ``PR_SET_PDEATHSIG`` so they
 die with the zygote. Where ``fork`` is unavailable :class:`Zygote` spawns
@@ -52,6 +55,7 @@ from typing import IO, Any
 import msgpack
 
 from paglets.core.errors import HostError
+from paglets.worker.spec import WorkerSpec
 
 log = logging.getLogger("paglets.zygote")
 _LEN = struct.Struct(">I")
@@ -142,16 +146,16 @@ class Zygote:
             if known:
                 self._send_locked({"hot": known, "sys_path": self._sys_path})
 
-    def fork(self, spec: dict[str, Any]) -> int:
+    def fork(self, spec: WorkerSpec) -> int:
         """Start a worker for ``spec``; returns its pid."""
         if not self._use_fork:
             return self._spawn(spec)
         future: Future[int] = Future()
         with self._lock:
             seq = next(self._seq)
-            self._forks[seq] = (spec["agent_id"], future)
+            self._forks[seq] = (spec.agent_id, future)
             try:
-                self._send_locked({"fork": seq, "spec": spec})
+                self._send_locked({"fork": seq, "spec": spec.to_wire()})
             except HostError:
                 self._forks.pop(seq, None)
                 raise
@@ -237,15 +241,15 @@ class Zygote:
         with self._lock:
             self._replaced.notify_all()
 
-    def _spawn(self, spec: dict[str, Any]) -> int:
+    def _spawn(self, spec: WorkerSpec) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "paglets.node.procs.template_main", "--spawn"],
             stdin=subprocess.PIPE,
             env=_child_env(),
         )
-        write_frame(proc.stdin, {"spec": spec})
+        write_frame(proc.stdin, {"spec": spec.to_wire()})
         proc.stdin.close()
-        self._on_forked(spec["agent_id"], proc.pid)
+        self._on_forked(spec.agent_id, proc.pid)
 
         def wait() -> None:
             self._on_exit(proc.pid, proc.wait())

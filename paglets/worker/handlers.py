@@ -1,0 +1,166 @@
+"""A worker's message handlers: the threads that run its paglet's mail.
+
+Each handler thread owns a DEALER of its own (:class:`~paglets.worker.link.NodeLink`),
+tells the node it is idle, and the node hands it one ``msg`` (or one
+``msgs`` batch of oneway messages) at a time straight to that socket. The
+first handler starts with the paglet; one more starts whenever the last idle
+handler takes a message, up to the class's ``MAILBOX_WORKERS``. Unqueued
+messages skip the handlers: the node sends them to the main socket and they
+run on the control pool (:meth:`MessageHandlers.run_unqueued`).
+
+Threads: ``paglet-handler-N`` threads (daemons; they end with the process)
+run :meth:`MessageHandlers._handle_forever`; the main thread calls
+:meth:`MessageHandlers.run_unqueued`. The handler counts are guarded by a
+lock; a handler's current batch is thread-local.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+import zmq
+
+from paglets.core.agent import NOT_HANDLED, Paglet
+from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError
+from paglets.threads import ThreadPool
+from paglets.wire import back, codec
+from paglets.wire.errors import error_to_wire
+from paglets.wire.frames import recv_frames, send_frames
+from paglets.wire.message_codec import decode_message
+from paglets.worker.link import NodeLink
+
+log = logging.getLogger("paglets.worker")
+
+
+class MessageHandlers:
+    """The handler threads of one worker, and the batch each is running."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        class_name: str,
+        link: NodeLink,
+        control: ThreadPool,
+        mail_arrived: threading.Condition,
+    ):
+        self._agent_id = agent_id
+        self._class_name = class_name
+        self._link = link
+        self._control = control
+        self._mail_arrived = mail_arrived
+        self._paglet: Paglet[Any] | None = None
+        self.max_handlers = 1
+        self._handlers = 0
+        self._idle_handlers = 0
+        self._lock = threading.Lock()
+        self._batch = threading.local()  # the oneway batch a handler thread is running, if any
+
+    def start(self, paglet: Paglet[Any]) -> None:
+        """The paglet has started: its first handler tells the node it takes mail."""
+        self._paglet = paglet
+        self._add_handler()
+
+    def run_unqueued(self, cid: bytes, oneway: bool, body: bytes) -> None:
+        """An unqueued message: it bypasses the handlers and runs on a control thread."""
+        self._notify_mail()
+        self._control.submit(self._run_message, cid, oneway, body)
+
+    def _notify_mail(self) -> None:
+        with self._mail_arrived:
+            self._mail_arrived.notify_all()
+
+    def _add_handler(self) -> None:
+        with self._lock:
+            if self._handlers >= self.max_handlers:
+                return
+            self._handlers += 1
+            self._idle_handlers += 1
+            number = self._handlers
+        threading.Thread(target=self._handle_forever, name=f"paglet-handler-{number}", daemon=True).start()
+
+    def _handle_forever(self) -> None:
+        """A handler thread: announce idle, then take one message (or batch) at a time from its own socket."""
+        try:
+            self._handle_messages(self._link.socket())
+        except (zmq.ContextTerminated, PagletCrashedError):
+            self._link.close_own()  # the worker is exiting; each thread closes its own socket
+
+    def _handle_messages(self, sock: zmq.Socket) -> None:
+        send_frames(sock, back.idle_frames())
+        parse_work = back.parse_work
+        while True:
+            work = parse_work(recv_frames(sock))
+            if work is None:
+                continue  # e.g. the late answer to a host call that timed out
+            cid, batch, oneway, bodies = work
+            with self._lock:
+                self._idle_handlers -= 1
+                grow = self._idle_handlers == 0
+            if grow:
+                self._add_handler()  # keep one handler free for the next message, up to the limit
+            self._notify_mail()
+            if batch:
+                self._run_batch(cid, bodies)
+            else:
+                self._run_message(cid, oneway, bodies[0])
+            with self._lock:
+                self._idle_handlers += 1
+
+    def _handle(self, body: bytes) -> Any:
+        """Decode one message and give it to the paglet; its reply, or NotHandledError."""
+        message = decode_message(body)
+        result = self._paglet.handle_message(message)
+        if result is NOT_HANDLED:
+            raise NotHandledError(f"paglet {self._agent_id!r} ({self._class_name}) did not handle {message.kind!r}")
+        return result
+
+    def _run_message(self, cid: bytes, oneway: bool, body: bytes) -> None:
+        try:
+            result = self._handle(body)
+            self._link.reply_ok(cid, None if oneway else codec.encode(result, root="reply"))
+        except Exception as exc:
+            if oneway or not isinstance(exc, PagletError):
+                log.warning("paglet %s: handler failed: %s", self._agent_id, describe(exc))
+            self._link.reply_error(cid, error_to_wire(exc))
+
+    def _run_batch(self, cid: bytes, bodies: list[bytes]) -> None:
+        """Oneway messages given together: run in order, then one reply with the failure count."""
+        batch = self._batch
+        batch.cid, batch.bodies, batch.next = cid, bodies, 0
+        failed = 0
+        try:
+            while batch.next < len(batch.bodies):
+                body = batch.bodies[batch.next]
+                batch.next += 1
+                try:
+                    self._handle(body)
+                except Exception as exc:
+                    failed += 1
+                    log.warning("paglet %s: handler failed: %s", self._agent_id, describe(exc))
+        finally:
+            batch.bodies = None
+        self._link.reply_batch(cid, failed)
+
+    def give_back_batch(self) -> None:
+        """Before this paglet leaves from inside a handler: the rest of the handler's batch goes back.
+
+        The node puts those messages at the head of the mailbox again, so they
+        move (or park) with the paglet instead of running here after it left.
+        Sent on the handler's own socket, ahead of the request to leave.
+        """
+        batch = self._batch
+        bodies = getattr(batch, "bodies", None)
+        if not bodies or batch.next >= len(bodies):
+            return
+        self._link.give_back(batch.cid, len(bodies) - batch.next)
+        batch.bodies = bodies[: batch.next]
+
+
+def describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+__all__ = ["MessageHandlers", "describe"]
