@@ -6,11 +6,15 @@ for three of them). A JSON or msgpack decode is one C call that holds the
 GIL until it is done: 16 MiB of ``{"1":0,"2":0,...}`` takes seconds. So the
 work HTTP may do at once is bounded three ways:
 
-* :class:`BodyBudget`: the bytes of the bodies being read and decoded at
-  once. A request waits up to ``wait`` seconds for its share, then gets 503;
-  its body stays in the kernel's socket buffer meanwhile, unread;
-* one decode at a time (``BodyBudget.decoding``), so a decode competes for
-  the GIL with the broker loop alone, not with a convoy of other decodes;
+* :class:`BodyBudget`: the bytes of the large bodies (over
+  :data:`SMALL_BODY`) being read and decoded at once. Such a request waits
+  up to ``wait`` seconds for its share, then gets 503; its body stays in the
+  kernel's socket buffer meanwhile, unread. A small body needs no share: it
+  costs little to hold and milliseconds to decode, so a client that declares
+  large bodies and sends them slowly, holding the budget, delays only other
+  large bodies, never the usual small requests;
+* one large decode at a time (``BodyBudget.decoding``), so a decode
+  competes for the GIL with the broker loop, not with a convoy of others;
 * :data:`MAX_JSON_VALUES` per JSON body, so each C call is short, and so is
   everything done with the result later (encoding it for the worker, the
   JSON reply). A body whose separators (``, : [ {``, counted in C) allow at
@@ -41,6 +45,7 @@ import msgpack
 from paglets.node.http.requests import HttpRefusal
 
 MAX_JSON_VALUES = 100_000  # values (object keys included) in one JSON body
+SMALL_BODY = 64 * 1024  # a body this size or less takes no share of the budget and decodes at once
 MAX_ENVELOPE_FIELDS = 32
 MAX_ENVELOPE_FIELD_BYTES = 64 * 1024  # every envelope field but the (binary) state
 _SEPARATORS = tuple(ord(c) for c in ",:[{")
@@ -58,9 +63,21 @@ class BodyBudget:
         self._changed = threading.Condition()
         self._decode = threading.Lock()
 
+    @property
+    def free(self) -> int:
+        """Bytes of the budget no body holds now."""
+        with self._changed:
+            return self._free
+
     @contextlib.contextmanager
     def reserve(self, size: int) -> Iterator[None]:
-        """Hold ``size`` bytes of the budget (waiting up to ``wait`` seconds for them), or 503."""
+        """Hold ``size`` bytes of the budget (waiting up to ``wait`` seconds for them), or 503.
+
+        A small body (at most :data:`SMALL_BODY`) holds nothing.
+        """
+        if size <= SMALL_BODY:
+            yield
+            return
         size = min(size, self.capacity)
         deadline = time.monotonic() + self.wait
         with self._changed:
@@ -68,7 +85,7 @@ class BodyBudget:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise HttpRefusal(
-                        503, "too many request bodies being read at once; retry later", "OverloadedError",
+                        503, "too many large request bodies being read at once; retry later", "OverloadedError",
                         headers=_RETRY_AFTER,
                     )  # fmt: skip
                 self._changed.wait(remaining)
@@ -81,10 +98,13 @@ class BodyBudget:
                 self._changed.notify_all()
 
     @contextlib.contextmanager
-    def decoding(self) -> Iterator[None]:
-        """Run one decode at a time (waiting up to ``wait`` seconds for the turn), or 503."""
+    def decoding(self, size: int) -> Iterator[None]:
+        """Decode a body of ``size`` bytes: a large one when no other is (waiting up to ``wait`` seconds), or 503."""
+        if size <= SMALL_BODY:
+            yield
+            return
         if not self._decode.acquire(timeout=self.wait):
-            raise HttpRefusal(503, "too many request bodies being decoded; retry later", "OverloadedError",
+            raise HttpRefusal(503, "too many large request bodies being decoded; retry later", "OverloadedError",
                               headers=_RETRY_AFTER)  # fmt: skip
         try:
             yield
@@ -192,6 +212,7 @@ __all__ = [
     "MAX_ENVELOPE_FIELDS",
     "MAX_ENVELOPE_FIELD_BYTES",
     "MAX_JSON_VALUES",
+    "SMALL_BODY",
     "BodyBudget",
     "check_envelope_shape",
     "decode_json",

@@ -98,12 +98,12 @@ class _Handler(BaseHTTPRequestHandler):
         return "Content-Length" not in self.headers and "Transfer-Encoding" not in self.headers
 
     def _read_body(self, body_type: str) -> Any:
-        """The request body, read and checked within the budget: raw msgpack bytes, else decoded JSON."""
+        """The request body: raw msgpack bytes, else decoded JSON; a large one within the budget."""
         length = self._declared_length()
         budget = self.server.budget
         with budget.reserve(length):
             data = self._read_raw(length)
-            with budget.decoding():
+            with budget.decoding(length):
                 if body_type == MSGPACK:
                     check_envelope_shape(data)
                     return data

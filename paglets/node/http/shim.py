@@ -56,6 +56,7 @@ import logging
 import threading
 from typing import Any
 
+from paglets.node.http.bodies import BodyBudget
 from paglets.node.http.guard import ServedNames
 from paglets.node.http.requests import Request
 from paglets.node.http.routes import ERROR_STATUS, ROUTES, Route, error_reply, find_route
@@ -106,6 +107,11 @@ class HttpShim:
         self._public_host = f"[{shown}]" if ":" in shown else shown
         extra = [name for name in (advertised_host, public_host) if name]
         self._server.names = ServedNames.for_shim(bind_host, self.port, extra)
+
+    @property
+    def budget(self) -> BodyBudget:
+        """The bytes of large bodies being read and decoded at once (see :mod:`paglets.node.http.bodies`)."""
+        return self._server.budget
 
     @property
     def names(self) -> ServedNames:
