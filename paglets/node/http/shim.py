@@ -40,10 +40,11 @@ site can make a browser send requests to the shim, so:
   ZeroMQ must not be bypassed over plain HTTP (set an API key to serve HTTP
   on the node's address).
 * **Bodies**: at most ``http_max_body`` bytes (413 before reading more);
-  a budget of body bytes read and decoded at once, one decode at a time,
-  and at most :data:`~paglets.node.http.bodies.MAX_JSON_VALUES` values per
-  JSON body, so no request can starve the broker loop of the GIL and stop
-  the heartbeats that keep workers alive (see :mod:`paglets.node.http.bodies`).
+  large bodies share a budget of bytes read and decoded at once and decode
+  one at a time, and a JSON body holds at most
+  :data:`~paglets.node.http.bodies.MAX_JSON_VALUES` values, so no request
+  can starve the broker loop of the GIL and stop the heartbeats that keep
+  workers alive (see :mod:`paglets.node.http.bodies`).
 
 The limits are read from this module when a shim is built
 (``CONNECTION_TIMEOUT``, ``MAX_CONNECTIONS``, ``BODY_BUDGET_FACTOR``,
