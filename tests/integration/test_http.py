@@ -248,7 +248,8 @@ def test_garbage_bytes_get_a_400_and_the_node_stays_healthy(web):
 
 
 def test_truncated_requests_do_not_hurt_the_node(web):
-    raw = raw_exchange(web, b'POST /agents HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cl')
+    head = b"POST /agents HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    raw = raw_exchange(web, head + b'{"class_na')
     assert status_of(raw) == 400
     raw_exchange(web, b"GET /hea")
     raw_exchange(web, b"GET /health HTTP/1.1\r\nHost: local")
