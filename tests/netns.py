@@ -276,11 +276,15 @@ class NetnsLab:
         env: dict[str, str] | None = None,
         timeout: float = NODE_START_TIMEOUT,
     ) -> NodeProcess:
-        """``python -m module --name NAME --bind ADDRESS --port 0 --http-port 0 --data-dir DIR ...``
-        inside ``ns``, once it printed ``ready``; its stderr goes to ``DIR/../NAME-<module>.log``."""
+        """``python -m module --name NAME --bind ADDRESS --port 0 --http-port 0 --data-dir DIR --insecure ...``
+        inside ``ns``, once it printed ``ready``; its stderr goes to ``DIR/../NAME-<module>.log``.
+
+        ``--insecure``: the address is off loopback, and a lab's namespaces are the test's own,
+        so a node or relay without a key or Curve may serve there (with a key it changes nothing).
+        """
         cmd = [
             sys.executable, "-m", module, "--name", name, "--bind", ns.address,
-            "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), *extra,
+            "--port", "0", "--http-port", "0", "--data-dir", str(data_dir), "--insecure", *extra,
         ]  # fmt: skip
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = data_dir.parent / f"{name}-{module.rsplit('.', 1)[-1]}.log"

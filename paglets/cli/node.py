@@ -8,7 +8,9 @@ fixtures parse them), then nothing more; logs go to stderr::
     ready
 
 SIGTERM or SIGINT stops the node (workers, template process, sockets) and
-exits 0. A node that cannot start prints one ``Error:`` line and exits 1.
+exits 0. A node that cannot start prints one ``Error:`` line and exits 1; so
+does one reachable off loopback with neither ``--api-key-env`` nor
+``--curve-secret``, unless ``--insecure`` is given (see :mod:`paglets.exposure`).
 
 Every node option is a field of :class:`~paglets.node.config.NodeConfig`;
 its flag, default and help here, and its key in a TOML file (``--config``,

@@ -10,7 +10,9 @@ nothing more; logs go to stderr::
     ready
 
 SIGTERM or SIGINT stops the relay and exits 0. A relay that cannot start
-prints one ``Error:`` line and exits 1.
+prints one ``Error:`` line and exits 1; so does one that would listen off
+loopback with neither ``--api-key-env`` nor ``--curve-secret``, unless
+``--insecure`` is given (see :mod:`paglets.exposure`).
 
 Options may also come from a TOML file (``--config``), as for ``paglets-node``.
 """
@@ -59,6 +61,7 @@ def relay_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         "heartbeat_interval": options["heartbeat"],
         "queue_limit": options["queue_limit"],
         "queue_ttl": options["queue_ttl"],
+        "insecure": options["insecure"],
     }
 
 
@@ -104,6 +107,13 @@ def relay_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 @curve_server_options(
     secret_help="The relay's .key_secret file: serve with CurveZMQ. Needs --curve-allow.",
     allow_help="Directory of the public .key files of the nodes and clients let in.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=False,
+    help="Start even though the relay listens off loopback with neither an API key nor CurveZMQ; "
+    "it logs a warning and /health says insecure.",
 )
 @log_level_option
 def main(**options: Any) -> None:

@@ -25,12 +25,13 @@ from typing import Any
 import zmq
 
 import paglets
-from paglets.binding import Binding, advertised_address, check_public_url, resolve_binding
+from paglets.binding import LOOPBACK, Binding, advertised_address, check_public_url, resolve_binding
 from paglets.client.host_client import HostClient
 from paglets.client.security import CurveIdentity, CurveServer
 from paglets.client.transport import check_address
 from paglets.core.errors import AuthenticationError
 from paglets.core.events import ContextEventLog
+from paglets.exposure import check_exposure, exposure, is_loopback, url_host
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.broker.loop import Broker
 from paglets.node.config import NodeConfig
@@ -52,6 +53,7 @@ from paglets.node.storage.parked_records import ParkedRecords
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.node")
+AT_RISK = "create, move and inject paglets"  # what anyone could do to an open node
 PARKED_MAIL_FACTOR = 10  # a parked paglet may have this many mailboxes' worth of mail on disk
 
 
@@ -81,6 +83,14 @@ class Foundation:
         name = config.name
         if not isinstance(name, str) or not protocol.AGENT_ID_PATTERN.match(name):
             raise ValueError(f"node name {name!r} must be 1-128 of A-Z a-z 0-9 . _ -")
+        # Refused here, before anything is bound: exposed off loopback without credentials.
+        where = exposure(
+            config.host, bind_public=config.bind_public, public_url=config.public_url, connect_to=config.connect_to
+        )
+        credentials = bool(config.api_key) or config.curve_secret is not None
+        insecure = check_exposure(
+            f"node {name}", where, credentials=credentials, insecure=config.insecure, at_risk=AT_RISK
+        )
         binding = resolve_binding(
             config.host, bind_public=config.bind_public, public_url=config.public_url, port=config.port
         )
@@ -109,6 +119,7 @@ class Foundation:
             code_version=config.mesh_version or paglets.__version__,
             tags=tuple(sorted(set(config.tags))),
             properties=dict(config.properties),
+            insecure=insecure,
         )
         mesh = MeshRegistry(
             describe_self,
@@ -260,9 +271,33 @@ def start_parts(base: Foundation, parts: RunningParts, facade: Any) -> None:
     if base.http_enabled:
         from paglets.node.http.shim import HttpShim
 
-        parts.http = HttpShim(facade, base.binding.bind_host, config.http_port)
+        bind_host, advertised = http_binding(base)
+        public_host = url_host(base.public_url) if base.public_url else None
+        parts.http = HttpShim(
+            facade, bind_host, config.http_port,
+            max_body=config.http_max_body, advertised_host=advertised, public_host=public_host,
+        )  # fmt: skip
         parts.http.start()
         here.http_address = parts.http.address
+
+
+def http_binding(base: Foundation) -> tuple[str, str | None]:
+    """Where the HTTP shim listens and the host it advertises: the node's, or loopback only.
+
+    A node with CurveZMQ and no API key serves HTTP on loopback only: plain
+    HTTP must not let anyone on the network around the encryption and the
+    client keys its ZeroMQ side requires.
+    """
+    binding, config = base.binding, base.config
+    if base.curve_server is None or config.api_key or is_loopback(binding.bind_host):
+        return binding.bind_host, binding.advertised_host
+    loopback = "::1" if ":" in binding.bind_host else LOOPBACK
+    log.warning(
+        "node %s: HTTP shim on %s only: CurveZMQ without an API key must not be bypassed over plain HTTP "
+        "(give the node an API key to serve HTTP on %s)",
+        config.name, loopback, binding.bind_host,
+    )  # fmt: skip
+    return loopback, None
 
 
 def bring_online(base: Foundation, parts: RunningParts) -> None:
@@ -297,4 +332,13 @@ def stop_online(base: Foundation, parts: RunningParts) -> None:
     parts.parking.stop()
 
 
-__all__ = ["Foundation", "RunningParts", "assemble", "bring_online", "start_parts", "stop_online", "stop_parts"]
+__all__ = [
+    "Foundation",
+    "RunningParts",
+    "assemble",
+    "bring_online",
+    "http_binding",
+    "start_parts",
+    "stop_online",
+    "stop_parts",
+]

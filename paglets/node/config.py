@@ -98,6 +98,10 @@ class NodeConfig:
     )
     http: bool = opt(True, "Start the HTTP shim (health, listings and movement over HTTP).")
     http_port: int = opt(0, "HTTP shim port; 0 picks a free one.", cli_default=7701, check=_port)
+    http_max_body: int = opt(
+        16 * MIB, "Largest HTTP request body the shim takes, in bytes; a larger one is refused (413) unread.",
+        check=_at_least_one,
+    )  # fmt: skip
     # -- security ---------------------------------------------------------------------------
     api_key: str | None = opt(None, "API key every client must send (the CLI reads it from --api-key-env).", cli=False)
     curve_secret: Path | None = opt(
@@ -121,6 +125,11 @@ class NodeConfig:
     )
     allow_any_module: bool = opt(
         False, "Development only: import any module a remote peer names (runs its top-level code). Warns at start."
+    )
+    insecure: bool = opt(
+        False,
+        "Start even though the node is reachable off loopback (bind, bind_public, auto, public_url, a relay "
+        "elsewhere) with neither an API key nor CurveZMQ; it logs a warning and /health says insecure.",
     )
     # -- the mesh -------------------------------------------------------------------------------
     mesh: bool = opt(True, "Take part in the mesh gossip.")

@@ -146,6 +146,11 @@ class Host:
     def arrivals(self) -> Any:
         return self._parts().arrivals
 
+    @property
+    def http(self) -> Any:
+        """The HTTP shim of the current run (None while stopped or without HTTP)."""
+        return self._run.http if self._run is not None else None
+
     # -- running ------------------------------------------------------------------------
     def start_background(self) -> None:
         """Open the sockets, start the template process, load parked paglets, and return."""

@@ -31,6 +31,7 @@ class NodeIdentity:
     properties: dict[str, str] = field(default_factory=dict)
     http_address: str | None = None
     started_at: float = 0.0
+    insecure: bool = False  # reachable off loopback with neither an API key nor CurveZMQ (--insecure)
 
     def capabilities(self) -> list[str]:
         return [c for c in CAPABILITIES if c != "http" or self.http_address is not None]

@@ -37,6 +37,7 @@ import zmq
 
 from paglets.binding import advertised_address, resolve_binding
 from paglets.core.errors import NodeUnreachableError, OverloadedError, ProtocolError
+from paglets.exposure import check_exposure, exposure
 from paglets.loops import LoopChannel, LoopThread
 from paglets.relay.queues import NodeQueues
 from paglets.wire import codec, protocol, relay
@@ -74,8 +75,13 @@ class RelayServer:
         queue_ttl: float = 300.0,
         max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
         curve: Any = None,
+        insecure: bool = False,
     ):
         self.name = name
+        self.insecure = check_exposure(  # refused here, before anything binds (see paglets.exposure)
+            f"relay {name}", exposure(bind), credentials=bool(api_key) or curve is not None, insecure=insecure,
+            at_risk="register under any node's name and reach every node behind it",
+        )  # fmt: skip
         self.bind = bind
         self.port = port
         self.http_port = http_port
@@ -317,6 +323,7 @@ class RelayServer:
             snapshot = dict(self._snapshot)
         snapshot.setdefault("name", self.name)
         snapshot["pid"] = os.getpid()
+        snapshot["insecure"] = self.insecure
         return snapshot
 
     def _start_http(self) -> None:

@@ -308,9 +308,37 @@ def test_property_without_an_equals_sign_is_a_usage_error(tmp_path):
     assert "is not KEY=VALUE" in stderr
 
 
-def test_bind_public_node_is_reachable_at_the_address_it_prints(node_process):
-    wide = node_process("wide", "--bind-public", "--no-http")
-    assert json.loads(ok(run_cli("--json", "health", wide.address)))["name"] == "wide"
+# -- off loopback: a key, Curve or --insecure (the --insecure runs are in tests/integration/test_exposure.py)
+EXPOSED = [
+    ("--bind", "0.0.0.0"),
+    ("--bind", "::"),
+    ("--bind-public",),
+    ("--bind", "auto"),
+    ("--bind", "192.0.2.10"),
+    ("--bind", "node.example.org"),
+    ("--public-url", "tcp://node.example.org:7700"),
+    ("--connect", "tcp://192.0.2.1:7800"),
+]
+
+
+@pytest.mark.parametrize("flags", EXPOSED, ids=" ".join)
+def test_node_off_loopback_without_a_key_or_curve_refuses_to_start_naming_the_fix(tmp_path, flags):
+    data = tmp_path / "data"
+    ports = ("--port", "0", "--http-port", "0")
+    stderr = failed(run_node_to_exit("--name", "open", *flags, *ports, "--data-dir", str(data)))
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("Error: cannot start node open") and "HostError: node open would be reachable on" in line
+    for fix in ("--api-key-env VAR", "--curve-secret FILE --curve-allow DIR", "--insecure"):
+        assert fix in line
+    assert not data.exists()  # refused before anything was bound or written
+
+
+def test_node_on_loopback_needs_no_key_and_is_not_insecure(node_process):
+    for name, bind in (("local", "127.0.0.2"), ("named", "localhost")):
+        node = node_process(name, "--bind", bind)
+        health = json.loads(ok(run_cli("--json", "health", node.address)))
+        assert health["insecure"] is False, name
+        assert "INSECURE" not in node.log_path.read_text()
 
 
 # -- CurveZMQ -----------------------------------------------------------------------

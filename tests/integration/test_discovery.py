@@ -134,8 +134,9 @@ def test_nodes_on_one_bridge_find_each_other_and_an_unbridged_one_finds_nobody(n
         outputs[ns.name].wait_for(lambda line: '"started"' in line, 10, f"discovery to start in {ns.name}")
     alpha, beta, lonely = lab.namespaces
 
-    heard_by_alpha = outputs[alpha.name].wait_for(lambda line: "node-1" in line, 5, "node-0 to find node-1")
-    heard_by_beta = outputs[beta.name].wait_for(lambda line: "node-0" in line, 5, "node-1 to find node-0")
+    # Only the script's own JSON lines count (a log line on the same stream may name a node too).
+    heard_by_alpha = outputs[alpha.name].wait_for(lambda line: '"found": "node-1"' in line, 5, "node-0 to find node-1")
+    heard_by_beta = outputs[beta.name].wait_for(lambda line: '"found": "node-0"' in line, 5, "node-1 to find node-0")
     assert json.loads(heard_by_alpha) == {"found": "node-1", "url": f"tcp://{beta.address}:7700"}
     assert json.loads(heard_by_beta) == {"found": "node-0", "url": f"tcp://{alpha.address}:7700"}
 

@@ -30,12 +30,18 @@ class Reply(NamedTuple):
 
 
 def call(base: str, method: str, path: str, body: Any = None, *, headers: dict | None = None, timeout: float = 10.0):
-    """One HTTP request; ``body`` is sent as JSON unless it is already bytes."""
+    """One HTTP request; ``body`` is sent as JSON unless it is already bytes.
+
+    A state-changing request says ``Content-Type: application/json`` unless ``headers`` name another.
+    """
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+    headers = dict(headers or {})
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        headers.setdefault("Content-Type", "application/json")
     try:
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers=headers or {})
+        conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         raw = response.read()
         assert response.headers["Content-Type"] == "application/json"
@@ -205,29 +211,31 @@ def test_malformed_requests_are_refused_with_400(web):
 
 
 def test_post_without_content_length_is_411(web):
-    raw = raw_exchange(web, b"POST /agents HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = raw_exchange(web, b"POST /agents HTTP/1.1\r\nContent-Type: application/json\r\n\r\n")
     assert status_of(raw) == 411
 
 
 def test_body_over_the_size_limit_is_413_before_the_body_is_read(make_node):
-    web = make_node("alpha", http_port=0, max_message_size=1024).http_address
+    web = make_node("alpha", http_port=0, http_max_body=1024).http_address
     # The body never comes: a shim that tried to read it would wait for it instead of answering.
-    raw = raw_exchange(web, b"POST /agents HTTP/1.1\r\nContent-Length: 1025\r\n\r\n", close_write=False)
+    request = b"POST /agents HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1025\r\n\r\n"
+    raw = raw_exchange(web, request, close_write=False)
     assert status_of(raw) == 413
     assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "ProtocolError"
     assert create_echo(web, state={"greeting": "x" * 100})
 
 
-def test_api_key_is_required_on_every_request(make_node):
+def test_api_key_is_required_on_every_request_but_health(make_node):
     web = make_node("secure", http_port=0, api_key="s3cret").http_address
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
-        reply = call(web, "GET", "/health", headers=headers)
+        reply = call(web, "GET", "/agents", headers=headers)
         assert reply.status == 401, headers
         assert reply.body["error"]["type"] == "AuthenticationError"
         assert reply.headers["WWW-Authenticate"] == "Bearer"
     refused = call(web, "POST", "/agents", {"class_name": ECHO}, headers={"Authorization": "Bearer s3cre"})
     assert refused.status == 401
-    assert_healthy(web, Authorization="Bearer s3cret")
+    assert_healthy(web)  # a load balancer's probe needs no key
+    assert_healthy(web, Authorization="Bearer wrong")
     assert call(web, "GET", "/agents", headers={"Authorization": "Bearer s3cret"}).body == {"agents": []}
 
 
@@ -240,7 +248,8 @@ def test_garbage_bytes_get_a_400_and_the_node_stays_healthy(web):
 
 
 def test_truncated_requests_do_not_hurt_the_node(web):
-    raw = raw_exchange(web, b'POST /agents HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"class_na')
+    head = b"POST /agents HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    raw = raw_exchange(web, head + b'{"class_na')
     assert status_of(raw) == 400
     raw_exchange(web, b"GET /hea")
     raw_exchange(web, b"GET /health HTTP/1.1\r\nHost: local")
@@ -265,7 +274,7 @@ def test_silent_client_ties_up_only_its_own_connection(web):
         silent.sendall(b"GET /health HTTP/1.1\r\n")  # half a request, then silence
         assert_healthy(web)
         # The silent connection was served alongside, not dropped to serve the others: it still answers.
-        silent.sendall(b"Host: x\r\n\r\n")
+        silent.sendall(b"Accept: application/json\r\n\r\n")
         answer = b"".join(iter(lambda: silent.recv(65536), b""))
     assert status_of(answer) == 200
 
@@ -276,7 +285,8 @@ def test_silent_or_stalled_client_is_dropped_after_the_connection_timeout(make_n
     url = urlsplit(web)
     with socket.create_connection((url.hostname, url.port), timeout=10.0) as silent:
         assert silent.recv(1024) == b""  # the shim hung up on us (long before the 30 s default)
-    stalled = raw_exchange(web, b'POST /agents HTTP/1.1\r\nContent-Length: 50\r\n\r\n{"cla', close_write=False)
+    request = b'POST /agents HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"cla'
+    stalled = raw_exchange(web, request, close_write=False)
     assert status_of(stalled) == 408
     assert_healthy(web)
 
@@ -460,7 +470,8 @@ def test_deactivate_and_activate_take_a_request_without_a_body(make_node):
     node = make_node("alpha", http_port=0)
     agent_id = node.create(sp.ParkingPaglet).agent_id
     for action, active in (("deactivate", False), ("activate", True)):
-        raw = raw_exchange(node.http_address, f"POST /agents/{agent_id}/{action} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        request = f"POST /agents/{agent_id}/{action} HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+        raw = raw_exchange(node.http_address, request.encode())
         assert status_of(raw) == 200, raw
         assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["active"] is active
         assert node.agent_info(agent_id)["active"] is active

@@ -116,6 +116,24 @@ def test_relay_that_cannot_bind_exits_1_with_one_error_line(relay, tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "192.0.2.10", "relay.example.org"])
+def test_relay_off_loopback_without_a_key_or_curve_refuses_to_start_naming_the_fix(tmp_path, bind):
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "paglets.cli.relay", "--bind", bind, "--port", "0", "--http-port", "0"]
+    result = subprocess.run([*cmd, "--data-dir", str(data)], capture_output=True, text=True, env=cli_env(), timeout=30)
+    [line] = failed(result).strip().splitlines()
+    assert line.startswith(f"Error: cannot start relay relay on {bind} ")
+    assert "HostError: relay relay would be reachable on" in line
+    for fix in ("--api-key-env VAR", "--curve-secret FILE --curve-allow DIR", "--insecure"):
+        assert fix in line
+    assert result.stdout == "" and not data.exists()  # refused before anything was bound or written
+
+
+def test_relay_on_loopback_is_not_insecure(relay):
+    assert relay_health(relay)["insecure"] is False
+    assert "INSECURE" not in relay.log_path.read_text()
+
+
 def test_curve_relay_carries_an_allowed_client_to_the_node_behind_it(relay_process, node_process, tmp_path):
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
     for name in ("relay", "node", "client"):

@@ -64,11 +64,11 @@ def test_nodes_sharing_a_key_mesh_and_move_paglets(make_node):
 def test_http_refuses_missing_and_wrong_keys(make_node):
     node = make_node("locked", api_key="s3cret")
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
-        request = urllib.request.Request(f"{node.http_address}/health", headers=headers)
+        request = urllib.request.Request(f"{node.http_address}/agents", headers=headers)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=5)
         assert info.value.code == 401
-    ok = urllib.request.Request(f"{node.http_address}/health", headers={"Authorization": "Bearer s3cret"})
+    ok = urllib.request.Request(f"{node.http_address}/agents", headers={"Authorization": "Bearer s3cret"})
     with urllib.request.urlopen(ok, timeout=5) as response:
         assert response.status == 200
 

@@ -113,6 +113,7 @@ class Inspection:
             "properties": dict(here.properties),
             "pid": os.getpid(),
             "uptime": here.uptime(),
+            "insecure": here.insecure,
         }
 
 

@@ -23,8 +23,10 @@ POST     /agents/{id}/activate       ``activate(id)`` (no body)
 POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 (msgpack body)
 =======  ==========================  ==============================================
 
-Bodies are JSON, except ``/envelopes``: a msgpack ``PagletEnvelope`` sent as
-``Content-Type: application/msgpack`` (for networks where only HTTP passes).
+Bodies are JSON sent as ``Content-Type: application/json``, except
+``/envelopes``: a msgpack ``PagletEnvelope`` sent as ``Content-Type:
+application/msgpack`` (for networks where only HTTP passes). A POST or
+DELETE says its type even without a body (:mod:`paglets.node.http.guard`).
 The movement endpoints answer ``{"agent_id", "address"}`` with the paglet's
 (or clone's) node address; a refused or failed move is 409 ``TransferError``
 and the paglet stays where it was.
@@ -158,7 +160,7 @@ class Route(NamedTuple):
     method: str
     pattern: re.Pattern[str]
     handler: Callable[[Any, Request], Reply]
-    body_type: str  # the Content-Type a POST body must have; "" for JSON, which is not checked
+    body_type: str  # the Content-Type a state-changing request must declare; "" for application/json
     body_optional: bool  # a POST without Content-Length has no body (else it is 411)
 
 

@@ -3,34 +3,49 @@
 :class:`ShimServer` is the listening socket: each connection gets its own
 daemon thread and socket timeout, so a slow or silent client ties up nothing
 but that thread, and at most ``max_connections`` are served at once (one more
-is told 503 and closed). :class:`_Handler` checks the API key, finds the
-route (:mod:`paglets.node.http.routes`), reads a bounded body and writes the
-JSON reply. When the host has an ``api_key``, every request needs
-``Authorization: Bearer KEY``.
+is told 503 and closed). :class:`_Handler` checks Host, Origin, the API key
+and Content-Type (:mod:`paglets.node.http.guard`), finds the route
+(:mod:`paglets.node.http.routes`), reads a body of at most ``max_body`` bytes
+within the body budget (:mod:`paglets.node.http.bodies`) and writes the JSON
+reply.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 import re
 import socket
 import socketserver
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from paglets.core import errors
+from paglets.node.http import guard
+from paglets.node.http.bodies import BodyBudget, check_envelope_shape, decode_json
+from paglets.node.http.guard import ServedNames
 from paglets.node.http.requests import HttpRefusal, Request
-from paglets.node.http.routes import Reply, error_reply, find_route
+from paglets.node.http.routes import MSGPACK, Reply, error_reply, find_route
 
 log = logging.getLogger("paglets.http")
 
 DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, so the close is not a reset
 _LENGTH = re.compile(r"^[0-9]{1,19}$")
+
+
+@dataclass(frozen=True)
+class ShimLimits:
+    """How much the shim takes on at once (see :mod:`paglets.node.http.bodies` for the body budget)."""
+
+    connection_timeout: float  # seconds a connection may sit idle mid-request
+    max_connections: int  # served at once; one more is told 503 and closed
+    max_body: int  # bytes of one request body (http_max_body); more is 413, unread
+    body_budget: int  # bytes of bodies read and decoded at once
+    body_wait: float  # seconds a body waits for its share of the budget before 503
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,55 +83,47 @@ class _Handler(BaseHTTPRequestHandler):
         self._drain()
 
     def _answer(self) -> Reply:
-        host = self.server.host
-        self._check_auth(host.api_key)
+        server, host = self.server, self.server.host
         url = urlsplit(self.path)
+        guard.check_request(server.names, host.api_key, self.command, url.path, self.headers)
         route, params = find_route(self.command, url.path)
+        guard.check_content_type(self.command, route.body_type, self.headers)
         request = Request(params, parse_qs(url.query, keep_blank_values=True))
         if self.command == "POST" and not (route.body_optional and self._no_body_sent()):
-            request.body = self._read_body(route.body_type, host.max_message_size)
+            request.body = self._read_body(route.body_type)
         return route.handler(host, request)
-
-    def _check_auth(self, api_key: str | None) -> None:
-        if not api_key:
-            return
-        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-        offered = token.strip().encode("latin-1", "replace") if scheme.lower() == "bearer" else b""
-        if not hmac.compare_digest(offered, api_key.encode("utf-8")):
-            raise HttpRefusal(
-                401, "missing or wrong API key", "AuthenticationError", headers={"WWW-Authenticate": "Bearer"}
-            )
 
     def _no_body_sent(self) -> bool:
         """True for a request with neither Content-Length nor Transfer-Encoding (which has no body)."""
         return "Content-Length" not in self.headers and "Transfer-Encoding" not in self.headers
 
-    def _read_body(self, body_type: str, limit: int) -> Any:
-        """The request body: raw bytes for a route that names its Content-Type, else decoded JSON."""
-        if body_type and self.headers.get_content_type() != body_type:
-            declared = self.headers.get("Content-Type") or "none"
-            raise HttpRefusal(415, f"this endpoint takes Content-Type {body_type}, got {declared:.80}")
-        data = self._read_raw(limit)
-        if body_type:
-            return data
-        if not data:
-            return None
-        try:
-            return json.loads(data, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise HttpRefusal(400, f"body is not valid JSON: {exc}"[:300]) from None
+    def _read_body(self, body_type: str) -> Any:
+        """The request body: raw msgpack bytes, else decoded JSON; a large one within the budget."""
+        length = self._declared_length()
+        budget = self.server.budget
+        with budget.reserve(length):
+            data = self._read_raw(length)
+            with budget.decoding(length):
+                if body_type == MSGPACK:
+                    check_envelope_shape(data)
+                    return data
+                return decode_json(data)
 
-    def _read_raw(self, limit: int) -> bytes:
+    def _declared_length(self) -> int:
+        """The Content-Length, refused (411/400/413) before a byte of the body is read."""
         lengths = set(self.headers.get_all("Content-Length") or ())
         if "Transfer-Encoding" in self.headers or not lengths:
             raise HttpRefusal(411, "a request body needs a Content-Length header (chunked is not supported)")
         raw = lengths.pop()
         if lengths or not _LENGTH.match(raw):
             raise HttpRefusal(400, f"bad Content-Length {raw!r:.40}")
-        length = int(raw)
+        length, limit = int(raw), self.server.max_body
         if length > limit:
             self._unread = 0  # and it never will be: the point is not to take it in
-            raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+            raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes (http_max_body)")
+        return length
+
+    def _read_raw(self, length: int) -> bytes:
         self._unread = 0  # read now, or never
         try:
             data = self.rfile.read(length)
@@ -138,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
+        self.send_header("X-Content-Type-Options", "nosniff")  # a browser must never run a reply as a page
+        self.send_header("Cache-Control", "no-store")
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -166,10 +175,6 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 _BUSY_BODY = b'{"error":{"type":"OverloadedError","message":"too many open HTTP connections; retry later"}}'
 _BUSY_REPLY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
 _BUSY_REPLY += b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
@@ -183,11 +188,14 @@ class ShimServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], host: Any, connection_timeout: float, max_connections: int):
+    def __init__(self, address: tuple[str, int], host: Any, limits: ShimLimits):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.host = host
-        self.connection_timeout = connection_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.connection_timeout = limits.connection_timeout
+        self.max_body = limits.max_body
+        self.budget = BodyBudget(limits.body_budget, limits.body_wait)
+        self.names = ServedNames(frozenset(), 0)  # set by the shim once the port is known
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -217,4 +225,4 @@ class ShimServer(ThreadingHTTPServer):
         log.debug("http connection from %s ended badly", client_address, exc_info=True)
 
 
-__all__ = ["DRAIN_LIMIT", "ShimServer"]
+__all__ = ["DRAIN_LIMIT", "ShimLimits", "ShimServer"]
