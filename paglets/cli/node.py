@@ -22,6 +22,7 @@ settings (``--config``, ``--api-key-env``, ``--log-level``) are declared here.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import socket
@@ -187,6 +188,8 @@ def _check_curve_options(kwargs: dict[str, Any]) -> None:
 def main(**options: Any) -> None:
     """Run a paglets node until SIGTERM or Ctrl-C."""
     configure_logging(options["log_level"])
+    if os.getcwd() not in sys.path:  # paglets-node run from a directory of paglets can load them (if allowed)
+        sys.path.insert(0, os.getcwd())
     sys.exit(run_node(host_kwargs(options)))
 
 
