@@ -92,7 +92,7 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def zygote_pid(node_pid: int) -> int | None:
+def template_pid(node_pid: int) -> int | None:
     """The node's template process: its child running ``paglets.node.procs.template_process``."""
     for child in children_of(node_pid):
         if "paglets.node.procs.template_process" in cmdline(child):
@@ -257,7 +257,7 @@ def idle_memory(client: HostClient, node: NodeProcess, count: int) -> dict[str, 
         ours = {p.agent_id for p in proxies}
         pids = [a["pid"] for a in client.list_agents(node.address) if a["agent_id"] in ours and a.get("pid")]
         uss = [v for v in (uss_mib(pid) for pid in pids) if v is not None]
-        template = zygote_pid(node.pid)
+        template = template_pid(node.pid)
         node_uss = uss_mib(node.pid)
         template_uss = uss_mib(template) if template else None
     finally:

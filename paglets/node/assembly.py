@@ -47,7 +47,7 @@ from paglets.node.flows.parking import Parking
 from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
 from paglets.node.procs.processes import WorkerProcesses
-from paglets.node.procs.template_process import Zygote
+from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
 from paglets.wire import protocol
@@ -161,7 +161,7 @@ class RunningParts:
 
     broker: Broker
     commands: BrokerCommands
-    templates: Zygote
+    templates: TemplateProcess
     inspection: Inspection
     checkpoints: Checkpointer
     lifecycle: Lifecycle
@@ -225,7 +225,9 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         base.processes.exited(pid)
         commands.worker_exited(pid, code)
 
-    templates = Zygote(list(config.preload), forked, exited, pool_size=config.worker_pool, learn=config.learn_preload)
+    templates = TemplateProcess(
+        list(config.preload), forked, exited, pool_size=config.worker_pool, learn=config.learn_preload
+    )
     inspection = Inspection(commands, base.parked, here, call_timeout)
     checkpoints = Checkpointer(inspection, here, events, config.checkpoint_interval)
     lifecycle = Lifecycle(

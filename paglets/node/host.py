@@ -9,7 +9,7 @@ api_key=...)``); the parts are put together in :mod:`paglets.node.assembly`:
   addresses), ``client``, ``events``, ``files``, ``artifacts``, ``parked``
   (records of parked paglets), ``mesh``, ``processes``;
 * per run (:class:`~paglets.node.assembly.RunningParts`): the ``broker`` loop
-  and its commands, the template process (``zygote``), and the flows —
+  and its commands, the template process (``template_process``), and the flows —
   lifecycle, inspection, movement, arrivals, parking, checkpoints, messaging —
   plus the surfaces that answer front requests, host calls and HTTP.
 
@@ -138,7 +138,7 @@ class Host:
         return self._run.broker if self._run is not None else None
 
     @property
-    def zygote(self) -> Any:
+    def template_process(self) -> Any:
         """The template process that forks workers (None while stopped)."""
         return self._run.templates if self._run is not None else None
 

@@ -322,9 +322,9 @@ def test_bad_addresses_are_value_errors():
 def test_stop_leaves_no_worker_processes(make_node):
     node = make_node("stopper")
     pids = [node.create(sp.WorkingPaglet).send("pid") for _ in range(3)]
-    zygote = node.zygote.pid
+    template = node.template_process.pid
     node.stop()
-    for pid in [*pids, zygote]:
+    for pid in [*pids, template]:
         assert not pid_alive(pid)
 
 

@@ -292,8 +292,10 @@ class MessagePath:
         """Whether the slot has messages in flight, not counting those of ``except_handler``."""
         for cid in slot.pending_cids:
             pending = self._pending.get(cid)
-            if pending is not None and pending.is_message and (
-                pending.handler is None or pending.handler != except_handler
+            if (
+                pending is not None
+                and pending.is_message
+                and (pending.handler is None or pending.handler != except_handler)
             ):
                 return True
         return False

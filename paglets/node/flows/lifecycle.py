@@ -26,7 +26,7 @@ from paglets.node.config import NodeConfig
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.identity import NodeIdentity
 from paglets.node.procs.processes import WorkerProcesses
-from paglets.node.procs.template_process import Zygote
+from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.storage.files import FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire import codec, protocol
@@ -43,7 +43,7 @@ class Lifecycle:
     def __init__(
         self,
         broker: BrokerCommands,
-        templates: Zygote,
+        templates: TemplateProcess,
         processes: WorkerProcesses,
         events: ContextEventLog,
         here: NodeIdentity,

@@ -1,6 +1,6 @@
 """Which worker processes of this node are alive.
 
-The zygote reports every fork and every exit; stop and dispose wait here for
+The template process reports every fork and every exit; stop and dispose wait here for
 a worker to be gone (woken by the exit report, not by polling) before they
 fall back to SIGKILL.
 """

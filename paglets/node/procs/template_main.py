@@ -1,6 +1,6 @@
-"""The template process ("zygote") itself: it forks paglet workers for its node.
+"""The template process itself: it forks paglet workers for its node.
 
-Started by :class:`paglets.node.procs.template_process.Zygote` as ``python -m
+Started by :class:`paglets.node.procs.template_process.TemplateProcess` as ``python -m
 paglets.node.procs.template_main [--pool N] [preload modules...]``; the pipe
 protocol and the reasons for a template process are described there. This
 module is what runs inside it: the fork loop, the pool of idle workers, the
@@ -37,20 +37,20 @@ def _prctl(option: int, value: Any) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
-def _detach(zygote_pid: int, keep_fd: int = -1) -> None:
-    """In a freshly forked child: shed the zygote's signals and descriptors, die with the zygote."""
+def _detach(template_pid: int, keep_fd: int = -1) -> None:
+    """In a freshly forked child: shed the template's signals and descriptors, die with the template."""
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     # Ctrl-C in a terminal reaches the whole process group; stopping workers is the node's job.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
+    if os.getppid() != template_pid:  # the template process died between fork and prctl
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    # Keep stderr (logs) and our own pipe; the zygote's pipes must not stay open in us.
+    # Keep stderr (logs) and our own pipe; the template process's pipes must not stay open in us.
     if keep_fd >= 3:
         os.closerange(3, keep_fd)
         os.closerange(keep_fd + 1, 65536)
@@ -83,11 +83,11 @@ def _thread_count() -> int:
 
 
 def _idle_worker(read_fd: int) -> None:
-    """A pre-forked worker: wait for a paglet to run (or for the zygote to let it go)."""
+    """A pre-forked worker: wait for a paglet to run (or for the template process to let it go)."""
     _prctl(PR_SET_NAME, b"pgl-idle")
     stream = os.fdopen(read_fd, "rb", buffering=0)
     frame = read_frame(stream)
-    if frame is None or "spec" not in frame:  # the zygote is gone, or it renews its pool
+    if frame is None or "spec" not in frame:  # the template process is gone, or it renews its pool
         os._exit(0)
     stream.close()
     _enter_worker(frame["spec"])
@@ -95,7 +95,7 @@ def _idle_worker(read_fd: int) -> None:
 
 
 class _Template:
-    """The zygote process itself: its children, its pool of idle workers, the modules worth preloading."""
+    """The template process process itself: its children, its pool of idle workers, the modules worth preloading."""
 
     HOT_LIMIT = 64
 
@@ -184,7 +184,7 @@ class _Template:
         """The node starts paglets from ``modules``: import them here, so every later worker inherits them.
 
         A module that starts a thread when imported would make forking unsafe;
-        the zygote then reports it and exits, and the node starts a fresh one
+        the template process then reports it and exits, and the node starts a fresh one
         that leaves the module to each worker.
         """
         if sys_path:
@@ -197,7 +197,7 @@ class _Template:
             try:
                 importlib.import_module(name)
             except BaseException as exc:  # even SystemExit: the worker that needs it reports the failure
-                log.debug("zygote could not preload %s: %s", name, exc)
+                log.debug("template process could not preload %s: %s", name, exc)
                 continue
             if _thread_count() > 1:
                 # Forking from here is no longer safe: retire. Our workers keep running;

@@ -1,25 +1,25 @@
-"""The node's handle on its template process ("zygote"), which forks paglet workers.
+"""The node's handle on its template process, which forks paglet workers.
 
 Starting a Python interpreter per paglet costs tens of milliseconds; forking
 a process that has already imported paglets, zmq and msgpack costs a few.
-The node starts the zygote once with ``subprocess``, so it is single-threaded
+The node starts the template process once with ``subprocess``, so it is single-threaded
 whatever the node looks like, and holds no zmq context when it forks.
 
-The node tells the zygote which modules its paglets come from ("hot"
-modules); the zygote imports them once, so every later worker inherits them
+The node tells the template process which modules its paglets come from ("hot"
+modules); the template process imports them once, so every later worker inherits them
 (no import per paglet, and their pages stay shared). A module that starts a
-thread at import would make forking unsafe: the zygote then reports it
+thread at import would make forking unsafe: the template process then reports it
 (``tainted``) and retires — it forks no more, keeps reporting on the workers
-it has, and exits when they are gone — and the node starts a fresh zygote
-that leaves that module to each worker. The zygote also keeps a small pool
+it has, and exits when they are gone — and the node starts a fresh template process
+that leaves that module to each worker. The template process also keeps a small pool
 of idle pre-forked workers, so starting a paglet does not even wait for a
-fork. What runs inside the zygote is :mod:`paglets.node.procs.template_main`.
+fork. What runs inside the template process is :mod:`paglets.node.procs.template_main`.
 
-Pipe protocol (node <-> zygote, each message a 4-byte big-endian length plus
+Pipe protocol (node <-> template process, each message a 4-byte big-endian length plus
 a msgpack map):
 
 =====================================  ==================================
-node -> zygote                         zygote -> node
+node -> template process                         template process -> node
 =====================================  ==================================
 ``{"fork": seq, "spec": {...}}``       ``{"ready": true}`` once preloaded
 ``{"hot": [module], "sys_path": []}``  ``{"forked": seq, "pid": n}``
@@ -31,9 +31,9 @@ node -> zygote                         zygote -> node
 ``spec`` is a :class:`~paglets.worker.spec.WorkerSpec` as :meth:`~paglets.worker.spec.WorkerSpec.to_wire`
 gives it; the child checks it with ``WorkerSpec.from_wire`` before it becomes a worker.
 
-When the pipe from the node closes (the node stopped or died) the zygote
+When the pipe from the node closes (the node stopped or died) the template process
 kills its workers and exits; workers also carry ``PR_SET_PDEATHSIG`` so they
-die with the zygote. Where ``fork`` is unavailable :class:`Zygote` spawns
+die with the template process. Where ``fork`` is unavailable :class:`TemplateProcess` spawns
 each worker as a fresh interpreter instead.
 """
 
@@ -57,7 +57,7 @@ import msgpack
 from paglets.core.errors import HostError
 from paglets.worker.spec import WorkerSpec
 
-log = logging.getLogger("paglets.zygote")
+log = logging.getLogger("paglets.template process")
 _LEN = struct.Struct(">I")
 FORK_TIMEOUT = 10.0
 
@@ -87,7 +87,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-class Zygote:
+class TemplateProcess:
     """The node's handle on its template process (or, without fork, a spawner)."""
 
     def __init__(
@@ -134,7 +134,9 @@ class Zygote:
             env=_child_env(),
         )
         ready: Future[bool] = Future()
-        threading.Thread(target=self._read_loop, args=(proc, ready), name="paglets-zygote", daemon=True).start()
+        threading.Thread(
+            target=self._read_loop, args=(proc, ready), name="paglets-template process", daemon=True
+        ).start()
         try:
             ready.result(timeout)
         except Exception as exc:
@@ -188,7 +190,7 @@ class Zygote:
             try:
                 frame = read_frame(proc.stdout)
             except Exception:
-                log.exception("zygote: unreadable frame")
+                log.exception("template process: unreadable frame")
                 frame = None
             if frame is None:
                 break
