@@ -19,13 +19,8 @@ through Futures.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,32 +29,22 @@ from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.client.transfer import TransferTicket
 from paglets.core.agent import ACTIVE, Paglet, PagletState
-from paglets.core.errors import HostError, InvalidAgentError, PagletError
+from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.events import ContextEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
-from paglets.node.assembly import (
-    Foundation,
-    RunningParts,
-    assemble,
-    bring_online,
-    start_parts,
-    stop_online,
-    stop_parts,
-)
+from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.mesh.discovery import LanDiscovery
+from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
-from paglets.threads import ThreadPool
 from paglets.waiting import wait_for
 from paglets.wire import codec
 
 log = logging.getLogger("paglets.host")
-WORKER_EXIT_GRACE = 2.0  # seconds stopped workers get to exit before they are killed
-PARK_THREADS = 8  # paglets parked at once when the node shuts down
 
 
 class Host:
@@ -86,12 +71,9 @@ class Host:
         self.mesh = base.mesh
         self.processes = base.processes
         self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
-        self.discovery: LanDiscovery | None = None
-        self._run: RunningParts | None = None
+        self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self._runtime_dir: str | None = None
-        self._stopped = threading.Event()
 
     # -- who this node is ----------------------------------------------------------------
     @property
@@ -123,8 +105,16 @@ class Host:
         return self.here.code_version
 
     @property
+    def _run(self) -> RunningParts | None:
+        return self._runner.parts
+
+    @property
     def running(self) -> bool:
         return self._run is not None
+
+    @property
+    def discovery(self) -> LanDiscovery | None:
+        return self._runner.discovery
 
     def _parts(self) -> RunningParts:
         run = self._run
@@ -151,56 +141,15 @@ class Host:
         """The HTTP shim of the current run (None while stopped or without HTTP)."""
         return self._run.http if self._run is not None else None
 
-    # -- running ------------------------------------------------------------------------
+    # -- running (see paglets.node.runner) ----------------------------------------------------
     def start_background(self) -> None:
         """Open the sockets, start the template process, load parked paglets, and return."""
-        with self._lock:
-            if self._run is not None:
-                return
-            self._prepare_dirs()
-            run = assemble(self._base, self, self._runtime_dir)
-            try:
-                start_parts(self._base, run, self)
-            except BaseException:
-                stop_parts(self._base, run, lambda: None)
-                self._remove_runtime_dir()
-                raise
-            self._run = run
-            self._stopped.clear()
-            self.here.started_at = time.time()
-        try:
-            bring_online(self._base, run)
-            self._start_discovery()
-        except BaseException:
-            self.stop()
-            raise
-        if self.config.allow_any_module:
-            log.warning(
-                "node %s: --allow-any-module is on: any process that can reach this node can make it import "
-                "(and run) any module. Use it for development only.",
-                self.name,
-            )
-        self.events.emit("node-start", address=self.address)
-        log.info("node %s serving on %s (http %s)", self.name, self.address, self.http_address or "off")
-
-    def _prepare_dirs(self) -> None:
-        data_dir = self.here.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.here.work_root)
-        self.here.work_root.mkdir(parents=True, exist_ok=True)
-        self.artifacts.prepare()
-        self._runtime_dir = tempfile.mkdtemp(prefix=f"pgl-{self.name[:16]}-", dir=_short_tmp())
-
-    def _remove_runtime_dir(self) -> None:
-        if self._runtime_dir:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
-            self._runtime_dir = None
+        self._runner.start()
 
     def serve_forever(self) -> None:
         """Start and block until :meth:`stop` or :meth:`shutdown` is called."""
-        self.start_background()
-        self._stopped.wait()
+        self._runner.start()
+        self._runner.wait_stopped()
 
     def shutdown(self) -> None:
         """Park every active paglet on disk, then stop: a restart on the same data dir brings them back."""
@@ -212,49 +161,7 @@ class Host:
         Without ``deactivate_active`` active paglets are simply gone (parked
         ones stay on disk); with it they are parked first, to wake on restart.
         """
-        with self._lock:
-            run = self._run
-            if run is None:
-                return
-            if deactivate_active:
-                self._park_all_for_restart(run)
-            self._run = None
-        self.events.emit("node-stop")
-        if self.discovery is not None:
-            self.discovery.stop()
-            self.discovery = None
-        stop_online(self._base, run)
-        stop_parts(self._base, run, lambda: self._stop_all_workers(run))
-        self._remove_runtime_dir()
-        self._stopped.set()
-
-    def _park_all_for_restart(self, run: RunningParts) -> None:
-        request = DeactivationRequest(reason="shutdown", source="node")
-        wake_on_start = {"activate_on_startup": True}
-        pool = ThreadPool(f"paglets-park-{self.name}", PARK_THREADS)
-        try:
-            futures = {
-                agent_id: pool.submit(run.parking.deactivate, agent_id, request, force_policy=wake_on_start)
-                for agent_id in run.inspection.agent_ids(ACTIVE)
-            }
-            deadline = time.monotonic() + self.client.timeout + 5
-            for agent_id, future in futures.items():
-                try:
-                    wait_for(future, max(0.0, deadline - time.monotonic()), f"{agent_id} to park")
-                except PagletError as exc:
-                    log.warning("node %s: could not park %s for restart: %s", self.name, agent_id, exc)
-        finally:
-            pool.shutdown()
-
-    def _stop_all_workers(self, run: RunningParts) -> None:
-        try:
-            agent_ids = [s["agent_id"] for s in wait_for(run.commands.summaries(), LOOP_DEADLINE, "the broker")]
-            for agent_id in agent_ids:
-                wait_for(run.commands.stop_worker(agent_id), LOOP_DEADLINE, "the broker")
-        except (PagletError, RuntimeError) as exc:
-            log.warning("node %s: could not ask workers to stop: %s", self.name, exc)
-        if not self.processes.wait_all_gone(WORKER_EXIT_GRACE):
-            self.processes.kill_all()
+        self._runner.stop(deactivate_active=deactivate_active)
 
     def __enter__(self) -> Host:
         self.start_background()
@@ -262,19 +169,6 @@ class Host:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-    def _start_discovery(self) -> None:
-        """LAN discovery: announce ourselves by multicast; nodes heard of become gossip peers."""
-        config = self.config
-        if not (config.mesh and config.mesh_lan_discovery and config.mesh_multicast) or self._base.connect_to:
-            return
-        self.discovery = LanDiscovery(
-            self.name,
-            lambda: self.address,
-            lambda name, url: self.mesh.add_peer(url),
-            interval=config.mesh_gossip_interval,
-        )
-        self.discovery.start()
 
     def _mesh_entry(self) -> HostRef:
         run = self._run
@@ -479,14 +373,6 @@ class Host:
 
     def registered_file_path_for(self, agent_id: str, name: str) -> Path:
         return self.files.path(agent_id, name)
-
-
-def _short_tmp() -> str:
-    """A directory short enough for ipc socket paths (about 100 bytes at most)."""
-    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"):
-        if candidate and len(candidate) < 60 and os.access(candidate, os.W_OK):
-            return candidate
-    return tempfile.gettempdir()
 
 
 __all__ = ["DEFAULT_DATA_ROOT", "Host", "NodeConfig", "WorkerResources"]
