@@ -43,32 +43,11 @@ items, ``[key]`` for dict values, ``[key]<key>`` for dict keys, ``{member}`` for
 members, ``.value``/``.tzinfo`` for enum values and time zones.
 """
 
-from paglets.wire.codec.codes import (
-    EXT_BIGINT,
-    EXT_DATACLASS,
-    EXT_DATE,
-    EXT_DATETIME,
-    EXT_ENUM,
-    EXT_FROZENSET,
-    EXT_POSIX_PATH,
-    EXT_PURE_POSIX_PATH,
-    EXT_PURE_WINDOWS_PATH,
-    EXT_SET,
-    EXT_TIME,
-    EXT_TIMEDELTA,
-    EXT_TIMEZONE,
-    EXT_TUPLE,
-    EXT_WINDOWS_PATH,
-    EXT_ZONEINFO,
-)
+from paglets.wire.codec.codes import *  # noqa: F403  (the ext codes of the table above)
+from paglets.wire.codec.codes import __all__ as _codes
 from paglets.wire.codec.decoding import decode
 from paglets.wire.codec.encoding import encode
 from paglets.wire.codec.names import POLICY, class_name, import_by_name, trust_class
 from paglets.wire.codec.to_plain import decode_plain
 
-__all__ = [
-    "EXT_BIGINT", "EXT_DATACLASS", "EXT_DATE", "EXT_DATETIME", "EXT_ENUM", "EXT_FROZENSET", "EXT_POSIX_PATH",
-    "EXT_PURE_POSIX_PATH", "EXT_PURE_WINDOWS_PATH", "EXT_SET", "EXT_TIME", "EXT_TIMEDELTA", "EXT_TIMEZONE",
-    "EXT_TUPLE", "EXT_WINDOWS_PATH", "EXT_ZONEINFO",
-    "POLICY", "class_name", "decode", "decode_plain", "encode", "import_by_name", "trust_class",
-]  # fmt: skip
+__all__ = [*_codes, "POLICY", "class_name", "decode", "decode_plain", "encode", "import_by_name", "trust_class"]
