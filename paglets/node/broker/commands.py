@@ -257,7 +257,7 @@ class BrokerCommands:
         return self._call(self._broker.table.summaries)
 
     def summary(self, agent_id: str) -> Future[Any]:
-        return self._call(lambda: self._broker.table.require(agent_id).summary())
+        return self._call(lambda: self._broker.table.summary(agent_id))
 
     def connect_relay(self) -> None:
         """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""

@@ -22,6 +22,7 @@ from paglets.client.security import CurveIdentity
 from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.node.broker.commands import BrokerCommands
+from paglets.node.broker.slots import worker_ident
 from paglets.node.config import NodeConfig
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.identity import NodeIdentity
@@ -151,6 +152,7 @@ class Lifecycle:
             log_level=logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
             allow_modules=codec.POLICY.prefixes(),
             allow_any_module=codec.POLICY.allow_any,
+            ident=worker_ident(agent_id, token),
         )
 
     def work_path(self, agent_id: str) -> Path:
