@@ -76,7 +76,7 @@ def check_value(what: str, name: str, value: Any) -> Any:
 
 def _check_nested(what: str, name: str, value: Any, text_limit: int, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ProtocolError(f"{what}: field {name!r} nests deeper than {MAX_DEPTH} levels")
+        raise ProtocolError(f"{what}: field {name!r} nests lists and maps deeper than the limit of {MAX_DEPTH}")
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         for part in (key, item):

@@ -73,8 +73,8 @@ class PagletControl:
             log.warning("paglet %s: start failed: %s", self._agent_id, describe(exc))
             self._link.reply_error(cid, error_to_wire(_as_lifecycle(exc, "start")))
             return
+        self._on_started(paglet)  # before the answer: an unqueued message may follow it at once
         self._link.reply_ok(cid)
-        self._on_started(paglet)
         threading.Thread(target=self._run, name="paglet-run", daemon=True).start()
 
     def _build(self, header: dict[str, Any], payload: list[bytes]) -> Paglet[Any]:

@@ -26,7 +26,7 @@ from typing import Any
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
-from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError
+from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError, SerializationError
 from paglets.threads import ThreadPool
 from paglets.wire import back, codec
 from paglets.wire.errors import error_to_wire
@@ -118,7 +118,12 @@ class MessageHandlers:
 
     def _handle(self, body: bytes) -> Any:
         """Decode one message and give it to the paglet; its reply, or NotHandledError."""
-        message = decode_message(body)
+        try:
+            message = decode_message(body)
+        except Exception:
+            raise
+        except BaseException as exc:  # a type's own code, run by decoding: the sender's message fails, nothing else
+            raise SerializationError(f"the message could not be decoded: {exc!r}") from None
         try:
             result = self._paglet.handle_message(message)
         except Exception:

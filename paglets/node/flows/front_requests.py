@@ -22,6 +22,7 @@ from paglets.node.storage.files import ArtifactStore
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.waiting import wait_for
 from paglets.wire import protocol
+from paglets.wire.limits import check_text, check_value
 
 Answer = tuple[dict[str, Any], list[bytes]]
 MAX_TRANSFER_RETRIES = 10  # prepare attempts a remote caller may ask for, beyond the first
@@ -107,6 +108,10 @@ class FrontRequests:
     def _ticket(self, wire: dict[str, Any]) -> TransferTicket:
         """A ticket from a remote caller, within this node's limits: a move it asks for cannot hold the node long."""
         ticket = TransferTicket.from_wire(wire)
+        check_text("ticket", "destination", ticket.destination)
+        check_value("ticket", "caps", list(ticket.required_capabilities))
+        if ticket.expected_code_version is not None:
+            check_text("ticket", "version", str(ticket.expected_code_version))
         cap = self._max_transfer_timeout
         if not 0 < ticket.timeout <= cap:  # NaN fails too
             raise TransferError(
