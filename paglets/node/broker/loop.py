@@ -47,7 +47,7 @@ Answer = tuple[dict[str, Any], list[bytes]]
 
 
 class BrokerServices(Protocol):
-    """What the broker asks of the node (called on the op pool)."""
+    """What the broker asks of the node (called on its lanes)."""
 
     def handle_front(self, request: protocol.Request) -> Answer: ...
 

@@ -1,7 +1,7 @@
 """Answers to front requests that leave the broker loop (create, listings, moves, mesh...).
 
 The broker routes messages itself; every slower op a client or peer node asks
-for arrives here on the broker's op pool (``handle``) and is performed by the
+for arrives here on one of the broker's lanes (``handle``) and is performed by the
 node's facade (:class:`~paglets.node.host.Host`) or, for node-to-node ops,
 by the part that owns them (arrivals, artifacts, the mesh). Owns no state.
 """

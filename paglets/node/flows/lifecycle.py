@@ -191,7 +191,7 @@ class Lifecycle:
         if pid is not None and not self._processes.wait_gone(pid, grace):
             self._processes.kill(pid)
 
-    # -- notices from the broker (on its op pool) -----------------------------------------
+    # -- notices from the broker (on its lane for host calls) ------------------------------
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
         log.warning("node %s: paglet %s crashed: %s", self._here.name, agent_id, reason)
         self._events.emit("paglet-crashed", agent_id=agent_id, pid=pid, reason=reason)
