@@ -33,7 +33,7 @@ def raise_named(name: str) -> None:
 
 @dataclass
 class FragileState(PagletState):
-    """``raise_in``: a hook (or ``run``) that raises ``raise_what``; ``open``: the gate ``hold`` waits for."""
+    """``raise_in``: a hook (or ``run``) that raises ``raise_what``; ``open``: the gate ``hold`` and run() wait for."""
 
     raise_in: str = ""
     raise_what: str = "SystemExit"
@@ -65,7 +65,9 @@ class FragilePaglet(Paglet[FragileState]):
         self._maybe_raise("on_dispatching")
 
     def run(self) -> None:
-        self._maybe_raise("run")
+        if self.state.raise_in == "run":  # raises once the gate opens: after create has returned
+            self.wait_state(lambda s: s.open, timeout=30)
+            raise_named(self.state.raise_what)
 
     def _maybe_raise(self, where: str) -> None:
         if self.state.raise_in == where:

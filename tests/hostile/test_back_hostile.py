@@ -246,6 +246,8 @@ def test_a_creation_hook_raising_a_base_exception_fails_the_create(site, what):
 def test_run_raising_a_base_exception_crashes_its_paglet(site, what):
     paglet = site.node.create(FragilePaglet, init={"raise_in": "run", "raise_what": what})
     pid = site.node.agent_info(paglet.agent_id)["pid"]
+    assert paglet.send(Message("echo", arg="alive"), timeout=10) == "alive"
+    paglet.send_future(Message("open", priority=UNQUEUED_PRIORITY))  # run() raises once the gate is open
     check_crashed(site, paglet.agent_id, pid, what, "run()")
     still_serves(site, crashed=frozenset({paglet.agent_id}))
 
