@@ -54,6 +54,8 @@ REENTRANT_PRIORITY = 11
 REQUEST_PRIORITY = 12
 SYSTEM_PRIORITY = 13
 
+MAX_MESSAGE_ID = 256  # characters; nodes keep recent ids (and move them with the paglet) to drop duplicates
+
 _WIRE_FIELDS = (
     "kind",
     "args",
@@ -118,7 +120,9 @@ def _check_message_id(message_id: object) -> str:
     if message_id is None:
         return os.urandom(16).hex()  # as random as uuid4().hex, a quarter of the cost
     if not isinstance(message_id, str) or not message_id:
-        raise TypeError(f"message_id must be a non-empty str, got {message_id!r}")
+        raise TypeError(f"message_id must be a non-empty str, got {message_id!r:.80}")
+    if len(message_id) > MAX_MESSAGE_ID:  # nodes refuse longer ones: they keep ids to drop duplicates
+        raise ValueError(f"message_id is {len(message_id)} characters long; the limit is {MAX_MESSAGE_ID}")
     return message_id
 
 
@@ -245,6 +249,7 @@ def _fields_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "FUTURE",
+    "MAX_MESSAGE_ID",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "NORMAL_PRIORITY",

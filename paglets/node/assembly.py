@@ -55,6 +55,7 @@ from paglets.wire import protocol
 log = logging.getLogger("paglets.node")
 AT_RISK = "create, move and inject paglets"  # what anyone could do to an open node
 PARKED_MAIL_FACTOR = 10  # a parked paglet may have this many mailboxes' worth of mail on disk
+PREPARE_TTL_SLACK = 30.0  # seconds a prepared arrival waits beyond the longest move a peer may ask for
 
 
 @dataclass
@@ -212,6 +213,7 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         max_message_size=config.max_message_size,
         mailbox_limit=config.mailbox_limit,
         forward_ttl=config.forward_ttl,
+        max_slow_ops=config.max_slow_ops,
         curve_server=base.curve_server,
         curve_client=base.curve,
     )
@@ -245,11 +247,13 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
     arrivals = Arrivals(
         commands, lifecycle, parking, events, here,
         files=base.files, artifacts=base.artifacts, start_timeout=config.start_timeout,
+        max_ttl=config.max_transfer_timeout + PREPARE_TTL_SLACK, max_message_size=config.max_message_size,
     )  # fmt: skip
     messaging = Messaging(commands, inspection, here, call_timeout)
     front = FrontRequests(
         facade, commands, movement, arrivals, base.artifacts, base.mesh,
         ready=base.ready, start_timeout=config.start_timeout, call_timeout=call_timeout,
+        max_transfer_timeout=config.max_transfer_timeout,
     )  # fmt: skip
     host_calls = HostCalls(facade, movement, parking, base.mesh)
     parts = RunningParts(

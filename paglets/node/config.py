@@ -198,6 +198,16 @@ class NodeConfig:
     forward_ttl: float = opt(
         3600.0, "Seconds a departed paglet's forwarding entry answers for it here.", check=_positive
     )
+    max_slow_ops: int = opt(
+        64, "Slow requests from clients and other nodes (create, moves, parking, transfers) this node runs or "
+        "holds at once; more are refused with OverloadedError. Reads (health, list, info, state) never wait "
+        "behind them.", check=_at_least_one,
+    )  # fmt: skip
+    max_transfer_timeout: float = opt(
+        300.0, "Longest move (ticket timeout, in seconds) a client or another node may ask of this node; a "
+        "longer one is refused, and a prepared arrival waits at most this long (plus a little) for its paglet.",
+        check=_positive,
+    )  # fmt: skip
     # -- objects that only Host(...) takes -----------------------------------------------
     client: Any = opt(None, "HostClient this node uses to reach other nodes.", cli=False)
     launch_config: Any = opt(None, "Launch configuration (see docs/operations.md).", cli=False)

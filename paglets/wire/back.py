@@ -21,9 +21,9 @@ frame  type      meaning
 3..    bytes     payload frames, op specific
 =====  ========  =========================================================
 
-Routing ids: a worker's main socket is the agent id; each handler thread,
-the ``run()`` thread and any thread that talks to the node uses
-``agent_id/N``. Idle handler sockets are the mailbox credits.
+Routing ids (see below): a worker's main socket, and one per handler
+thread, the ``run()`` thread and any thread that talks to the node. Idle
+handler sockets are the mailbox credits.
 
 Ops (``?`` = optional field; ``-`` = no header frame content):
 
@@ -105,12 +105,27 @@ set_property      key                                        [value]
 hosts             online?                                    -
 host_status       name                                       -
 wait_for_host     name, wait?                                -
+crashed           reason                                     -
 ================  =========================================  ===============
+
+``crashed``: the paglet's code raised a ``BaseException`` (``SystemExit``,
+``KeyboardInterrupt``...) in a handler, a hook or ``run()``. The node marks
+the paglet crashed at once, failing every caller waiting on it with
+``PagletCrashedError``, and answers; the worker then exits with
+:data:`CRASH_EXIT_CODE` (it does so too when no answer comes in time).
 
 Field types are in :data:`READY_FIELDS`, :data:`START_FIELDS`,
 :data:`MSG_FIELDS`, :data:`EVENT_FIELDS`, :data:`CALL_OPS` and
 :data:`HCALL_OPS`. A field that is ``None`` counts as absent. Fields not
-listed are ignored.
+listed are ignored. String, list and map fields have the size limits of
+:mod:`paglets.wire.limits` (a message id at most 256 characters, an agent
+id 128, a class name 512...).
+
+Routing ids: a worker's main socket is ``agent_id/KEY``, where ``KEY`` is
+a secret its node derived for this worker (``WorkerSpec.ident``); its other
+sockets are ``agent_id/KEY/N``. The node only takes frames from routing ids
+of a worker it started, so another process on the back socket cannot
+answer, or ask, in a paglet's name.
 
 The message path (``msg``, ``msgs``, ``rep``, ``idle``) is the hot path:
 its constant frames are built once, and a ``msg`` header the node built is
@@ -123,6 +138,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paglets.core.errors import ProtocolError
+from paglets.wire.limits import check_value
 from paglets.wire.protocol import ERR, OK, pack, unpack_map
 
 READY = b"ready"
@@ -141,6 +157,8 @@ HB = b"hb"
 NO_CID = b""
 EMPTY_MAP = pack({})
 EXIT_CALL = pack({"op": "exit"})
+# A worker whose paglet raised a BaseException exits with this code (after its ``crashed`` host call).
+CRASH_EXIT_CODE = 70
 
 # (accepted types, required) per field
 Schema = dict[str, tuple[tuple[type, ...], bool]]
@@ -202,6 +220,7 @@ HCALL_OPS: dict[str, Schema] = {
     "hosts": {"online": (_BOOL, False)},
     "host_status": {"name": (_STR, True)},
     "wait_for_host": {"name": (_STR, True), "wait": (_NUM, False)},
+    "crashed": {"reason": (_STR, True)},
 }
 HCALL_PAYLOAD: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2), "set_property": (1, 1)}
 
@@ -218,7 +237,10 @@ _UNQUEUED_HEADER = (MSG_HEADERS[False, True], MSG_HEADERS[True, True])
 
 
 def check_fields(what: str, header: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    """``header`` if every field of ``schema`` is there (when required) with its type; else ProtocolError."""
+    """``header`` if every field of ``schema`` is there (when required) with its type and size; else ProtocolError.
+
+    Sizes: :mod:`paglets.wire.limits` (names, ids and addresses; any string, list or map).
+    """
     for name, (types, required) in schema.items():
         value = header.get(name)
         if value is None:
@@ -228,6 +250,7 @@ def check_fields(what: str, header: dict[str, Any], schema: Schema) -> dict[str,
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             expected = " or ".join(t.__name__ for t in types)
             raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
+        check_value(what, name, value)
     return header
 
 
@@ -484,9 +507,9 @@ def parse_hrep(frames: list[bytes], cid: bytes) -> tuple[bool, list[bytes]] | No
 
 # fmt: off
 __all__ = [
-    "BACK", "CALL", "CALL_OPS", "EMPTY_MAP", "EVENT", "EVENT_FIELDS", "HB", "HCALL", "HCALL_OPS", "HCALL_PAYLOAD",
-    "HREP", "IDLE", "MSG", "MSGS", "MSG_FIELDS", "MSG_HEADERS", "READY", "READY_FIELDS", "REP", "START",
-    "START_FIELDS", "OpCall", "Ready", "back_frames", "batch_failures", "call_frames", "check_fields",
+    "BACK", "CALL", "CALL_OPS", "CRASH_EXIT_CODE", "EMPTY_MAP", "EVENT", "EVENT_FIELDS", "HB", "HCALL", "HCALL_OPS",
+    "HCALL_PAYLOAD", "HREP", "IDLE", "MSG", "MSGS", "MSG_FIELDS", "MSG_HEADERS", "READY", "READY_FIELDS", "REP",
+    "START", "START_FIELDS", "OpCall", "Ready", "back_frames", "batch_failures", "call_frames", "check_fields",
     "event_frames", "exit_frames", "hb_to_node", "hb_to_worker", "hcall_frames", "hrep_err", "hrep_ok",
     "idle_frames", "msg_frames", "msgs_frames", "pack_call", "pack_start", "parse_call", "parse_error",
     "parse_event", "parse_give_back", "parse_host_call", "parse_hrep", "parse_msg", "parse_ready", "parse_rep",

@@ -1,4 +1,10 @@
-"""PagletEnvelope: a paglet in transit — class path, state and lifecycle metadata."""
+"""PagletEnvelope: a paglet in transit — class path, state and lifecycle metadata.
+
+An envelope arrives from other nodes (and from disk): :meth:`PagletEnvelope.from_wire`
+checks every field's type and size (:mod:`paglets.wire.limits`): names,
+addresses and class names are bounded, and so are the message ids of
+``metadata["seen"]``, which the paglet keeps (and takes along on its next move).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,20 @@ from typing import Any
 
 import msgpack
 
-from paglets.core.errors import SerializationError
+from paglets.core.errors import ProtocolError, SerializationError
 from paglets.core.runtime_values import EnvelopeKind
+from paglets.wire.limits import MAX_ADDRESS, MAX_AGENT_ID, MAX_CLASS_NAME, MAX_TEXT, check_value
+
+_TEXT_LIMITS = {
+    "agent_id": MAX_AGENT_ID,
+    "agent_class_name": MAX_CLASS_NAME,
+    "state_class_name": MAX_CLASS_NAME,
+    "source_host_name": MAX_ADDRESS,
+    "source_host_address": MAX_ADDRESS,
+    "target_host_name": MAX_ADDRESS,
+    "target_host_address": MAX_ADDRESS,
+    "clone_of": MAX_AGENT_ID,
+}
 
 
 @dataclass(slots=True)
@@ -91,7 +109,7 @@ def _optional_text(payload: dict[str, Any], key: str) -> str | None:
     value = payload.get(key)
     if value is not None and not isinstance(value, str):
         raise SerializationError(f"envelope field {key!r} must be a string or nil, got {type(value).__name__}")
-    return value
+    return value if value is None else _bounded(key, value)
 
 
 def _metadata(value: Any) -> dict[str, Any]:
@@ -99,6 +117,14 @@ def _metadata(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):  # dict() would also take a list of pairs, or a str of two characters
         raise SerializationError(f"envelope field 'metadata' must be a map, got {type(value).__name__}")
+    seen = value.get("seen")
+    if seen is not None:
+        if not isinstance(seen, list) or not all(isinstance(mid, str) for mid in seen):
+            raise SerializationError("envelope metadata 'seen' must be a list of message ids")
+        try:
+            check_value("envelope metadata", "seen", seen)
+        except ProtocolError as exc:
+            raise SerializationError(str(exc)) from None
     return dict(value)
 
 
@@ -106,6 +132,13 @@ def _text(payload: dict[str, Any], key: str, default: str | None = None) -> str:
     value = payload.get(key, default)
     if not isinstance(value, str):
         raise SerializationError(f"envelope field {key!r} must be a string")
+    return _bounded(key, value)
+
+
+def _bounded(key: str, value: str) -> str:
+    limit = _TEXT_LIMITS.get(key, MAX_TEXT)
+    if len(value) > limit:
+        raise SerializationError(f"envelope field {key!r} is {len(value)} characters long; the limit is {limit}")
     return value
 
 

@@ -63,7 +63,11 @@ blob_put   sha, offset, size, final?                            [chunk]
 
 Every inbound frame set is validated by :func:`parse_request` before anything
 acts on it; a bad one is answered with a ``ProtocolError`` (when it at least
-carries a correlation id) and the node carries on.
+carries a correlation id) and the node carries on. Every string, list and
+map in a header has a size limit (:mod:`paglets.wire.limits`: a message id
+at most 256 characters, an agent id 128, a class name 512, an address 512,
+a token or version 128, any other string 4096, any list or map 256 items,
+the whole header 1 MiB); a longer one is a ``ProtocolError`` too.
 
 Relay protocol
 ==============
@@ -110,6 +114,7 @@ from typing import Any
 import msgpack
 
 from paglets.core.errors import ProtocolError
+from paglets.wire.limits import MAX_HEADER_BYTES, check_text, check_value
 
 PROTOCOL_VERSION = 1
 MAGIC_PREFIX = b"PG"
@@ -249,6 +254,8 @@ def parse_request(frames: list[bytes]) -> Request:
     if schema is None:
         raise BadRequest(f"unknown op {op!r:.40}", cid)
     try:
+        if len(raw_header) > MAX_HEADER_BYTES:  # refused before decoding
+            raise ProtocolError(f"{op}: header is {len(raw_header)} bytes; the limit is {MAX_HEADER_BYTES}")
         header = unpack_map(raw_header, f"{op} header")
         _check_fields(op, header, schema)
         _check_payload(op, payload)
@@ -272,8 +279,12 @@ def _check_fields(op: str, header: dict[str, Any], schema: dict[str, tuple[tuple
             continue
         if not isinstance(value, types) or (types in (_INT, _NUM) and isinstance(value, bool)):
             raise ProtocolError(f"{op}: field {name!r} must be {types[0].__name__}, got {type(value).__name__}")
+        check_value(op, name, value)
     if "agent" in header and header["agent"] is not None:
         validate_agent_id(header["agent"])
+    key = header.get("key")
+    if isinstance(key, str):  # any other type simply fails the key check
+        check_text(op, "key", key)
 
 
 def _check_payload(op: str, payload: list[bytes]) -> None:

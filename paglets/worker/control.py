@@ -6,9 +6,12 @@
 lifecycle hook, ask its deactivation policy or clean up its resources.
 
 Threads: every method here runs on the worker's control pool
-(``paglet-control-*`` threads, owned by :class:`~paglets.worker.main.Worker`),
-never on the main I/O thread; ``run()`` gets a daemon thread of its own,
-since it may last as long as the paglet.
+(``paglet-control-*`` threads, owned by :class:`~paglets.worker.main.Worker`,
+each job through :meth:`~paglets.worker.fatal.CrashReport.run`), never on
+the main I/O thread; ``run()`` gets a daemon thread of its own, since it may
+last as long as the paglet. A hook or ``run()`` that raises an ``Exception``
+fails that request (or just ends ``run()``); a ``BaseException`` crashes the
+paglet.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from paglets.wire.back import OpCall
 from paglets.wire.errors import error_to_wire
 from paglets.wire.plain import state_from_plain
 from paglets.worker.context import WorkerContext
-from paglets.worker.handlers import describe
+from paglets.worker.fatal import CrashReport, describe
 from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
@@ -48,8 +51,10 @@ class PagletControl:
         link: NodeLink,
         context: WorkerContext,
         on_started: Callable[[Paglet[Any]], None],
+        crash: CrashReport,
     ):
         self._agent_id = agent_id
+        self._crash = crash
         self._node_name = node_name
         self._node_address = node_address
         self._link = link
@@ -68,9 +73,9 @@ class PagletControl:
             log.warning("paglet %s: start failed: %s", self._agent_id, describe(exc))
             self._link.reply_error(cid, error_to_wire(_as_lifecycle(exc, "start")))
             return
+        self._on_started(paglet)  # before the answer: an unqueued message may follow it at once
         self._link.reply_ok(cid)
-        self._on_started(paglet)
-        threading.Thread(target=self._run, daemon=True).start()
+        threading.Thread(target=self._run, name="paglet-run", daemon=True).start()
 
     def _build(self, header: dict[str, Any], payload: list[bytes]) -> Paglet[Any]:
         cls = self.cls
@@ -127,6 +132,8 @@ class PagletControl:
         except Exception as exc:
             ok = False
             log.warning("paglet %s: run() failed: %s", self._agent_id, describe(exc))
+        except BaseException as exc:
+            self._crash.crash("run()", exc)
         try:
             self._link.event("run-finished", ok=ok)
         except PagletError:

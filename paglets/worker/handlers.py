@@ -11,25 +11,28 @@ run on the control pool (:meth:`MessageHandlers.run_unqueued`).
 Threads: ``paglet-handler-N`` threads (daemons; they end with the process)
 run :meth:`MessageHandlers._handle_forever`; the main thread calls
 :meth:`MessageHandlers.run_unqueued`. The handler counts are guarded by a
-lock; a handler's current batch is thread-local.
+lock; a handler's current batch is thread-local. A handler that raises an
+``Exception`` fails its message (or counts in its batch's failures); a
+``BaseException`` (``SystemExit``...), or anything escaping a handler
+thread, crashes the paglet (:class:`~paglets.worker.fatal.CrashReport`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from typing import Any
 
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
-from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError
+from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError, SerializationError
 from paglets.threads import ThreadPool
 from paglets.wire import back, codec
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import recv_frames, send_frames
 from paglets.wire.message_codec import decode_message
+from paglets.worker.fatal import CrashReport, describe
 from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
@@ -45,8 +48,10 @@ class MessageHandlers:
         link: NodeLink,
         control: ThreadPool,
         mail_arrived: threading.Condition,
+        crash: CrashReport,
     ):
         self._agent_id = agent_id
+        self._crash = crash
         self._class_name = class_name
         self._link = link
         self._control = control
@@ -66,7 +71,7 @@ class MessageHandlers:
     def run_unqueued(self, cid: bytes, oneway: bool, body: bytes) -> None:
         """An unqueued message: it bypasses the handlers and runs on a control thread."""
         self._notify_mail()
-        self._control.submit(self._run_message, cid, oneway, body)
+        self._control.submit(self._crash.run, "an unqueued message's handler", self._run_message, cid, oneway, body)
 
     def _notify_mail(self) -> None:
         with self._mail_arrived:
@@ -87,6 +92,8 @@ class MessageHandlers:
             self._handle_messages(self._link.socket())
         except (zmq.ContextTerminated, PagletCrashedError):
             self._link.close_own()  # the worker is exiting; each thread closes its own socket
+        except BaseException as exc:  # no handler thread dies silently, taking a credit and a reply with it
+            self._crash.crash("a message handler thread", exc)
 
     def _handle_messages(self, sock: zmq.Socket) -> None:
         send_frames(sock, back.idle_frames())
@@ -111,8 +118,18 @@ class MessageHandlers:
 
     def _handle(self, body: bytes) -> Any:
         """Decode one message and give it to the paglet; its reply, or NotHandledError."""
-        message = decode_message(body)
-        result = self._paglet.handle_message(message)
+        try:
+            message = decode_message(body)
+        except Exception:
+            raise
+        except BaseException as exc:  # a type's own code, run by decoding: the sender's message fails, nothing else
+            raise SerializationError(f"the message could not be decoded: {exc!r}") from None
+        try:
+            result = self._paglet.handle_message(message)
+        except Exception:
+            raise  # the message fails; the paglet carries on
+        except BaseException as exc:
+            self._crash.crash(f"handle_message ({message.kind!r})", exc)
         if result is NOT_HANDLED:
             raise NotHandledError(f"paglet {self._agent_id!r} ({self._class_name}) did not handle {message.kind!r}")
         return result
@@ -159,8 +176,4 @@ class MessageHandlers:
         batch.bodies = bodies[: batch.next]
 
 
-def describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)).rstrip()
-
-
-__all__ = ["MessageHandlers", "describe"]
+__all__ = ["MessageHandlers"]

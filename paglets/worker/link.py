@@ -1,7 +1,8 @@
 """A worker's per-thread sockets to its node's back ROUTER.
 
 Handler threads, the ``run()`` thread and any thread the paglet starts each
-get their own DEALER (routing id ``agent_id/N``), so a handler can reply, or
+get their own DEALER (routing id ``IDENT/N``, where ``IDENT`` is the main
+socket's: ``agent_id/KEY``), so a handler can reply, or
 ask its node something (a host call), without handing work to the I/O
 thread. One socket, one thread: a socket is only ever used by the thread
 that created it.
@@ -27,10 +28,12 @@ DEFAULT_CALL_TIMEOUT = 120.0
 class NodeLink:
     """Per-thread DEALER sockets of one worker process."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, agent_id: str):
+    def __init__(self, ctx: zmq.Context, endpoint: str, agent_id: str, ident: str | None = None):
+        """``ident``: the worker's main routing id (default: the agent id); each socket's is ``ident/N``."""
         self._ctx = ctx
         self._endpoint = endpoint
         self._agent_id = agent_id
+        self._ident = ident or agent_id
         self._local = threading.local()
         self._ids = itertools.count(1)
         self.closed = False
@@ -42,7 +45,7 @@ class NodeLink:
                 raise PagletCrashedError(f"paglet {self._agent_id!r} is shutting down")
             sock = self._ctx.socket(zmq.DEALER)
             sock.linger = 1000
-            sock.identity = f"{self._agent_id}/{next(self._ids)}".encode()
+            sock.identity = f"{self._ident}/{next(self._ids)}".encode()
             sock.connect(self._endpoint)
             self._local.sock = sock
             self._local.cids = itertools.count(1)

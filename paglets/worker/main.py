@@ -16,7 +16,12 @@ the node.
 
 Threads: the main thread (this loop), the ``paglet-control-*`` pool (owned
 here), the handler threads and the ``run()`` thread (daemons: the process
-ends with ``os._exit``).
+ends with ``os._exit``). None of them may die silently: what escapes one
+crashes the paglet (:class:`~paglets.worker.fatal.CrashReport`), and the
+node hears of it at once.
+
+Routing ids: the main socket is ``spec.ident`` (``agent_id/KEY``, a secret
+the node derived for this worker), the others ``agent_id/KEY/N``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import read_waiting, send_frames
 from paglets.worker.context import WorkerContext
 from paglets.worker.control import PagletControl
+from paglets.worker.fatal import CrashReport
 from paglets.worker.handlers import MessageHandlers
 from paglets.worker.link import NodeLink
 from paglets.worker.spec import WorkerSpec
@@ -72,18 +78,22 @@ class Worker:
         self.agent_id = spec.agent_id
         self._heartbeat = spec.heartbeat
         self._liveness = spec.heartbeat * spec.heartbeat_misses
+        ident = spec.ident or spec.agent_id
         self.ctx = zmq.Context()
-        self.link = NodeLink(self.ctx, spec.back_endpoint, self.agent_id)
+        self.link = NodeLink(self.ctx, spec.back_endpoint, self.agent_id, ident)
+        self.crash = CrashReport(self.agent_id, self.link)
         self._control = ThreadPool(f"paglet-control-{self.agent_id[:8]}")
         mail_arrived = threading.Condition()
-        self.handlers = MessageHandlers(self.agent_id, spec.class_name, self.link, self._control, mail_arrived)
+        self.handlers = MessageHandlers(
+            self.agent_id, spec.class_name, self.link, self._control, mail_arrived, self.crash
+        )
         self.context = WorkerContext(spec, self.link, mail_arrived, self.handlers.give_back_batch)
         self.control = PagletControl(
-            self.agent_id, spec.node_name, spec.node_address, self.link, self.context, self.handlers.start
+            self.agent_id, spec.node_name, spec.node_address, self.link, self.context, self.handlers.start, self.crash
         )
         self._main = self.ctx.socket(zmq.DEALER)
         self._main.linger = 1000
-        self._main.identity = self.agent_id.encode()
+        self._main.identity = ident.encode()
 
     # -- start-up -------------------------------------------------------------
     def serve(self) -> NoReturn:
@@ -137,12 +147,14 @@ class Worker:
                 self.handlers.run_unqueued(cid, oneway, body)
             elif op == back.START:
                 header, payload = back.parse_start(rest)
-                self._control.submit(self.control.start, cid, header, payload)
+                where = f"the start hook {header.get('hook') or 'on_creation'}"
+                self._control.submit(self.crash.run, where, self.control.start, cid, header, payload)
             elif op == back.CALL:
                 call = back.parse_call(rest)
                 if call.op == "exit":
                     self.exit(0)
-                self._control.submit(self.control.call, cid, call)
+                where = f"the hook {call.header['name']}" if call.op == "hook" else f"the node's {call.op!r} call"
+                self._control.submit(self.crash.run, where, self.control.call, cid, call)
         except PagletError as exc:
             self.link.reply_error(cid, error_to_wire(exc))
 

@@ -40,6 +40,7 @@ class WorkerSpec:
     log_level: str = "WARNING"
     allow_modules: list[str] = field(default_factory=list)  # module prefixes names from outside may import
     allow_any_module: bool = False  # development only: import whatever a peer names
+    ident: str = ""  # routing id of the main socket (agent_id/KEY, a secret of the node); empty: the agent id
 
     def to_wire(self) -> dict[str, Any]:
         """A msgpack-ready map (the Curve keys as text)."""
@@ -103,6 +104,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "log_level": ((str,), False),
     "allow_modules": ((list,), False),
     "allow_any_module": ((bool,), False),
+    "ident": ((str,), False),
 }
 
 

@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 from msgpack import ExtType, packb
 
 from paglets.core.errors import PagletError, ProtocolError, SerializationError
-from paglets.core.messages import Message
+from paglets.core.messages import MAX_MESSAGE_ID, Message
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.runtime.envelope import PagletEnvelope
-from paglets.wire import codec, protocol
+from paglets.wire import codec, limits, protocol
 from paglets.wire.errors import error_from_wire
 from paglets.wire.message_codec import decode_message, encode_message
 
@@ -108,6 +108,8 @@ def check_request(frames: list[bytes]) -> protocol.Request | None:
             assert not required, f"{request.op}: required {name!r} missing"
         else:
             assert isinstance(value, types) and not (isinstance(value, bool) and bool not in types), (name, value)
+            if isinstance(value, str):
+                assert len(value) <= limits.TEXT_LIMITS.get(name, limits.MAX_TEXT), (name, len(value))
     if request.header.get("agent") is not None:
         assert AGENT_ID.fullmatch(request.header["agent"]), request.header["agent"]
     low, high = protocol.PAYLOAD_FRAMES.get(request.op, (0, 0))
@@ -322,8 +324,10 @@ def test_a_timestamp_beyond_any_float_is_refused_as_malformed():
 
 # ------------------------------------------------------------------ envelopes
 
-METADATA = st.dictionaries(
-    st.text(max_size=6), st.text(max_size=6) | st.integers(-5, 5) | st.binary(max_size=4), max_size=3
+METADATA = st.dictionaries(  # "seen" must be a list of message ids: it has a case of its own below
+    st.text(max_size=6).filter(lambda key: key != "seen"),
+    st.text(max_size=6) | st.integers(-5, 5) | st.binary(max_size=4),
+    max_size=3,
 )
 ENVELOPES = st.builds(
     PagletEnvelope,
@@ -353,6 +357,9 @@ def check_envelope(parse, data) -> None:
     assert all(type(getattr(envelope, name)) is str for name in TEXT_FIELDS)
     assert envelope.clone_of is None or type(envelope.clone_of) is str, envelope.clone_of
     assert type(envelope.metadata) is dict, envelope.metadata
+    assert len(envelope.agent_id) <= limits.MAX_AGENT_ID and len(envelope.agent_class_name) <= limits.MAX_CLASS_NAME
+    seen = envelope.metadata.get("seen")
+    assert seen is None or all(type(mid) is str and len(mid) <= MAX_MESSAGE_ID for mid in seen), seen
 
 
 @st.composite
@@ -379,6 +386,9 @@ def test_envelopes_round_trip(envelope):
 @example({"kind": "dispatch", "agent_id": "a", "agent_class_name": "m:C", "metadata": [["k", "v"]]})
 @example({"kind": "dispatch", "agent_id": "a", "agent_class_name": "m:C", "metadata": "ab"})
 @example({"kind": ["dispatch"], "agent_id": "a", "agent_class_name": "m:C"})
+@example({"kind": "dispatch", "agent_id": "a", "agent_class_name": "m:C", "metadata": {"seen": "abc"}})
+@example({"kind": "dispatch", "agent_id": "a", "agent_class_name": "m:C", "metadata": {"seen": ["m" * 257]}})
+@example({"kind": "dispatch", "agent_id": "a" * 129, "agent_class_name": "m:C"})
 def test_envelope_maps_are_an_envelope_or_a_serialization_error(wire):
     check_envelope(PagletEnvelope.from_wire, wire)
     check_envelope(PagletEnvelope.from_bytes, packb(wire))

@@ -123,6 +123,12 @@ def test_host_calls_round_trip():
         ("wait_for_host", {"name": "n", "wait": True}, (), "hcall wait_for_host: field 'wait' must be int or float"),
         ("list", {}, (b"x",), "hcall list: expected 0-0 payload frames, got 1"),
         ("explode", {}, (), "hcall: unknown op 'explode'"),
+        ("dispose", {"agent": "a" * 129}, (), "hcall dispose: field 'agent' is 129 characters long; the limit is 128"),
+        ("send", {"agent": "b", "mid": "m" * 257}, (b"m",), "hcall send: field 'mid' is 257 .* the limit is 256"),
+        ("create", {"cls": "m:" + "C" * 511}, (b"", b""), "hcall create: field 'cls' is 513 .* limit is 512"),
+        ("dispatch", {"target": "t" * 513}, (), "hcall dispatch: field 'target' is 513 .* the limit is 512"),
+        ("deactivate", {"metadata": {str(i): i for i in range(257)}}, (), "'metadata' has 257 items; the limit"),
+        ("crashed", {"reason": "r" * 4097}, (), "hcall crashed: field 'reason' is 4097 .* the limit is 4096"),
     ],
 )
 def test_bad_host_calls_are_refused_naming_op_and_field(op, fields, payload, reason):

@@ -46,6 +46,13 @@ def test_valid_send_request_is_parsed():
         ([PEER, protocol.MAGIC, b"send", b"c", b"\xc1\xc1", b"x"], "not valid msgpack", True),
         ([PEER, protocol.MAGIC, b"send", b"c", msgpack.packb([1, 2]), b"x"], "must be a map", True),
         ([PEER, protocol.MAGIC, b"ping", b"c", pickle.dumps({"a": 1})], "msgpack", True),
+        (request(header={"agent": "a1", "mid": "m" * 257}), "'mid' is 257 characters long; the limit is 256", True),
+        (request(op="ping", header={"key": "k" * 1025}, payload=()), "'key' is 1025 characters", True),
+        (request(op="ping", header={"x": "x" * (1 << 20)}, payload=()), "header is .* the limit is 1048576", True),
+        (request(op="create", header={"cls": "m:" + "C" * 600}, payload=(b"", b"")), "'cls' is 602", True),
+        (request(op="gossip", header={"table": [{}] * 4097}, payload=()), "'table' has 4097 items", True),
+        (request(op="deactivate", header={"agent": "a1", "request": {"m": {"n": "v" * 4097}}}, payload=()),
+         "'request' holds a value of 4097 characters", True),
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(frames, reason, answerable):

@@ -1,7 +1,7 @@
 """What the rest of the node asks of the broker loop, one named command each.
 
 The broker's table is owned by the broker thread; every other thread (the
-flows, the op pool, the template process's reader) asks through these
+flows, the broker's lanes, the template process's reader) asks through these
 commands. Each posts a closure to the loop's channel and returns at once:
 a Future for the answer, or nothing for notices nobody waits for. A command
 made while the broker is not running fails with HostError.
@@ -257,7 +257,7 @@ class BrokerCommands:
         return self._call(self._broker.table.summaries)
 
     def summary(self, agent_id: str) -> Future[Any]:
-        return self._call(lambda: self._broker.table.require(agent_id).summary())
+        return self._call(lambda: self._broker.table.summary(agent_id))
 
     def connect_relay(self) -> None:
         """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""

@@ -6,8 +6,11 @@ control PULL (other threads of the node) and the DEALERs to other nodes
 authenticates every front request, routes messages through the
 :class:`~paglets.node.broker.table.WorkerTable` (mailboxes, credits,
 lifecycles, forwarding) and runs the heartbeats. It never blocks on disk or
-on a paglet: anything slow (create, state, moves, listings) runs on the op
-pool and answers through the control channel.
+on a paglet: anything else runs on one of its lanes
+(:mod:`paglets.node.broker.lanes`) and answers through the control channel.
+Reads (health, list, info, state...) have a lane of their own, so they never
+wait behind creates and moves; slow requests beyond ``max_slow_ops`` are
+refused with OverloadedError.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ import zmq
 from paglets.client.security import CurveIdentity, CurveServer
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
 from paglets.loops import LoopChannel, LoopThread
+from paglets.node.broker.lanes import Lane
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
-from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin
+from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin, WorkerSlot
 from paglets.node.broker.table import WorkerTable
-from paglets.threads import ThreadPool
 from paglets.wire import back, protocol
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
@@ -37,11 +40,14 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 log = logging.getLogger("paglets.broker")
 
 READ_BATCH = 64
+READ_THREADS = 16
+READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip"})  # ping and mailbox: in the loop
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
 class BrokerServices(Protocol):
-    """What the broker asks of the node (called on the op pool)."""
+    """What the broker asks of the node (called on its lanes)."""
 
     def handle_front(self, request: protocol.Request) -> Answer: ...
 
@@ -79,6 +85,7 @@ class Broker:
         mailbox_limit: int = 10_000,
         forward_ttl: float = 3600.0,
         op_threads: int = 32,
+        max_slow_ops: int = 64,
         curve_server: CurveServer | None = None,
         curve_client: CurveIdentity | None = None,
     ):
@@ -92,7 +99,11 @@ class Broker:
         self._heartbeat = heartbeat_interval
         self._max_message_size = max_message_size
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
-        self._pool = ThreadPool(f"paglets-ops-{node_name}", op_threads)
+        self._reads = Lane(f"paglets-reads-{node_name}", "read requests", READ_THREADS, READS_LIMIT)
+        self._ops = Lane(
+            f"paglets-ops-{node_name}", "slow requests (create, moves, parking, transfers)", op_threads, max_slow_ops
+        )
+        self._calls = Lane(f"paglets-calls-{node_name}", "host calls", op_threads)  # the node's own paglets
         self._poller = zmq.Poller()
         self._acks: dict[tuple[bytes, bool], list[bytes]] = {}  # oneway acks of this loop pass, per peer
         self._curve_server = curve_server
@@ -145,7 +156,8 @@ class Broker:
         if self.running:
             self.channel.post(self._request_stop)
             self._thread.join(timeout)
-        self._pool.shutdown()
+        for lane in (self._reads, self._ops, self._calls):
+            lane.shutdown()
 
     def _request_stop(self) -> None:
         self._stop = True
@@ -320,7 +332,8 @@ class Broker:
                 return
             origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
-            self._off_loop(origin, lambda: self._services.handle_front(request))
+            lane = self._reads if op in READ_OPS else self._ops
+            self._off_loop(origin, lambda: self._services.handle_front(request), lane)
 
     def _front_send(self, request: protocol.Request, origin: FrontOrigin) -> None:
         header = request.header
@@ -338,28 +351,42 @@ class Broker:
             activate=header.get("act") is not False,
             no_delay=header.get("nodelay") is True,
         )
-        if not self.table.route(header["agent"], delivery):
-            self._off_loop(origin, lambda: self._services.route_unknown(request))
+        if not self.table.route(header["agent"], delivery):  # may wait for the node's start or a paglet
+            self._off_loop(origin, lambda: self._services.route_unknown(request), self._ops)
 
-    def _off_loop(self, origin: Origin, compute: Callable[[], Answer]) -> None:
-        """Run ``compute`` on the op pool and answer from the loop when it is done."""
+    def _off_loop(self, origin: Origin, compute: Callable[[], Answer], lane: Lane) -> None:
+        """Run ``compute`` on ``lane`` and answer from the loop when it is done; a full lane refuses at once."""
+        refusal = lane.admit(self.node_name)
+        if refusal is not None:
+            self._fail(origin, refusal)
+            return
 
         def work() -> None:
             try:
                 header, payload = compute()
-            except Exception as exc:  # every failure becomes a typed reply
+                packed = protocol.pack(header)
+            except BaseException as exc:  # every failure becomes a typed reply, and the lane is released
                 if not isinstance(exc, PagletError):
                     log.exception("broker: op failed")
                 wire = error_to_wire(exc)
-                self.channel.post(lambda: origin.fail(self, wire))
+                self._answer(lane, lambda: origin.fail(self, wire))
                 return
-            packed = protocol.pack(header)
-            self.channel.post(lambda: origin.ok(self, payload, packed))
+            self._answer(lane, lambda: origin.ok(self, payload, packed))
 
         try:
-            self._pool.submit(work)
+            lane.submit(work)
         except RuntimeError:
+            lane.release()
             self._fail(origin, PagletCrashedError(f"node {self.node_name} is stopping"))
+
+    def _answer(self, lane: Lane, reply: Callable[[], None]) -> None:
+        """From a lane's thread: in the loop, count the job out of its lane and send its reply."""
+
+        def deliver() -> None:
+            lane.release()
+            reply()
+
+        self.channel.post(deliver)
 
     # -- back -------------------------------------------------------------------------------
     def _on_back(self, frames: list[bytes]) -> None:
@@ -373,20 +400,24 @@ class Broker:
                 self.send_back(back.exit_frames(ident))
             return
         if op == back.HCALL:
-            self._on_host_call(slot.agent_id, ident, cid, rest)
+            self._on_host_call(slot, ident, cid, rest)
         elif op == back.EVENT:
             self._on_event(slot.agent_id, rest)
         elif op != back.HB:
             self.table.on_worker_frame(slot, ident, op, cid, rest)
 
-    def _on_host_call(self, agent_id: str, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
+    def _on_host_call(self, slot: WorkerSlot, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
         origin = BackOrigin(ident, cid)
         try:
             call = back.parse_host_call(rest)
         except PagletError as exc:
             self._fail(origin, exc)
             return
-        header, payload = call.header, call.payload
+        agent_id, header, payload = slot.agent_id, call.header, call.payload
+        if call.op == "crashed":  # its code raised a BaseException: every caller hears now, then it exits
+            self.table.crash_reported(slot, header["reason"])
+            origin.ok(self, [])
+            return
         if call.op == "send" and header.get("local"):  # paglet to paglet on this node: straight to the table
             prio = header.get("prio")
             delivery = Delivery(
@@ -398,24 +429,26 @@ class Broker:
             )
             if self.table.route(header["agent"], delivery):
                 return
-        self._off_loop(origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)))
+        self._off_loop(
+            origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)), self._calls
+        )
 
     def _on_event(self, agent_id: str, rest: list[bytes]) -> None:
         try:
             header = back.parse_event(rest)
         except PagletError:
             return
-        self._pool.submit(self._services.worker_event, agent_id, header)
+        self._calls.submit(self._services.worker_event, agent_id, header)
 
     # -- table callbacks (in the loop) ------------------------------------------------------
     def _crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
-        self._pool.submit(self._services.worker_crashed, agent_id, pid, reason)
+        self._calls.submit(self._services.worker_crashed, agent_id, pid, reason)
 
     def _moved(self, agent_id: str, address: str) -> None:
         self.table.moved(agent_id, address)
 
     def _wake_parked(self, agent_id: str) -> None:
-        self._pool.submit(self._services.wake_parked, agent_id)
+        self._calls.submit(self._services.wake_parked, agent_id)
 
     def _queue_for_parked(self, agent_id: str, delivery: Delivery) -> None:
         """Hand a message to the durable mail queue; its sender hears back once it is on disk."""

@@ -195,16 +195,20 @@ class MessagePath:
             slot.idle_handlers.append(ident)
             self.pump(slot)
 
-    def on_reply(self, cid: bytes, rest: list[bytes]) -> None:
-        """A worker's ``rep``: answer whoever waits, free the handler, and let the slot move on."""
-        pending = self._pending.pop(cid, None)
-        if pending is None:
+    def on_reply(self, slot: WorkerSlot, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
+        """A worker's ``rep``: answer whoever waits, free the handler, and let the slot move on.
+
+        Only the worker the request went to may answer it - for a message
+        given to a handler socket, only that socket.
+        """
+        pending = self._pending.get(cid)
+        if pending is None or pending.slot is not slot or (pending.handler is not None and pending.handler != ident):
             return
         reply = parse_rep(rest)
         if reply is None:
             return
+        del self._pending[cid]
         ok, payload = reply
-        slot = pending.slot
         slot.pending_cids.discard(cid)
         if pending.is_message:
             self._message_done(slot, pending, ok, payload)
@@ -243,10 +247,10 @@ class MessagePath:
         if pending.mid is not None:
             slot.seen.record_reply(pending.mid, ok, payload)
 
-    def on_give_back(self, cid: bytes, rest: list[bytes]) -> None:
+    def on_give_back(self, slot: WorkerSlot, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
         """A handler leaving with its paglet returns the end of its batch: queue it again, first."""
         pending = self._pending.get(cid)
-        if pending is None or pending.batch is None:
+        if pending is None or pending.batch is None or pending.slot is not slot or pending.handler != ident:
             return
         try:
             returned_count = back.parse_give_back(rest)
@@ -273,6 +277,15 @@ class MessagePath:
             self._check_frozen(slot)
         elif slot.phase is Phase.DEPARTED and not slot.pending_cids:
             self._on_drained(slot)
+
+    def oldest_message(self, slot: WorkerSlot) -> float | None:
+        """When (monotonic) the longest-running message the slot's worker holds was handed to it; None if idle."""
+        started = [
+            pending.sent_at
+            for pending in map(self._pending.get, slot.pending_cids)
+            if pending is not None and pending.is_message
+        ]
+        return min(started, default=None)
 
     # -- moving -------------------------------------------------------------------------
     def freeze(self, slot: WorkerSlot, except_handler: bytes | None, origin: Origin) -> None:

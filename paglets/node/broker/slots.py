@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import collections
 import enum
+import hmac
+import os
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +27,19 @@ from paglets.wire.back import EMPTY_MAP
 from paglets.wire.errors import error_from_wire
 
 ACCEPTED = protocol.pack(protocol.ACCEPTED)
+_IDENT_SECRET = os.urandom(16)  # this node process's: worker routing ids cannot be guessed from outside it
+
+
+def worker_ident(agent_id: str, token: str) -> str:
+    """The routing id of the main socket of the worker started with ``token``: ``agent_id/KEY``.
+
+    ``KEY`` is derived from the token with a secret of this process, so a
+    process that knows an agent id (or an arriving paglet's transfer token)
+    cannot pose as its worker on the back socket: the table only takes frames
+    from ``agent_id/KEY`` and ``agent_id/KEY/N``.
+    """
+    key = hmac.new(_IDENT_SECRET, token.encode(), "sha256").hexdigest()[:32]
+    return f"{agent_id}/{key}"
 
 
 class Sender(Protocol):
@@ -194,7 +209,8 @@ class WorkerSlot:
             failed_count=self.failed,
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, oldest_handler_age: float | None = None) -> dict[str, Any]:
+        """What ``info`` and ``list`` show; ``oldest_handler_age``: seconds the longest-running message has run."""
         return {
             "agent_id": self.agent_id,
             "class_name": self.class_name,
@@ -204,6 +220,7 @@ class WorkerSlot:
             "error": self.crash_reason,
             "mailbox": self.status().to_wire(),
             "checkpoint_interval": self.checkpoint_interval,
+            "oldest_handler_age": oldest_handler_age,
         }
 
 
@@ -253,4 +270,5 @@ __all__ = [
     "Phase",
     "SeenMessages",
     "WorkerSlot",
+    "worker_ident",
 ]

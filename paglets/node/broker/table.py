@@ -26,7 +26,7 @@ from paglets.node.broker.forwards import Forwards
 from paglets.node.broker.message_path import GONE_PHASES, MessagePath
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
-from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlot
+from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlot, worker_ident
 from paglets.wire import back
 from paglets.wire.back import BACK, IDLE, READY, REP
 
@@ -85,7 +85,7 @@ class WorkerTable:
         self.forget(agent_id)
         slot = WorkerSlot(
             agent_id=agent_id,
-            ident=agent_id.encode(),
+            ident=worker_ident(agent_id, token).encode(),
             token=token,
             class_name=class_name,
             start_header=start_header,
@@ -104,9 +104,14 @@ class WorkerTable:
             self._by_pid[pid] = slot
 
     def slot_for_ident(self, ident: bytes) -> WorkerSlot | None:
-        slot = self._by_ident.get(ident.split(b"/", 1)[0])
-        if slot is not None:
-            slot.expires_at = time.monotonic() + self._liveness
+        """The slot of a worker socket: its main socket ``agent_id/KEY`` or another one, ``agent_id/KEY/N``."""
+        by_ident = self._by_ident
+        slot = by_ident.get(ident)
+        if slot is None:
+            slot = by_ident.get(ident.rpartition(b"/")[0])
+            if slot is None:
+                return None
+        slot.expires_at = time.monotonic() + self._liveness
         return slot
 
     def require(self, agent_id: str) -> WorkerSlot:
@@ -120,7 +125,15 @@ class WorkerTable:
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every paglet of this node — not workers waiting for a paglet that may still not come."""
-        return [slot.summary() for slot in self.slots.values() if slot.phase is not Phase.PREPARED]
+        now = time.monotonic()
+        return [self._summary(slot, now) for slot in self.slots.values() if slot.phase is not Phase.PREPARED]
+
+    def summary(self, agent_id: str) -> dict[str, Any]:
+        return self._summary(self.require(agent_id), time.monotonic())
+
+    def _summary(self, slot: WorkerSlot, now: float) -> dict[str, Any]:
+        started = self._mail.oldest_message(slot)
+        return slot.summary(None if started is None else round(now - started, 3))
 
     # -- messages ---------------------------------------------------------------------
     def route(self, agent_id: str, delivery: Delivery) -> bool:
@@ -154,9 +167,9 @@ class WorkerTable:
     def on_worker_frame(self, slot: WorkerSlot, ident: bytes, op: bytes, cid: bytes, rest: list[bytes]) -> None:
         """A ``rep``, ``back``, ``idle`` or ``ready`` from one of the slot's sockets."""
         if op == REP:
-            self._mail.on_reply(cid, rest)
+            self._mail.on_reply(slot, ident, cid, rest)
         elif op == BACK:
-            self._mail.on_give_back(cid, rest)
+            self._mail.on_give_back(slot, ident, cid, rest)
         elif op == IDLE:
             self._mail.idle(slot, ident)
         elif op == READY:
@@ -355,8 +368,19 @@ class WorkerTable:
                 del self._by_ident[slot.ident]
             return
         if slot.phase not in (Phase.STOPPING, Phase.CRASHED):
-            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            if code == back.CRASH_EXIT_CODE:
+                how = "ended: its paglet raised a BaseException (its worker's log says where)"
+            else:
+                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             self._crash(slot, f"worker process {pid} {how}")
+
+    def crash_reported(self, slot: WorkerSlot, reason: str) -> None:
+        """The worker says its paglet raised a BaseException: it is crashed, whoever waits on it hears now."""
+        if slot.phase is Phase.DEPARTED:  # it lives elsewhere now; only what this worker still held fails
+            self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} crashed after it left: {reason}"))
+            return
+        if self.slots.get(slot.agent_id) is slot:
+            self._crash(slot, reason)
 
     def _crash(self, slot: WorkerSlot, reason: str) -> None:
         if slot.phase is Phase.CRASHED:

@@ -10,6 +10,7 @@ the broker's table.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -26,7 +27,7 @@ from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.waiting import wait_for
 from paglets.wire.envelope import PagletEnvelope
 
-MAX_PREPARE_TTL = 3600.0  # seconds a prepared arrival may wait for its envelope, whatever the source asks
+MAX_PREPARE_TTL = 3600.0  # default bound: seconds a prepared arrival may wait for its envelope
 
 
 class Arrivals:
@@ -43,7 +44,11 @@ class Arrivals:
         files: FileRegistry,
         artifacts: ArtifactStore,
         start_timeout: float,
+        max_ttl: float = MAX_PREPARE_TTL,
+        max_message_size: int | None = None,
     ):
+        """``max_ttl``: the longest a prepared arrival waits for its envelope, whatever the source asks;
+        ``max_message_size``: this node's frame limit, told to sources so they never send more."""
         self._broker = broker
         self._lifecycle = lifecycle
         self._parking = parking
@@ -52,6 +57,8 @@ class Arrivals:
         self._files = files
         self._artifacts = artifacts
         self._start_timeout = start_timeout
+        self._max_ttl = max_ttl
+        self._max_message_size = max_message_size
 
     def prepare(self, header: dict[str, Any]) -> dict[str, Any]:
         """Get ready for an arriving paglet: check terms, fork a worker that loads its class."""
@@ -63,14 +70,22 @@ class Arrivals:
         version = header.get("version")
         if version is not None and version != here.code_version:
             raise TransferError(f"node {here.name} runs code version {here.code_version!r}, not {version!r}")
-        kind = EnvelopeKind(header["kind"])
+        try:
+            kind = EnvelopeKind(header["kind"])
+        except ValueError:
+            raise TransferError(f"unknown kind of move {header['kind']!r}") from None
+        ttl = float(header["ttl"])
+        if not math.isfinite(ttl) or ttl <= 0:
+            raise TransferError(f"prepare ttl must be a positive number of seconds, got {ttl}")
         self._replace_stale_prepare(agent_id, kind)
-        ttl = min(float(header["ttl"]), MAX_PREPARE_TTL)
         self._lifecycle.start_paglet(
             header["cls"], [], agent_id=agent_id, prepare_only=True, token=header["token"], source=header["source"],
-            timeout=ttl,
+            timeout=min(ttl, self._max_ttl),
         )  # fmt: skip
-        return {"name": here.name, "address": here.address}
+        answer: dict[str, Any] = {"name": here.name, "address": here.address}
+        if self._max_message_size is not None:
+            answer["max_message_size"] = self._max_message_size  # the source checks its envelope against it
+        return answer
 
     def _replace_stale_prepare(self, agent_id: str, kind: EnvelopeKind) -> None:
         slot = self._broker.prepared_slot(agent_id)

@@ -1,7 +1,7 @@
 """Answers to front requests that leave the broker loop (create, listings, moves, mesh...).
 
 The broker routes messages itself; every slower op a client or peer node asks
-for arrives here on the broker's op pool (``handle``) and is performed by the
+for arrives here on one of the broker's lanes (``handle``) and is performed by the
 node's facade (:class:`~paglets.node.host.Host`) or, for node-to-node ops,
 by the part that owns them (arrivals, artifacts, the mesh). Owns no state.
 """
@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from paglets.client.transfer import TransferTicket
-from paglets.core.errors import HostError, InvalidAgentError
+from paglets.core.errors import HostError, InvalidAgentError, TransferError
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.arrivals import Arrivals
@@ -22,8 +22,10 @@ from paglets.node.storage.files import ArtifactStore
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.waiting import wait_for
 from paglets.wire import protocol
+from paglets.wire.limits import check_text, check_value
 
 Answer = tuple[dict[str, Any], list[bytes]]
+MAX_TRANSFER_RETRIES = 10  # prepare attempts a remote caller may ask for, beyond the first
 
 
 class FrontRequests:
@@ -41,8 +43,12 @@ class FrontRequests:
         ready: threading.Event,
         start_timeout: float,
         call_timeout: float,
+        max_transfer_timeout: float = 300.0,
     ):
-        """``node`` is the Host facade; ``ready`` is set once parked paglets are loaded."""
+        """``node`` is the Host facade; ``ready`` is set once parked paglets are loaded.
+
+        ``max_transfer_timeout``: the longest move (ticket timeout) a remote caller may ask for.
+        """
         self._node = node
         self._broker = broker
         self._movement = movement
@@ -52,6 +58,7 @@ class FrontRequests:
         self._ready = ready
         self._start_timeout = start_timeout
         self._call_timeout = call_timeout
+        self._max_transfer_timeout = max_transfer_timeout
 
     def handle(self, request: protocol.Request) -> Answer:
         handler = getattr(self, f"_op_{request.op}", None)
@@ -90,13 +97,33 @@ class FrontRequests:
 
     # movement, asked by clients
     def _op_dispatch(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        proxy = self._node.dispatch(header["agent"], TransferTicket.from_wire(header["ticket"]))
+        proxy = self._node.dispatch(header["agent"], self._ticket(header["ticket"]))
         return {"agent": proxy.agent_id, "address": proxy.host_url}, []
 
     def _op_clone(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         ticket = header.get("ticket")
-        proxy = self._node.clone(header["agent"], TransferTicket.from_wire(ticket) if ticket else None)
+        proxy = self._node.clone(header["agent"], self._ticket(ticket) if ticket else None)
         return {"agent": proxy.agent_id, "address": proxy.host_url}, []
+
+    def _ticket(self, wire: dict[str, Any]) -> TransferTicket:
+        """A ticket from a remote caller, within this node's limits: a move it asks for cannot hold the node long."""
+        ticket = TransferTicket.from_wire(wire)
+        check_text("ticket", "destination", ticket.destination)
+        check_value("ticket", "caps", list(ticket.required_capabilities))
+        if ticket.expected_code_version is not None:
+            check_text("ticket", "version", str(ticket.expected_code_version))
+        cap = self._max_transfer_timeout
+        if not 0 < ticket.timeout <= cap:  # NaN fails too
+            raise TransferError(
+                f"ticket timeout {ticket.timeout} s is above the {cap:g} s node {self._node.name} allows a remote "
+                "caller (max_transfer_timeout)"
+            )
+        if ticket.retries > MAX_TRANSFER_RETRIES or not 0 <= ticket.retry_interval <= cap:
+            raise TransferError(
+                f"ticket asks for {ticket.retries} retries {ticket.retry_interval} s apart; node "
+                f"{self._node.name} allows at most {MAX_TRANSFER_RETRIES}, at most {cap:g} s apart"
+            )
+        return ticket
 
     def _op_retract(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         """Another node pulls one of our paglets back to itself."""

@@ -1,9 +1,9 @@
 """Answers to paglets' host calls: what a running paglet asks of its node.
 
 A paglet's worker asks over its back socket (``hcall``); the broker hands the
-call to :meth:`HostCalls.handle` on its op pool, which performs it through the
-node's facade (:class:`~paglets.node.host.Host`) — the only writer of
-node-wide registries — or the flow that owns it, and returns the
+call to :meth:`HostCalls.handle` on its lane for host calls, which performs
+it through the node's facade (:class:`~paglets.node.host.Host`) — the only
+writer of node-wide registries — or the flow that owns it, and returns the
 codec-encoded result. Owns no state.
 """
 

@@ -22,6 +22,7 @@ from paglets.client.security import CurveIdentity
 from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.node.broker.commands import BrokerCommands
+from paglets.node.broker.slots import worker_ident
 from paglets.node.config import NodeConfig
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.identity import NodeIdentity
@@ -151,6 +152,7 @@ class Lifecycle:
             log_level=logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
             allow_modules=codec.POLICY.prefixes(),
             allow_any_module=codec.POLICY.allow_any,
+            ident=worker_ident(agent_id, token),
         )
 
     def work_path(self, agent_id: str) -> Path:
@@ -189,7 +191,7 @@ class Lifecycle:
         if pid is not None and not self._processes.wait_gone(pid, grace):
             self._processes.kill(pid)
 
-    # -- notices from the broker (on its op pool) -----------------------------------------
+    # -- notices from the broker (on its lane for host calls) ------------------------------
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
         log.warning("node %s: paglet %s crashed: %s", self._here.name, agent_id, reason)
         self._events.emit("paglet-crashed", agent_id=agent_id, pid=pid, reason=reason)

@@ -181,7 +181,7 @@ class Movement:
             self._broker.freeze(agent_id, initiator).result(_left(deadline))
             envelope = self._envelope(kind, agent_id, summary["class_name"], address, target_name, token, ticket)
             self._upload_files(address, agent_id, envelope, deadline)
-            self._arrive(address, envelope, deadline)
+            self._arrive(address, envelope, deadline, prepared.get("max_message_size"))
         except BaseException as exc:
             self._broker.unfreeze(agent_id)  # no-op unless it froze
             self._abort_later(address, agent_id, token)
@@ -259,12 +259,19 @@ class Movement:
         for item in envelope.metadata["files"]:
             item.pop("path", None)
 
-    def _arrive(self, address: str, envelope: PagletEnvelope, deadline: float) -> dict[str, Any]:
+    def _arrive(self, address: str, envelope: PagletEnvelope, deadline: float, limit: Any) -> dict[str, Any]:
+        """Send the envelope (``limit``: the target's max_message_size, from its prepare answer, if it said)."""
         client = self._client
         header = {"agent": envelope.agent_id, "token": envelope.metadata["token"]}
+        data = envelope.to_bytes()
+        if isinstance(limit, int) and len(data) > limit:  # the target would drop it unanswered: say so now
+            raise TransferError(
+                f"paglet {envelope.agent_id}'s envelope is {len(data)} bytes; {address} takes messages of at most "
+                f"{limit} bytes (its max_message_size)"
+            )
         try:
             return client.request(
-                address, "arrive", dict(header), (envelope.to_bytes(),), timeout=_left(deadline), watch_connection=True
+                address, "arrive", dict(header), (data,), timeout=_left(deadline), watch_connection=True
             ).header
         except NodeUnreachableError:
             # Did it arrive and only the answer got lost? Ask before deciding.
@@ -310,10 +317,10 @@ class Movement:
         token = uuid.uuid4().hex
         local = address == here.address
         target_name = here.name
+        prepared: dict[str, Any] = {}
         if not local:
-            target_name = str(
-                self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket).get("name") or ""
-            )
+            prepared = self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket)
+            target_name = str(prepared.get("name") or "")
         event = CloneEvent(
             agent_id,
             here.name,
@@ -337,7 +344,7 @@ class Movement:
                     clone_of=agent_id, state_of=agent_id,
                 )  # fmt: skip
                 self._upload_files(address, clone_id, envelope, deadline)
-                self._arrive(address, envelope, deadline)
+                self._arrive(address, envelope, deadline, prepared.get("max_message_size"))
         except BaseException as exc:
             if not local:
                 self._abort_later(address, clone_id, token)
