@@ -310,8 +310,9 @@ class BacklogPaglet(Paglet[BacklogState]):
 
     ``note`` records its arg and the node it ran on; ``seen`` returns those
     records; ``boom`` fails; ``go`` and ``park-me`` make the paglet leave from
-    inside its handler. An unqueued ``until-held`` (arg N) answers True once
-    the Nth ``hold`` has started: a test waits for it instead of polling.
+    inside its handler (``park-me`` with arg ``"wake"``: to wake on the next
+    message). An unqueued ``until-held`` (arg N) answers True once the Nth
+    ``hold`` has started: a test waits for it instead of polling.
     """
 
     State = BacklogState
