@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paglets.core.agent import Paglet, PagletState
+from paglets.core.errors import PagletError
 from paglets.core.events import CreationEvent
 from paglets.core.itinerary import ItineraryAgentMixin, ItineraryPlan
 from paglets.core.messages import Message
@@ -98,6 +99,13 @@ class WorkingPaglet(Paglet[WorkState]):
             reply = self.send(message.get_arg("agent"), Message("echo", arg=message.get_arg("value")))
             self.state.replies.append(reply)
             return reply
+        if kind == "ask-parked":  # what a paglet's own sync send to a paglet that queues mail gives it
+            sent = Message("note", arg=message.get_arg("value"))
+            try:
+                return {"reply": self.send(message.get_arg("agent"), sent)}
+            except PagletError as exc:
+                return {"error": type(exc).__name__, "message_id": getattr(exc, "message_id", None),
+                        "sent": sent.message_id}  # fmt: skip
         if kind == "ask-remote":
             message_out = Message("echo", arg=message.get_arg("value"))
             return self.send(message.get_arg("agent"), message_out, host_url=message.get_arg("url"))
@@ -302,8 +310,9 @@ class BacklogPaglet(Paglet[BacklogState]):
 
     ``note`` records its arg and the node it ran on; ``seen`` returns those
     records; ``boom`` fails; ``go`` and ``park-me`` make the paglet leave from
-    inside its handler. An unqueued ``until-held`` (arg N) answers True once
-    the Nth ``hold`` has started: a test waits for it instead of polling.
+    inside its handler (``park-me`` with arg ``"wake"``: to wake on the next
+    message). An unqueued ``until-held`` (arg N) answers True once the Nth
+    ``hold`` has started: a test waits for it instead of polling.
     """
 
     State = BacklogState
@@ -341,7 +350,8 @@ class BacklogPaglet(Paglet[BacklogState]):
         if kind == "park-me":
             from paglets.persistence.persistency import DeactivationPolicy
 
-            self.deactivate(reason="asked", policy=DeactivationPolicy(activate_on_message=False))
+            wake = message.arg == "wake"  # a message wakes it again (else mail waits on disk)
+            self.deactivate(reason="asked", policy=DeactivationPolicy(activate_on_message=wake))
             return True
         return self.not_handled()
 
@@ -356,3 +366,17 @@ class SerialEchoPaglet(EchoPaglet):
     """An EchoPaglet with one handler: a sync message sent after oneway ones is handled after them."""
 
     MAILBOX_WORKERS = 1
+
+
+class ForgetfulState(PagletState):  # no @dataclass, on purpose: its field would not travel
+    count: int = 0
+
+
+class ForgetfulPaglet(Paglet[ForgetfulState]):
+    """Its state class forgot ``@dataclass``: every node must refuse to run it."""
+
+    State = ForgetfulState
+
+    def handle_message(self, message: Message) -> Any:
+        self.state.count += 1
+        return self.state.count

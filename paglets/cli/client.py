@@ -4,7 +4,9 @@ Every node command takes the node address first: ``tcp://HOST:PORT``, or
 ``relay+tcp://RELAY:PORT/NODE`` for a node behind a relay. Output is readable
 text by default and JSON with ``--json``. Any paglets error, bad JSON
 argument, bad address or file error prints ``Error: <type>: <message>`` on
-stderr and exits 1; usage errors exit 2. ``--curve-secret`` (and
+stderr and exits 1; usage errors exit 2; a ``send`` whose message was queued
+instead of handled (``MessageQueuedError``) prints that and exits 3.
+``--curve-secret`` (and
 ``--curve-server-key``) talk to nodes that require CurveZMQ; ``paglets keys
 generate`` makes the key files.
 
@@ -77,6 +79,11 @@ def main(
     """Inspect and drive paglets nodes.
 
     ADDR is a node's tcp://HOST:PORT, or relay+tcp://RELAY:PORT/NODE for a node behind a relay.
+
+    Exit status: 0 done; 1 error (one "Error:" line on stderr); 2 bad usage;
+    3 the message was queued, not handled (send to a parked paglet that does
+    not wake on messages, or to a node away behind a relay: it runs later, no
+    reply will come).
     """
     if api_key_env and api_key:
         raise click.UsageError("give --api-key-env or --api-key, not both")

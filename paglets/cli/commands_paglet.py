@@ -10,9 +10,12 @@ from paglets.cli.common import parse_json
 from paglets.cli.output import Cli, address_argument, key_value_lines, reply_text
 from paglets.client.addresses import check_address
 from paglets.client.host_client import HostClient
+from paglets.core.errors import MessageQueuedError
 from paglets.core.messages import MAX_PRIORITY, NORMAL_PRIORITY, UNQUEUED_PRIORITY, Message
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
+
+EXIT_QUEUED = 3  # `send`: the message was queued instead of handled (see the ``paglets`` help)
 
 
 @click.command()
@@ -61,7 +64,12 @@ def send(
     oneway: bool,
     timeout: float | None,
 ) -> None:
-    """Send a KIND message to paglet AGENT and print its reply."""
+    """Send a KIND message to paglet AGENT and print its reply.
+
+    Exit status 3 the message was queued, not handled: the paglet is parked and
+    does not wake on messages, or its node is away behind a relay. It runs
+    later and no reply will come; what was printed says so, with the message id.
+    """
     args = parse_json(args_json, "--args")
     if args is not None and not isinstance(args, dict):
         raise ValueError(f"--args must be a JSON object, got {type(args).__name__}")
@@ -72,7 +80,13 @@ def send(
         cli.client.flush(address, timeout)  # a refused message (unknown paglet, full mailbox) raises here
         cli.emit({"agent_id": agent_id, "queued": True}, lambda _: f"queued for {agent_id}")
         return
-    cli.emit(send_plain(cli.client, address, agent_id, message, timeout), reply_text)
+    try:
+        reply = send_plain(cli.client, address, agent_id, message, timeout)
+    except MessageQueuedError as queued:
+        said = {"agent_id": agent_id, "queued": True, "message_id": queued.message_id, "reason": str(queued)}
+        cli.emit(said, lambda value: value["reason"])
+        raise click.exceptions.Exit(EXIT_QUEUED) from None
+    cli.emit(reply, reply_text)
 
 
 @click.command()
@@ -87,7 +101,7 @@ def dispose(cli: Cli, address: str, agent_id: str) -> None:
 
 def send_plain(client: HostClient, address: str, agent_id: str, message: Message, timeout: float | None) -> Any:
     """Send ``message`` and decode the reply to plain data (``HostClient.send`` would import its classes)."""
-    header: dict[str, Any] = {"agent": agent_id}
+    header: dict[str, Any] = {"agent": agent_id, "mid": message.message_id}
     if message.priority != NORMAL_PRIORITY:
         header["prio"] = message.priority
     reply = client.request(address, "send", header, (encode_message(message),), timeout=timeout)

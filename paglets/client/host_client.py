@@ -153,7 +153,10 @@ class HostClient:
         """Deliver ``message`` and return the handler's reply.
 
         If the paglet has moved and the old node forwarded the message,
-        ``on_moved`` is called with its new address.
+        ``on_moved`` is called with its new address. A message queued instead
+        of handled (the paglet is parked and does not wake on messages, or its
+        node is away behind a relay) raises
+        :class:`~paglets.core.errors.MessageQueuedError` with its ``message_id``.
         """
         header, payload = self._send_request(agent_id, message, False, activate_if_inactive, no_delay)
         reply = self.request(address, "send", header, payload, timeout=timeout)

@@ -44,7 +44,10 @@ class PagletProxy:
         no_delay: bool = False,
         timeout: float | None = None,
     ) -> Any:
-        """Deliver ``message`` and return the handler's reply (or raise its error)."""
+        """Deliver ``message`` and return the handler's reply (or raise its error).
+
+        ``MessageQueuedError``: the message was queued, not handled (see :meth:`HostClient.send`).
+        """
         return self.client.send(
             self.host_url,
             self.agent_id,

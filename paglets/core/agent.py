@@ -16,13 +16,18 @@ that a later high-priority message can overtake everything still queued.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_origin
+
+from paglets.core.errors import SerializationError
 
 if TYPE_CHECKING:
     from paglets.core.events import (
@@ -64,6 +69,44 @@ class PagletState:
 
 
 StateT = TypeVar("StateT", bound=PagletState)
+
+# Annotations that declare no instance field: they need no @dataclass to be kept.
+_NOT_FIELDS = re.compile(r"^\s*(?:[\w.]+\.)?(?:ClassVar|InitVar|KW_ONLY)\b")
+
+
+def check_state_class(cls: type) -> None:
+    """Refuse a state class whose declared fields would not travel with the paglet.
+
+    Only dataclass fields are encoded when a paglet moves or parks. A subclass
+    of :class:`PagletState` that declares fields without ``@dataclass`` keeps
+    them as class attributes: the paglet would work until its first move or
+    park, then silently start over from the defaults. Raises
+    :class:`~paglets.core.errors.SerializationError` naming the class (the
+    one in the hierarchy that lacks the decorator) and its lost fields.
+    """
+    kept = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for klass in cls.__mro__:
+        declared = inspect.get_annotations(klass)  # its own, not inherited ones
+        lost = [name for name, hint in declared.items() if name not in kept and not _declares_no_field(hint)]
+        if lost:
+            where = "" if klass is cls else f" (a base of {cls.__module__}:{cls.__qualname__})"
+            raise SerializationError(
+                f"state class {klass.__module__}:{klass.__qualname__}{where} declares field(s) "
+                f"({', '.join(lost)}) that are not dataclass fields: they would be lost on the paglet's "
+                f"first move or park; add @dataclass to {klass.__qualname__}"
+            )
+    if not dataclasses.is_dataclass(cls):
+        raise SerializationError(
+            f"state class {cls.__module__}:{cls.__qualname__} is not a dataclass, so none of it would travel; "
+            f"add @dataclass to {cls.__qualname__} (and derive it from PagletState)"
+        )
+
+
+def _declares_no_field(hint: Any) -> bool:
+    if isinstance(hint, str):
+        return _NOT_FIELDS.match(hint) is not None
+    special = (ClassVar, dataclasses.InitVar, dataclasses.KW_ONLY)
+    return hint in special or get_origin(hint) is ClassVar or isinstance(hint, dataclasses.InitVar)
 
 
 class PagletContext:
@@ -358,5 +401,6 @@ __all__ = [
     "Paglet",
     "PagletContext",
     "PagletState",
+    "check_state_class",
     "state_locked",
 ]

@@ -101,12 +101,27 @@ class TransferError(PagletError):
     """A move (dispatch, clone, retract, remote create) did not happen."""
 
 
+class MessageQueuedError(PagletError):
+    """A synchronous message was queued durably instead of handled, so there is no reply to give.
+
+    Its paglet is parked and does not wake on messages, or its node is away
+    behind a relay. The message is on disk and will be handled once the
+    paglet wakes or the node is back, as a oneway message: nobody is waiting
+    for that answer. ``message_id`` is the queued message's id.
+    """
+
+    def __init__(self, message: str, *, message_id: str = ""):
+        super().__init__(message)
+        self.message_id = message_id
+
+
 __all__ = [
     "AuthenticationError",
     "ForbiddenError",
     "HostError",
     "InvalidAgentError",
     "LifecycleError",
+    "MessageQueuedError",
     "NodeUnreachableError",
     "NotHandledError",
     "OverloadedError",

@@ -306,8 +306,9 @@ class Host:
     ) -> Any:
         """Deliver a message from inside the node process; returns the handler's reply.
 
-        For a parked paglet that queues mail the reply is ``{"queued": True,
-        "message_id": ...}``, given once the message is on disk.
+        A sync message that a parked paglet queues instead of waking raises
+        :class:`~paglets.core.errors.MessageQueuedError` (with its
+        ``message_id``) once the message is on disk: no handler ran.
         """
         return self._parts().messaging.deliver(
             agent_id, message, oneway=oneway, activate_if_inactive=activate_if_inactive,

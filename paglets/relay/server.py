@@ -9,7 +9,8 @@ the requests it passes, except to answer or queue for a node that is away.
 
 A node silent for three heartbeats is *away*. A ``send`` for an away node
 (within ``queue_ttl`` of its last sign of life) is written to that node's
-on-disk queue and acknowledged once fsync'd; when the node says hello again
+on-disk queue and answered once fsync'd (a oneway send is accepted; a sync
+send gets ``MessageQueuedError``, as no handler ran); when the node says hello again
 the queue goes to it in order, marked as forwarded so a redelivery after a
 relay restart is dropped by the node. Anything else for an away or unknown
 node fails with ``NodeUnreachableError``.
@@ -36,11 +37,11 @@ from typing import Any
 import zmq
 
 from paglets.binding import advertised_address, resolve_binding
-from paglets.core.errors import NodeUnreachableError, OverloadedError, ProtocolError
+from paglets.core.errors import MessageQueuedError, NodeUnreachableError, OverloadedError, ProtocolError
 from paglets.exposure import check_exposure, exposure
 from paglets.loops import LoopChannel, LoopThread
 from paglets.relay.queues import NodeQueues
-from paglets.wire import codec, protocol, relay
+from paglets.wire import protocol, relay
 from paglets.wire.errors import error_to_wire
 from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
@@ -259,27 +260,36 @@ class RelayServer:
         self._queue(client, name, parsed)
 
     def _queue(self, client: bytes, name: str, parsed: protocol.Request) -> None:
-        header = dict(parsed.header, fwd=True)  # a redelivery after a relay restart is dropped by the node
+        # A redelivery after a relay restart is dropped by the node (by message id: one is made if missing).
+        header = dict(parsed.header, fwd=True, mid=parsed.header.get("mid") or uuid.uuid4().hex)
         frames = protocol.request_frames("send", parsed.cid, header, tuple(parsed.payload))
         try:
             written = self.queues.append(name, frames)
         except OverloadedError as exc:
             self._send([client, *protocol.err_frames(parsed.cid, error_to_wire(exc))])
             return
-        oneway = bool(parsed.header.get("oneway"))
-        mid = parsed.header.get("mid")
         cid = parsed.cid
+        if parsed.header.get("oneway"):
+            answer_frames = protocol.ok_frames(cid, {"accepted": True, "queued": "relay"})
+        else:  # no handler ran: a sync sender learns the message waits, never a reply the handler did not give
+            answer_frames = protocol.err_frames(cid, error_to_wire(self._queued_error(name, header)))
 
         def answer(future: Any) -> None:
             if future.exception() is not None:
                 wire = error_to_wire(future.exception())
                 self._channel.post(lambda: self._send([client, *protocol.err_frames(cid, wire)]))
                 return
-            payload = () if oneway else (codec.encode({"queued": True, "message_id": mid, "relay": self.name}),)
-            reply = protocol.ok_frames(cid, {"accepted": True, "queued": "relay"}, payload)
-            self._channel.post(lambda: self._send([client, *reply]))
+            self._channel.post(lambda: self._send([client, *answer_frames]))
 
         written.add_done_callback(answer)
+
+    def _queued_error(self, name: str, header: dict[str, Any]) -> MessageQueuedError:
+        mid = header["mid"]
+        return MessageQueuedError(
+            f"message {mid} for paglet {header.get('agent')!r} was queued at relay {self.name}: node {name} "
+            "is away; it handles the message when it is back, and that reply goes to no one",
+            message_id=mid,
+        )
 
     def _to_client(self, source: bytes, client: bytes, reply: list[bytes]) -> None:
         entry = self._nodes.get(source.decode("utf-8", "replace"))

@@ -11,6 +11,8 @@ from typing import Any
 
 from paglets.core import errors as _errors
 
+MAX_MESSAGE_ID = 256  # characters of a MessageQueuedError's message id kept from a peer
+
 _KNOWN: dict[str, type[_errors.PagletError]] = {
     name: getattr(_errors, name) for name in _errors.__all__ if isinstance(getattr(_errors, name), type)
 }
@@ -24,6 +26,8 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, _errors.NodeUnreachableError):
         wire["address"] = exc.address
         wire["op"] = exc.op
+    elif isinstance(exc, _errors.MessageQueuedError):
+        wire["message_id"] = exc.message_id
     return wire
 
 
@@ -49,7 +53,14 @@ def error_from_wire(wire: Any) -> _errors.PagletError:
         return _errors.RemoteHostError(message, remote_type=name)
     if issubclass(cls, _errors.NodeUnreachableError):
         return cls(message, address=str(wire.get("address") or ""), op=str(wire.get("op") or ""))
+    if issubclass(cls, _errors.MessageQueuedError):
+        return cls(message, message_id=_text(wire.get("message_id"), MAX_MESSAGE_ID))
     return cls(message)
+
+
+def _text(value: Any, limit: int) -> str:
+    """A short string field from a peer: anything else is dropped, overlong is cut."""
+    return value[:limit] if isinstance(value, str) else ""
 
 
 __all__ = ["error_from_wire", "error_to_wire"]

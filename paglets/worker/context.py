@@ -87,6 +87,7 @@ class WorkerContext(PagletContext):
             agent=agent_id,
             oneway=oneway,
             prio=message.priority,
+            mid=message.message_id,
         )
 
     def multicast(self, kind: str, args: dict[str, Any] | None = None, *, include_self: bool = True) -> ReplySet:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from paglets.core.agent import Paglet
+from paglets.core.agent import Paglet, check_state_class
 from paglets.core.errors import LifecycleError, PagletError
 from paglets.core.events import CreationEvent, PagletEvent, PersistencyEvent, event_from_wire
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
@@ -79,6 +79,7 @@ class PagletControl:
 
     def _build(self, header: dict[str, Any], payload: list[bytes]) -> Paglet[Any]:
         cls = self.cls
+        check_state_class(cls.State)  # fields without @dataclass would vanish on the first move or park
         raw_state = payload[0] if payload else b""
         if header.get("plain"):
             plain = codec.decode(raw_state) if raw_state else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ from paglets.remote.client import HostClient
 from tests.conftest import ROOT, child_pids, pid_alive, wait_until
 
 ECHO = "paglets.examples.echo:EchoPaglet"
+EXIT_QUEUED = 3  # `paglets send`: the message was queued, not handled (see `paglets --help`)
 API_KEY_VAR = "PAGLETS_TEST_API_KEY"
 
 
@@ -118,6 +120,12 @@ def test_every_command_prints_json_with_the_json_flag(alpha):
     assert json.loads(ok(run_cli("--json", "ls", address))) == []
 
 
+def test_the_exit_statuses_are_documented_in_the_help():
+    for args in (("--help",), ("send", "--help")):
+        text = " ".join(ok(run_cli(*args)).split())
+        assert f"{EXIT_QUEUED} the message was queued" in text, args
+
+
 # -- client errors ---------------------------------------------------------------
 def test_unknown_agent_exits_1_with_an_error_line(alpha):
     stderr = failed(run_cli("send", alpha.address, "nobody", "echo"))
@@ -207,23 +215,31 @@ def test_paglet_parked_from_the_command_line_lists_inactive_with_its_queued_mail
     assert ok(run_cli("send", address, "napper", "note", "--arg", '"a"')) == "1\n"
 
     assert ok(run_cli("deactivate", address, "napper", "--reason", "nap", "--queue-only")) == "deactivated napper\n"
-    queued = json.loads(ok(run_cli("send", address, "napper", "note", "--arg", '"b"')))
-    assert queued["queued"] is True and queued["message_id"]
-    assert ok(run_cli("send", address, "napper", "note", "--arg", '"c"', "--oneway")) == "queued for napper\n"
+    queued = run_cli("send", address, "napper", "note", "--arg", '"b"')
+    assert queued.returncode == EXIT_QUEUED and queued.stderr == "", queued  # not an error, and not a reply
+    said = r"message [0-9a-f]{32} was queued for paglet 'napper' on node alpha: .*parked.*\n"
+    assert re.fullmatch(said, queued.stdout)
+    queued = run_cli("--json", "send", address, "napper", "note", "--arg", '"c"')
+    assert queued.returncode == EXIT_QUEUED and queued.stderr == "", queued
+    as_json = json.loads(queued.stdout)
+    assert sorted(as_json) == ["agent_id", "message_id", "queued", "reason"]
+    assert (as_json["agent_id"], as_json["queued"]) == ("napper", True)
+    assert as_json["reason"].startswith(f"message {as_json['message_id']} was queued for paglet 'napper'")
+    assert ok(run_cli("send", address, "napper", "note", "--arg", '"d"', "--oneway")) == "queued for napper\n"
 
     listing = ok(run_cli("ls", address))
     assert listing.splitlines()[0].split()[3:7] == ["STATE", "PHASE", "PID", "QUEUED"]
     rows = table_rows(listing)
-    assert rows["napper"][2:] == ["inactive", "inactive", "-", "2", "-", "-", "-"]
+    assert rows["napper"][2:] == ["inactive", "inactive", "-", "3", "-", "-", "-"]
     assert rows["awake"][2:4] == ["active", "ready"]
     assert list(table_rows(ok(run_cli("ls", "--inactive-only", address)))) == ["napper"]
     assert list(table_rows(ok(run_cli("ls", "--active-only", address)))) == ["awake"]
     [parked] = json.loads(ok(run_cli("--json", "ls", "--inactive-only", "--state", address)))
-    assert parked["queued_messages"] == 2 and parked["reason"] == "nap"
+    assert parked["queued_messages"] == 3 and parked["reason"] == "nap"
     assert parked["policy"]["activate_on_message"] is False and parked["state"]["seen"] == ["a"]
 
     assert ok(run_cli("activate", address, "napper")) == "activated napper\n"
-    assert json.loads(ok(run_cli("send", address, "napper", "seen"))) == ["a", "b", "c"]
+    assert json.loads(ok(run_cli("send", address, "napper", "seen"))) == ["a", "b", "c", "d"]
     assert table_rows(ok(run_cli("ls", address)))["napper"][2:4] == ["active", "ready"]
 
 

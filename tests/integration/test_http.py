@@ -446,8 +446,9 @@ def test_mail_for_a_paglet_parked_over_http_is_queued_listed_and_delivered_on_ac
     assert parked.body == {"agent_id": agent_id, "address": node.address, "active": False}
 
     queued = message(web, agent_id, "note", "b")
-    assert queued.status == 200, queued.body
-    assert queued.body["result"]["queued"] is True and queued.body["result"]["message_id"]
+    assert queued.status == 202, queued.body  # accepted, not handled: no result, and why
+    assert queued.body["error"]["type"] == "MessageQueuedError" and "parked" in queued.body["error"]["message"]
+    assert queued.body["error"]["message_id"] in queued.body["error"]["message"]
 
     [listed] = call(web, "GET", "/agents?state=inactive").body["agents"]
     assert listed["agent_id"] == agent_id and listed["active"] is False and listed["phase"] == "inactive"

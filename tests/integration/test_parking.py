@@ -8,7 +8,13 @@ import time
 import pytest
 
 from paglets.core.agent import INACTIVE
-from paglets.core.errors import PagletInactiveError, SerializationError, StorageQuotaError, TransferError
+from paglets.core.errors import (
+    MessageQueuedError,
+    PagletInactiveError,
+    SerializationError,
+    StorageQuotaError,
+    TransferError,
+)
 from paglets.core.messages import Message
 from paglets.core.runtime_values import ArrivalMode
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest, InactiveRecord
@@ -66,9 +72,12 @@ def test_hooks_get_typed_request_and_policy(node):
 def test_queued_mail_is_durable_before_the_reply_and_delivered_in_order(node):
     proxy = node.create(sp.SerialParkingPaglet)
     park(node, proxy, QUEUE_ONLY)
-    replies = [proxy.send(Message("note", arg=i)) for i in range(3)]
-    assert all(r["queued"] is True for r in replies)
-    assert replies[0]["message_id"] != replies[1]["message_id"]
+    queued_ids = []
+    for i in range(3):
+        with pytest.raises(MessageQueuedError) as raised:
+            proxy.send(Message("note", arg=i))
+        queued_ids.append(raised.value.message_id)
+    assert len(set(queued_ids)) == 3
     for i in range(3, 6):
         proxy.send_oneway(Message("note", arg=i))
     node.client.flush(node.address, 10)
@@ -92,7 +101,8 @@ def test_messages_that_may_not_wait_are_refused(node):
 def test_activate_if_inactive_false_queues_instead_of_waking(node):
     proxy = node.create(sp.ParkingPaglet)
     park(node, proxy)
-    assert proxy.send(Message("note", arg=1), activate_if_inactive=False)["queued"] is True
+    with pytest.raises(MessageQueuedError):
+        proxy.send(Message("note", arg=1), activate_if_inactive=False)
     assert node.agent_info(proxy.agent_id)["active"] is False
 
 
@@ -100,7 +110,8 @@ def test_the_paglet_may_choose_its_policy(node):
     proxy = node.create(sp.ParkingPaglet)
     proxy.send(Message("prefer", arg={"activate_on_message": False}))
     park(node, proxy)
-    assert proxy.send(Message("note", arg=1))["queued"] is True
+    with pytest.raises(MessageQueuedError):
+        proxy.send(Message("note", arg=1))
     assert node.agent_info(proxy.agent_id)["policy"]["activate_on_message"] is False
 
 
@@ -113,7 +124,8 @@ def test_a_paglet_can_park_itself_from_a_handler(node):
     )
     assert parked is not None and parked.data["reason"] == "asked"
     assert node.agent_info(proxy.agent_id)["active"] is False
-    assert proxy.send(Message("note", arg=1))["queued"] is True
+    with pytest.raises(MessageQueuedError):
+        proxy.send(Message("note", arg=1))
 
 
 def test_activate_at_wakes_the_paglet_on_time(node):

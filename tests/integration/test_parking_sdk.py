@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paglets.core.agent import ACTIVE, INACTIVE
-from paglets.core.errors import InvalidAgentError, SerializationError
+from paglets.core.errors import InvalidAgentError, MessageQueuedError, SerializationError
 from paglets.core.messages import Message
 from paglets.persistence.persistency import DeactivationPolicy
 from paglets.remote.client import HostClient
@@ -34,8 +34,9 @@ def test_mail_sent_while_parked_by_proxy_is_delivered_in_order_on_activation(nod
     assert info["phase"] == "inactive" and info["reason"] == "nap"
     assert info["policy"]["activate_on_message"] is False
 
-    replies = [proxy.send(Message("note", arg=i)) for i in (1, 2)]
-    assert [r["queued"] for r in replies] == [True, True]
+    for i in (1, 2):
+        with pytest.raises(MessageQueuedError):
+            proxy.send(Message("note", arg=i))
     proxy.send_oneway(Message("note", arg=3))
     proxy.client.flush(proxy.host_url, 10)
     assert node.agent_info(proxy.agent_id)["queued_messages"] == 3
@@ -64,7 +65,8 @@ def test_without_a_policy_the_paglet_chooses_its_own(node):
     proxy.send(Message("prefer", arg={"activate_on_message": False}))
     proxy.deactivate(reason="its choice")
     assert node.agent_info(proxy.agent_id)["policy"]["activate_on_message"] is False
-    assert proxy.send(Message("note", arg=1))["queued"] is True
+    with pytest.raises(MessageQueuedError):
+        proxy.send(Message("note", arg=1))
 
 
 def test_a_message_wakes_a_paglet_parked_with_the_default_policy(node):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from paglets.core.errors import PagletError
+from paglets.core.errors import MessageQueuedError, PagletError
 from paglets.core.messages import Message
 from paglets.remote.client import HostClient
 from tests.conftest import start_relay_process, wait_until
@@ -100,7 +100,8 @@ def test_mail_queued_at_the_relay_survives_a_relay_kill(fixed_relay, node_proces
     agent_id = client.create(node.address, SERIAL).agent_id
     assert node.stop(signal.SIGTERM) == 0  # shutdown parks its paglets, to wake on restart
     for i in range(5):
-        assert client.send(node.address, agent_id, Message("note", arg=i))["queued"] is True
+        with pytest.raises(MessageQueuedError):
+            client.send(node.address, agent_id, Message("note", arg=i))
     relay.stop(signal.SIGKILL)
     relay = fixed_relay()
     node_process("natted", "--connect", relay.address, *FAST)

@@ -267,8 +267,10 @@ class WorkerTable:
     def park(self, agent_id: str, activate_on_message: bool, queue_when_inactive: bool) -> None:
         """The frozen paglet's record is on disk: route to the parked table from now on.
 
-        What waited in its mailbox goes to its durable mail queue, in order;
-        the worker finishes what it holds (a handler that parked it) and exits.
+        What waited in its mailbox is routed as the parked paglet's mail, in
+        order (see :meth:`ParkedPaglets.take_mailbox`); the worker finishes
+        what it holds (a handler that parked it) and exits, and only then may
+        a message wake the paglet again.
         """
         slot = self.require(agent_id)
         if slot.phase is not Phase.MOVING:
@@ -276,8 +278,9 @@ class WorkerTable:
         del self.slots[agent_id]
         slot.phase = Phase.DEPARTED
         slot.idle_handlers.clear()
-        self.parked.park(agent_id, activate_on_message, queue_when_inactive)
-        self.parked.queue_all(agent_id, slot.queue.drain())
+        running = slot.pid if slot.pid is not None and self._by_pid.get(slot.pid) is slot else None
+        self.parked.park(agent_id, activate_on_message, queue_when_inactive, old_worker=running)
+        self.parked.take_mailbox(agent_id, slot.queue.drain())
         if not slot.pending_cids:
             self._exit_worker(slot)
 
@@ -366,6 +369,7 @@ class WorkerTable:
             self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} left before answering"))
             if self._by_ident.get(slot.ident) is slot:
                 del self._by_ident[slot.ident]
+            self.parked.worker_exited(slot.agent_id, pid)
             return
         if slot.phase not in (Phase.STOPPING, Phase.CRASHED):
             if code == back.CRASH_EXIT_CODE:

@@ -19,6 +19,7 @@ from typing import Any
 
 from paglets.client.host_client import create_request
 from paglets.client.security import CurveIdentity
+from paglets.core.agent import PagletState, check_state_class
 from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.node.broker.commands import BrokerCommands
@@ -70,6 +71,7 @@ class Lifecycle:
         """Start a new paglet of ``cls`` (a class or ``"module:Class"``); its agent id once ``on_creation`` ran."""
         if isinstance(cls, type):
             codec.trust_class(cls)  # a class object of this process: its module may be imported
+            check_state_class(getattr(cls, "State", PagletState))
         header, payload = create_request(cls, state, init, agent_id)
         return self.start_paglet(header["cls"], list(payload), agent_id=agent_id, plain=bool(header.get("plain")))
 
@@ -94,6 +96,7 @@ class Lifecycle:
         """
         check_class_name(class_name)
         self.check_allowed(class_name)
+        check_loaded_state(class_name)
         agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
         token = token or uuid.uuid4().hex
         limit = self._config.start_timeout if timeout is None else timeout
@@ -211,6 +214,21 @@ def check_class_name(class_name: str) -> None:
             f"paglet class {class_name!r} is defined in __main__; worker processes import paglet "
             "classes by name, so move it to an importable module"
         )
+
+
+def check_loaded_state(class_name: str) -> None:
+    """Refuse early a paglet class this process has loaded already whose state would not travel.
+
+    Nothing is imported: a class named by a peer is looked up only among the
+    modules already in ``sys.modules``; any other is checked by its worker.
+    """
+    module_name, _, qualname = class_name.partition(":")
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    state_class = getattr(found, "State", None) if isinstance(found, type) else None
+    if isinstance(state_class, type):
+        check_state_class(state_class)
 
 
 class WorkerResources:

@@ -8,8 +8,11 @@ the routing of messages to parked paglets to the broker's
 Deactivate: pick the policy (the request's, else the paglet's own
 ``deactivation_policy``), run ``on_deactivating``, freeze the mailbox (as for a
 move), snapshot the state, write the record durably, then switch routing to
-"parked" — what waited in the mailbox goes to the mail log, in order — and let
-the worker go.
+"parked" and let the worker go. What waited in the mailbox is routed in order
+as if it arrived now, except that accepted oneway mail always goes to the
+mail log: a sync message may wake the paglet (and get its real reply once the
+old worker has exited), or waits on disk, its sender told
+``MessageQueuedError``.
 
 Activate: open a held slot (messages that arrive now wait behind the parked
 mail), start a worker with ``on_activation``, read the mail log (after a
@@ -30,7 +33,7 @@ from typing import Any
 
 from paglets.client.host_client import HostClient
 from paglets.client.proxy import PagletProxy
-from paglets.core.errors import InvalidAgentError, LifecycleError, PagletError
+from paglets.core.errors import InvalidAgentError, LifecycleError, MessageQueuedError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.runtime_values import EnvelopeKind
@@ -213,22 +216,38 @@ class Parking:
         return kept
 
     # -- messages for parked paglets ----------------------------------------------------------
-    def queue(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]:
-        """Append a message to a parked paglet's mail log; the Future gives the sender's reply once durable."""
+    def queue(self, agent_id: str, delivery: Delivery) -> Future[None]:
+        """Append a message to a parked paglet's mail log; the Future is its sender's answer once it is durable.
+
+        A oneway sender is done (the Future gives None). A sync sender gets
+        :class:`MessageQueuedError`: no handler ran, so there is no reply to
+        give; the message runs as oneway mail when the paglet wakes.
+        """
         mid = delivery.mid or uuid.uuid4().hex
         message = QueuedMessage(delivery.body, delivery.oneway, delivery.priority, mid, time.time())
         written = self.parked.append_mail(agent_id, message)
-        reply: Future[bytes | None] = Future()
+        answer: Future[None] = Future()
+        queued = None if delivery.oneway else self._queued_error(agent_id, delivery, mid)
 
         def done(future: Future[None]) -> None:
-            exc = future.exception()
+            exc = future.exception() or queued
             if exc is not None:
-                reply.set_exception(exc)
+                answer.set_exception(exc)
             else:
-                reply.set_result(None if delivery.oneway else codec.encode({"queued": True, "message_id": mid}))
+                answer.set_result(None)
 
         written.add_done_callback(done)
-        return reply
+        return answer
+
+    def _queued_error(self, agent_id: str, delivery: Delivery, mid: str) -> MessageQueuedError:
+        record = self.parked.record(agent_id)
+        wakes = record is not None and record.policy.activate_on_message
+        why = "the sender asked not to wake it" if wakes and not delivery.activate else "it does not wake on messages"
+        return MessageQueuedError(
+            f"message {mid} was queued for paglet {agent_id!r} on node {self._here.name}: the paglet is parked "
+            f"and {why}; it handles the message when it wakes, and that reply goes to no one",
+            message_id=mid,
+        )
 
     # -- activate -------------------------------------------------------------------------------
     def activate(self, agent_id: str, reason: str = "activate") -> PagletProxy:

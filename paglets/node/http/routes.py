@@ -14,7 +14,7 @@ POST     /agents                     ``create(class_name, state, init, agent_id)
 GET      /agents/{id}                ``agent_info(id)``
 DELETE   /agents/{id}                ``dispose(id)``
 GET      /agents/{id}/state          ``get_state(id)`` (plain data)
-POST     /agents/{id}/messages       ``deliver_message(id, Message(...))`` (202 if oneway)
+POST     /agents/{id}/messages       ``deliver_message(id, Message(...))`` (202 if oneway or queued)
 POST     /agents/{id}/dispatch       ``dispatch(id, ticket)`` (ticket: destination, timeout, ...)
 POST     /agents/{id}/clone          ``clone(id, ticket or None)`` -> 201 (no destination: here)
 POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from node ``from``
@@ -33,8 +33,11 @@ and the paglet stays where it was.
 
 Parking: ``deactivate`` and ``activate`` answer ``{"agent_id", "address",
 "active"}``; their body is optional (no Content-Length means none). A message
-to a parked paglet whose policy queues mail answers ``{"result": {"queued":
-true, "message_id": ...}}`` once it is on disk; one it refuses is 409
+to a parked paglet whose policy queues mail (and does not wake it) is
+accepted but not handled: once it is on disk the answer is 202 with
+``{"error": {"type": "MessageQueuedError", "message": ..., "message_id":
+...}}`` - there is no ``result``, as no handler ran (a oneway message is 202
+``{"accepted": true}`` as ever). One it refuses is 409
 ``PagletInactiveError``. ``GET /agents?state=inactive`` lists parked paglets
 with ``queued_messages``, ``policy``, ``reason`` and ``deactivated_at``.
 
@@ -58,6 +61,7 @@ from paglets.wire.errors import error_to_wire
 MSGPACK = "application/msgpack"
 
 ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.MessageQueuedError, 202),  # accepted for later, not handled: no result to give
     (errors.InvalidAgentError, 404),
     (errors.NotHandledError, 422),
     (errors.AuthenticationError, 401),
