@@ -1,11 +1,17 @@
 """paglets-relay: a ROUTER-to-ROUTER proxy for nodes that cannot accept connections.
 
-A node behind NAT dials out to the relay with a DEALER whose routing id is
-its name, and says ``hello`` every heartbeat (that is its registration too).
+A node behind NAT dials out to the relay with a DEALER and says ``hello``
+every heartbeat (that is its registration too). A name belongs to the
+connection that registered it with the name's registration secret
+(:class:`~paglets.relay.owners.NameOwners` remembers a hash of it, durably)
+and the relay's API key if it has one; a hello that does not prove the name
+is answered ``refused`` with the reason, and that connection gets nothing.
 Clients, proxies and peer nodes send ``RLY1 to NAME`` + an ordinary front
-request; the relay passes it on as ``RLY1 from CLIENT`` + the request and
-sends the node's answer back to the client as is. The relay never decodes
-the requests it passes, except to answer or queue for a node that is away.
+request; the relay passes it on to the registered connection as ``RLY1 from
+CLIENT`` + the request and sends that connection's answer back to the client
+as is — an answer only from the registered connection, only to a client that
+asked that node. The relay never decodes the requests it passes, except to
+answer or queue for a node that is away.
 
 A node silent for three heartbeats is *away*. A ``send`` for an away node
 (within ``queue_ttl`` of its last sign of life) is written to that node's
@@ -14,9 +20,10 @@ the queue goes to it in order, marked as forwarded so a redelivery after a
 relay restart is dropped by the node. Anything else for an away or unknown
 node fails with ``NodeUnreachableError``.
 
-State owned by the loop thread: the node table and the count of queued
-deliveries still unanswered; :class:`~paglets.relay.queues.NodeQueues` owns
-the files.
+State owned by the loop thread: the node table (by name and by connection),
+the recent (client, node) pairs and the count of queued deliveries still
+unanswered; :class:`~paglets.relay.queues.NodeQueues` and
+:class:`~paglets.relay.owners.NameOwners` own the files.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,10 @@ from typing import Any
 import zmq
 
 from paglets.binding import advertised_address, resolve_binding
-from paglets.core.errors import NodeUnreachableError, OverloadedError, ProtocolError
+from paglets.core.errors import AuthenticationError, NodeUnreachableError, OverloadedError, ProtocolError
 from paglets.loops import LoopChannel, LoopThread
+from paglets.relay.nodes import NodeEntry, NodeTable
+from paglets.relay.owners import NameOwners
 from paglets.relay.queues import NodeQueues
 from paglets.wire import codec, protocol, relay
 from paglets.wire.errors import error_to_wire
@@ -45,16 +54,9 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
 log = logging.getLogger("paglets.relay")
 QUEUED = b"\x00relay-queue-"  # client id of queued deliveries: their answers end here
-
-
-@dataclass(slots=True, eq=False)
-class NodeEntry:
-    """A node the relay has heard from."""
-
-    name: str
-    last_seen: float  # monotonic
-    connected: bool = True
-    unanswered: int = 0  # queued deliveries sent and not answered yet
+MAX_NAMES = 10_000  # names the relay will own at once (each is a file)
+MAX_ASKED = 100_000  # recent (client, node) pairs: a node may answer only a client that asked it
+REFUSAL_LOG_EVERY = 60.0  # seconds between two warnings about refused hellos for one name
 
 
 class RelayServer:
@@ -86,12 +88,14 @@ class RelayServer:
         self._max_message_size = max_message_size
         self._curve = curve
         self.queues = NodeQueues(self.data_dir, limit=queue_limit, ttl=queue_ttl)
+        self.nodes = NodeTable(NameOwners(self.data_dir, limit=MAX_NAMES), relay_name=name, api_key=self._api_key)
         self.epoch = uuid.uuid4().hex
         self.address = ""
         self.http_address: str | None = None
         self._ctx = zmq.Context.instance()
         self._channel = LoopChannel(self._ctx, f"relay-{name}")
-        self._nodes: dict[str, NodeEntry] = {}
+        self._asked: OrderedDict[tuple[bytes, str], None] = OrderedDict()
+        self._refusals_logged: dict[str, float] = {}
         self._snapshot: dict[str, Any] = {}
         self._snapshot_lock = threading.Lock()
         self._router: zmq.Socket | None = None
@@ -102,6 +106,7 @@ class RelayServer:
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.nodes.owners.open()
         self.queues.open()
         try:
             self._thread.start()
@@ -133,7 +138,7 @@ class RelayServer:
         router = self._ctx.socket(zmq.ROUTER)
         router.linger = 0
         router.router_mandatory = 1
-        router.router_handover = 1  # a node that reconnects takes its name back
+        router.router_handover = 0  # a routing id stays with its connection: nobody takes over another's
         router.maxmsgsize = self._max_message_size
         router.sndhwm = router.rcvhwm = 100_000
         if self._curve is not None:
@@ -193,36 +198,39 @@ class RelayServer:
         if isinstance(frame, relay.ToNode):
             self._to_node(frame.client, frame.node, frame.request)
         elif isinstance(frame, relay.NodeReply):
-            self._to_client(frame.node, frame.client, frame.reply)
+            self._to_client(frame.source, frame.client, frame.reply)
         else:
             self._hello(frames[0], frame)
 
     def _hello(self, source: bytes, hello: relay.Hello) -> None:
-        name = hello.name
-        if self._api_key is not None and not _key_matches(hello.key, self._api_key):
-            log.warning("relay: refused node %s (missing or wrong API key)", name)
+        try:
+            entry, returning = self.nodes.hello(source, hello)
+        except (AuthenticationError, OverloadedError) as exc:
+            self._refuse(source, hello.name, str(exc))
             return
-        entry = self._nodes.get(name)
-        returning = entry is None or not entry.connected
-        if entry is None:
-            entry = self._nodes[name] = NodeEntry(name, time.monotonic())
-        entry.last_seen = time.monotonic()
-        entry.connected = True
         self._send([source, *relay.welcome_frames(self.name, self.epoch)])
         if returning:
-            log.info("relay: node %s connected", name)
             self._deliver_queue(entry)
+
+    def _refuse(self, source: bytes, name: str, reason: str) -> None:
+        """Tell a connection its hello was refused; warn the operator, at most once a minute per name."""
+        self._send([source, *relay.refused_frames(reason)])
+        now = time.monotonic()
+        if now - self._refusals_logged.get(name, float("-inf")) >= REFUSAL_LOG_EVERY:
+            if len(self._refusals_logged) >= MAX_NAMES:
+                self._refusals_logged.clear()
+            self._refusals_logged[name] = now
+            log.warning("relay: refused a hello for node %s: %s", name, reason)
 
     def _deliver_queue(self, entry: NodeEntry) -> None:
         """Send everything queued for a node that is back, in order."""
         if not self.queues.depth(entry.name):
             return
         pending = self.queues.pending(entry.name)
-        ident = entry.name.encode()
         entry.unanswered = 0
         for index, request in enumerate(pending):
             client = QUEUED + index.to_bytes(4, "big")
-            if not self._send([ident, *relay.from_frames(client, request)]):
+            if not self._send([entry.ident, *relay.from_frames(client, request)]):
                 entry.connected = False
                 return
             entry.unanswered += 1
@@ -230,9 +238,12 @@ class RelayServer:
             self.queues.clear(entry.name)
 
     def _to_node(self, client: bytes, name: str, request: list[bytes]) -> None:
-        entry = self._nodes.get(name)
+        if client.startswith(QUEUED):
+            return  # a peer posing as the relay's own queue: its answers would empty the queue
+        entry = self.nodes.get(name)
         if entry is not None and entry.connected:
-            if self._send([name.encode(), *relay.from_frames(client, request)]):
+            if self._send([entry.ident, *relay.from_frames(client, request)]):
+                self._remember_asked(client, name)
                 return
             entry.connected = False  # the ROUTER lost it: away from now on
         self._for_away_node(client, name, entry, request)
@@ -275,10 +286,20 @@ class RelayServer:
 
         written.add_done_callback(answer)
 
+    def _remember_asked(self, client: bytes, name: str) -> None:
+        asked = self._asked
+        pair = (client, name)
+        if pair in asked:
+            asked.move_to_end(pair)
+            return
+        asked[pair] = None
+        if len(asked) > MAX_ASKED:
+            asked.popitem(last=False)
+
     def _to_client(self, source: bytes, client: bytes, reply: list[bytes]) -> None:
-        entry = self._nodes.get(source.decode("utf-8", "replace"))
+        entry = self.nodes.on_connection(source)
         if entry is None:
-            return  # only registered nodes may answer through us
+            return  # only the registered connection of a node answers in its name
         entry.last_seen = time.monotonic()
         if client.startswith(QUEUED):
             entry.unanswered -= 1
@@ -286,10 +307,11 @@ class RelayServer:
                 entry.unanswered = 0
                 self.queues.clear(entry.name)
             return
-        self._send([client, *reply])
+        if (client, entry.name) in self._asked:  # a node answers only clients that asked it
+            self._send([client, *reply])
 
     def _mark_away(self, now: float) -> None:
-        for entry in self._nodes.values():
+        for entry in self.nodes:
             if entry.connected and now - entry.last_seen > self._away_after:
                 entry.connected = False
                 log.info("relay: node %s is away", entry.name)
@@ -304,10 +326,10 @@ class RelayServer:
                 "last_seen_s": round(now - entry.last_seen, 3),
                 "queue_depth": self.queues.depth(entry.name),
             }
-            for entry in sorted(self._nodes.values(), key=lambda e: e.name)
+            for entry in sorted(self.nodes, key=lambda e: e.name)
         ]
         for name, depth in self.queues.depths().items():
-            if name not in self._nodes:
+            if name not in self.nodes:
                 nodes.append({"name": name, "connected": False, "last_seen_s": None, "queue_depth": depth})
         with self._snapshot_lock:
             self._snapshot = {"name": self.name, "address": self.address, "epoch": self.epoch, "nodes": nodes}

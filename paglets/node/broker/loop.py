@@ -72,6 +72,7 @@ class Broker:
         front_endpoint: str | None,
         back_endpoint: str,
         relay_endpoint: str | None = None,
+        relay_secret: str | None = None,
         api_key: str | None = None,
         heartbeat_interval: float = 0.5,
         heartbeat_misses: int = 3,
@@ -121,6 +122,7 @@ class Broker:
                 node_name,
                 api_key=api_key,
                 heartbeat=heartbeat_interval,
+                secret=relay_secret,
                 secure=curve_client.secure_client if curve_client is not None else None,
             )
         self._stop = False
