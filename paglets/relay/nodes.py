@@ -81,17 +81,15 @@ class NodeTable:
     def _check(self, source: bytes, hello: relay.Hello, registered: NodeEntry | None) -> None:
         name = hello.name
         if self._api_key is not None and not key_matches(hello.key, self._api_key):
-            raise AuthenticationError(f"relay {self._relay}: missing or wrong API key for node {name}")
+            raise AuthenticationError(f"missing or wrong API key for node {name}")
         if registered is not None:
-            raise AuthenticationError(
-                f"relay {self._relay}: this connection is already registered as node {registered.name}"
-            )
+            raise AuthenticationError(f"this connection is already registered as node {registered.name}")
         if hello.secret is None:
-            raise AuthenticationError(f"relay {self._relay}: the hello for node {name} carries no registration secret")
+            raise AuthenticationError(f"the hello for node {name} carries no registration secret")
         claim = self.owners.check(name, hello.secret)
         if claim is Claim.OTHER:
             raise AuthenticationError(
-                f"relay {self._relay}: node name {name} is registered to another node "
+                f"node name {name} is registered to another node "
                 "(its registration secret does not match); pick another name, or have the relay's "
                 f"operator delete owners/{name} in the relay's data directory"
             )

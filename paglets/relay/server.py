@@ -76,6 +76,7 @@ class RelayServer:
         queue_ttl: float = 300.0,
         max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
         curve: Any = None,
+        max_names: int = MAX_NAMES,
     ):
         self.name = name
         self.bind = bind
@@ -88,7 +89,7 @@ class RelayServer:
         self._max_message_size = max_message_size
         self._curve = curve
         self.queues = NodeQueues(self.data_dir, limit=queue_limit, ttl=queue_ttl)
-        self.nodes = NodeTable(NameOwners(self.data_dir, limit=MAX_NAMES), relay_name=name, api_key=self._api_key)
+        self.nodes = NodeTable(NameOwners(self.data_dir, limit=max_names), relay_name=name, api_key=self._api_key)
         self.epoch = uuid.uuid4().hex
         self.address = ""
         self.http_address: str | None = None
