@@ -162,6 +162,10 @@ class Broker:
         if self._relay is not None:
             self._relay.open()
 
+    def wait_for_relay(self) -> bool:
+        """After :meth:`open_relay` (any thread): wait, three heartbeats at most, for the relay's first answer."""
+        return self._relay is None or self._relay.answered.wait(max(1.0, self._heartbeat * 3))
+
     # -- the loop -------------------------------------------------------------------------
     def _open_sockets(self) -> None:
         back = self._ctx.socket(zmq.ROUTER)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,7 @@ class RelayLink:
         self._backoff = heartbeat
         self._retry_at = 0.0
         self.epoch: str | None = None
+        self.answered = threading.Event()  # the relay welcomed or refused us at least once
         self._opened = False  # not before the node is ready to answer
 
     def open(self) -> None:
@@ -143,6 +145,7 @@ class RelayLink:
         self.epoch = welcome.epoch
         self._last_welcome = time.monotonic()
         self._backoff = self._heartbeat
+        self.answered.set()
 
     def _refused(self, refused: relay.Refused) -> None:
         """The relay is there but will not have us: say why, every time, and ask again later."""
@@ -155,6 +158,7 @@ class RelayLink:
         self._next_hello = now + self._backoff
         self._last_welcome = self._next_hello  # an answer: not silent, only unwelcome
         self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+        self.answered.set()
 
     def send_reply(self, frames: list[bytes]) -> None:
         """``frames`` is ``[client, *reply]``, as a ROUTER would take it."""
