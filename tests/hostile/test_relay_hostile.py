@@ -16,6 +16,8 @@ import threading
 import msgpack
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paglets.core.errors import AuthenticationError, NodeUnreachableError, ProtocolError
 from paglets.relay.server import QUEUED, RelayServer
@@ -329,3 +331,47 @@ def test_a_wrong_key_is_refused_before_anything_is_recorded(keyed_relay, natted,
     with pytest.raises(AuthenticationError):
         HostClient(api_key="wrong", timeout=5).ping(natted.address)  # the node checks its key too
     still_serves(natted)
+
+
+# -- the parsers, fuzzed -----------------------------------------------------------------------------
+
+
+def packb(body: dict) -> bytes:
+    return msgpack.packb(body, use_bin_type=True)
+
+
+INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+FRAMES = st.lists(st.binary(max_size=64), max_size=6)
+KINDS = st.sampled_from([relay.TO, relay.FROM, relay.REPLY, relay.HELLO, relay.WELCOME, relay.REFUSED, b"x"])
+BODIES = st.dictionaries(  # every key a relay body may hold, with values of any type
+    st.sampled_from(["name", "secret", "key", "reason", "relay", "epoch", "other"]),
+    st.one_of(st.none(), INTS, st.text(max_size=300), st.binary(max_size=20), st.lists(INTS)),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)  # no .hypothesis/ in the repo
+@given(source=st.binary(min_size=1, max_size=20), kind=KINDS, rest=FRAMES, body=BODIES)
+def test_parse_at_relay_returns_a_frame_or_raises_protocol_error(source, kind, rest, body):
+    shapes = ([source, *rest], [source, relay.RELAY_MAGIC, kind, *rest], [source, relay.RELAY_MAGIC, kind, packb(body)])
+    for frames in shapes:
+        try:
+            parsed = relay.parse_at_relay(frames)
+        except ProtocolError:
+            continue
+        assert isinstance(parsed, (relay.ToNode, relay.NodeReply, relay.Hello))
+        if isinstance(parsed, relay.Hello):
+            assert parsed.secret is None or relay.SECRET_CHARS[0] <= len(parsed.secret) <= relay.SECRET_CHARS[1]
+
+
+@settings(max_examples=300, deadline=None, database=None)  # no .hypothesis/ in the repo
+@given(kind=KINDS, rest=FRAMES, body=BODIES)
+def test_parse_at_node_returns_a_frame_or_raises_protocol_error(kind, rest, body):
+    for frames in (rest, [relay.RELAY_MAGIC, kind, *rest], [relay.RELAY_MAGIC, kind, packb(body)]):
+        try:
+            parsed = relay.parse_at_node(frames)
+        except ProtocolError:
+            continue
+        assert isinstance(parsed, (relay.FromClient, relay.Welcome, relay.Refused))
+        if isinstance(parsed, relay.Refused):
+            assert 0 < len(parsed.reason) <= relay.MAX_REASON_CHARS
