@@ -143,6 +143,7 @@ class MeshRegistry:
         )
         with self._changed:
             self._table[me.name] = me
+            self._firsthand.add(me.name)  # never dropped as hearsay
             self._seen_at[me.name] = time.monotonic()
             self._changed.notify_all()
         return me
