@@ -20,6 +20,7 @@ import zmq
 from paglets.client.hosts import HostRef
 from paglets.core.errors import ProtocolError, SerializationError
 from paglets.core.messages import Message
+from paglets.runtime.host import Host
 from paglets.wire import protocol
 from tests.conftest import wait_until
 
@@ -137,19 +138,32 @@ class Warnings(logging.Handler):
         logging.getLogger("paglets.mesh").removeHandler(self)
 
 
-@pytest.fixture
-def mesh(make_node):
-    """alpha (the victim), beta (the node whose name is attacked) and gamma (a third node)."""
-    alpha = make_node("alpha", **FAST)
-    beta = make_node("beta", peers=[alpha.address], **FAST)
-    gamma = make_node("gamma", peers=[alpha.address], **FAST)
-    for node in (alpha, beta, gamma):
-        for other in ("alpha", "beta", "gamma"):
-            assert node.mesh.wait_for_host(other, 10) is not None, f"{node.name} never heard of {other}"
-    # The mesh offers a wait for a node, not for how it knows it: read the table.
-    wait_until(lambda: alpha.mesh.is_firsthand("beta"), 10, "alpha to reach beta itself")
-    echo = alpha.create("paglets.examples.echo:EchoPaglet")
-    return alpha, beta, gamma, echo
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    """alpha (the victim), beta (the node whose name is attacked) and gamma (a third node).
+
+    Shared by the cases that must change nothing (each checks so); nodes cost sockets that the
+    process-wide client caches keep, so the module does not start a mesh per case.
+    """
+    root = tmp_path_factory.mktemp("gossip-mesh")
+    nodes = []
+    try:
+        for name, peers in (("alpha", []), ("beta", ["alpha"]), ("gamma", ["alpha"])):
+            urls = [nodes[0].address] if peers else []
+            node = Host(name, peers=urls, persistence_dir=root / name, mesh_lan_discovery=False, **FAST)
+            node.start_background()
+            nodes.append(node)
+        alpha, beta, gamma = nodes
+        for node in nodes:
+            for other in ("alpha", "beta", "gamma"):
+                assert node.mesh.wait_for_host(other, 10) is not None, f"{node.name} never heard of {other}"
+        # The mesh offers a wait for a node, not for how it knows it: read the table.
+        wait_until(lambda: alpha.mesh.is_firsthand("beta"), 10, "alpha to reach beta itself")
+        echo = alpha.create("paglets.examples.echo:EchoPaglet")
+        yield alpha, beta, gamma, echo
+    finally:
+        for node in reversed(nodes):
+            node.stop()
 
 
 def still_serves(echo) -> None:
@@ -217,8 +231,9 @@ def test_a_peer_that_answers_gossip_as_another_live_node_does_not_take_its_name(
     still_serves(echo)
 
 
-def test_hearsay_fills_an_unknown_name_but_a_proven_address_replaces_it(ctx, mesh, listeners, make_node):
-    alpha, _beta, _gamma, echo = mesh
+def test_hearsay_fills_an_unknown_name_but_a_proven_address_replaces_it(ctx, listeners, make_node):
+    alpha = make_node("alpha", **FAST)
+    echo = alpha.create("paglets.examples.echo:EchoPaglet")
     nowhere = listeners()  # listens, never answers
     assert gossip(ctx, alpha.address, [entry("delta", nowhere.url)]).ok
     assert alpha.mesh.lookup("delta").url == nowhere.url and not alpha.mesh.is_firsthand("delta")
@@ -296,8 +311,11 @@ def test_a_malformed_gossip_request_is_a_protocol_error(ctx, mesh, header, reaso
     still_serves(echo)
 
 
-def test_a_flood_of_unknown_names_is_bounded_and_known_names_stay_put(ctx, mesh):
-    alpha, beta, _gamma, echo = mesh
+def test_a_flood_of_unknown_names_is_bounded_and_known_names_stay_put(ctx, make_node):
+    alpha = make_node("alpha", **FAST)
+    beta = make_node("beta", peers=[alpha.address], **FAST)
+    wait_until(lambda: alpha.mesh.is_firsthand("beta"), 10, "alpha to reach beta itself")
+    echo = alpha.create("paglets.examples.echo:EchoPaglet")
     for batch in range(3):
         table = [entry(f"ghost-{batch}-{i}", "tcp://127.0.0.1:9") for i in range(1000)]
         assert gossip(ctx, alpha.address, table).ok

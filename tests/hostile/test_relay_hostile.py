@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from paglets.core.errors import AuthenticationError, NodeUnreachableError, ProtocolError
 from paglets.relay.server import QUEUED, RelayServer
 from paglets.remote.client import HostClient
+from paglets.runtime.host import Host
 from paglets.wire import protocol, relay
 from tests.conftest import wait_until
 
@@ -114,6 +115,26 @@ def natted(keyed_relay, make_node):
     node = make_node("natted", connect_to=keyed_relay.address, heartbeat_interval=BEAT, api_key=KEY)
     connected(keyed_relay, "natted")
     return node
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One keyed relay and its node, for the cases that must change nothing (each checks so);
+    nodes cost sockets that the process-wide client caches keep, so not one per case."""
+    root = tmp_path_factory.mktemp("shared-relay")
+    server = RelayServer(port=0, data_dir=root / "relay", heartbeat_interval=BEAT, api_key=KEY)
+    server.start()
+    node = Host(
+        "natted", connect_to=server.address, heartbeat_interval=BEAT, api_key=KEY,
+        persistence_dir=root / "natted", mesh_lan_discovery=False,
+    )  # fmt: skip
+    try:
+        node.start_background()
+        connected(server, "natted")
+        yield server, node
+    finally:
+        node.stop()
+        server.stop()
 
 
 def still_serves(node) -> None:
@@ -293,8 +314,9 @@ GARBAGE = [
 
 
 @pytest.mark.parametrize("frames", GARBAGE, ids=range(len(GARBAGE)))
-def test_garbage_frame_sets_change_nothing_and_the_relay_still_serves(keyed_relay, natted, peers, frames):
-    attacker = peers(keyed_relay.address, identity=b"natted")
+def test_garbage_frame_sets_change_nothing_and_the_relay_still_serves(shared, peers, frames):
+    keyed_relay, natted = shared
+    attacker = peers(keyed_relay.address)
     attacker.send(frames)
     answer = attacker.hello("natted", key=KEY)  # handled after the garbage: the relay is alive
     assert isinstance(answer, relay.Refused)
@@ -302,7 +324,8 @@ def test_garbage_frame_sets_change_nothing_and_the_relay_still_serves(keyed_rela
     still_serves(natted)
 
 
-def test_a_flood_of_hellos_for_one_name_from_many_connections_is_all_refused(keyed_relay, natted, peers):
+def test_a_flood_of_hellos_for_one_name_from_many_connections_is_all_refused(shared, peers):
+    keyed_relay, natted = shared
     # One takes the node's old routing id; a second with the same id would wait, unread, behind it.
     attackers = [peers(keyed_relay.address, identity=None if i else b"natted") for i in range(20)]
     for i, attacker in enumerate(attackers):
@@ -324,10 +347,11 @@ def test_a_relay_that_holds_its_most_names_refuses_a_new_one_and_keeps_serving(t
         server.stop()
 
 
-def test_a_wrong_key_is_refused_before_anything_is_recorded(keyed_relay, natted, peers, tmp_path):
+def test_a_wrong_key_is_refused_before_anything_is_recorded(shared, peers):
+    keyed_relay, natted = shared
     answer = peers(keyed_relay.address).hello("squatter", key="wrong")
     assert isinstance(answer, relay.Refused) and "API key" in answer.reason
-    assert not (tmp_path / "relay" / "owners" / "squatter").exists()
+    assert not (keyed_relay.data_dir / "owners" / "squatter").exists()
     with pytest.raises(AuthenticationError):
         HostClient(api_key="wrong", timeout=5).ping(natted.address)  # the node checks its key too
     still_serves(natted)
