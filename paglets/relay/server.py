@@ -10,7 +10,10 @@ Clients, proxies and peer nodes send ``RLY1 to NAME`` + an ordinary front
 request; the relay passes it on to the registered connection as ``RLY1 from
 CLIENT`` + the request and sends that connection's answer back to the client
 as is — an answer only from the registered connection, only to a client that
-asked that node. The relay never decodes the requests it passes, except to
+asked that node. ``CLIENT`` is a random token per (client, node) pair, never
+the client's routing id: libzmq's ROUTER aborts the process when a peer
+claims the routing id it would give the next anonymous connection, and the
+ids it gives are consecutive, so none may leak. The relay never decodes the requests it passes, except to
 answer or queue for a node that is away.
 
 A node silent for three heartbeats is *away*. A ``send`` for an away node
@@ -21,7 +24,7 @@ relay restart is dropped by the node. Anything else for an away or unknown
 node fails with ``NodeUnreachableError``.
 
 State owned by the loop thread: the node table (by name and by connection),
-the recent (client, node) pairs and the count of queued deliveries still
+the tokens of recent (client, node) pairs and the count of queued deliveries still
 unanswered; :class:`~paglets.relay.queues.NodeQueues` and
 :class:`~paglets.relay.owners.NameOwners` own the files.
 """
@@ -32,6 +35,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import uuid
@@ -55,7 +59,7 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 log = logging.getLogger("paglets.relay")
 QUEUED = b"\x00relay-queue-"  # client id of queued deliveries: their answers end here
 MAX_NAMES = 10_000  # names the relay will own at once (each is a file)
-MAX_ASKED = 100_000  # recent (client, node) pairs: a node may answer only a client that asked it
+MAX_ASKED = 100_000  # recent (client, node) pairs and their tokens: a node answers only a client that asked it
 REFUSAL_LOG_EVERY = 60.0  # seconds between two warnings about refused hellos for one name
 
 
@@ -95,7 +99,8 @@ class RelayServer:
         self.http_address: str | None = None
         self._ctx = zmq.Context.instance()
         self._channel = LoopChannel(self._ctx, f"relay-{name}")
-        self._asked: OrderedDict[tuple[bytes, str], None] = OrderedDict()
+        self._tokens: OrderedDict[tuple[bytes, str], bytes] = OrderedDict()  # (client, node) -> token
+        self._pairs: dict[bytes, tuple[bytes, str]] = {}  # token -> (client, node)
         self._refusals_logged: dict[str, float] = {}
         self._snapshot: dict[str, Any] = {}
         self._snapshot_lock = threading.Lock()
@@ -239,12 +244,9 @@ class RelayServer:
             self.queues.clear(entry.name)
 
     def _to_node(self, client: bytes, name: str, request: list[bytes]) -> None:
-        if client.startswith(QUEUED):
-            return  # a peer posing as the relay's own queue: its answers would empty the queue
         entry = self.nodes.get(name)
         if entry is not None and entry.connected:
-            if self._send([entry.ident, *relay.from_frames(client, request)]):
-                self._remember_asked(client, name)
+            if self._send([entry.ident, *relay.from_frames(self._token(client, name), request)]):
                 return
             entry.connected = False  # the ROUTER lost it: away from now on
         self._for_away_node(client, name, entry, request)
@@ -287,29 +289,34 @@ class RelayServer:
 
         written.add_done_callback(answer)
 
-    def _remember_asked(self, client: bytes, name: str) -> None:
-        asked = self._asked
+    def _token(self, client: bytes, name: str) -> bytes:
+        """The token node ``name`` knows ``client`` by (never \\x00-led: not a queued delivery's)."""
         pair = (client, name)
-        if pair in asked:
-            asked.move_to_end(pair)
-            return
-        asked[pair] = None
-        if len(asked) > MAX_ASKED:
-            asked.popitem(last=False)
+        token = self._tokens.get(pair)
+        if token is not None:
+            self._tokens.move_to_end(pair)
+            return token
+        token = self._tokens[pair] = b"c" + secrets.token_bytes(11)
+        self._pairs[token] = pair
+        if len(self._tokens) > MAX_ASKED:
+            _old_pair, old_token = self._tokens.popitem(last=False)
+            del self._pairs[old_token]
+        return token
 
-    def _to_client(self, source: bytes, client: bytes, reply: list[bytes]) -> None:
+    def _to_client(self, source: bytes, token: bytes, reply: list[bytes]) -> None:
         entry = self.nodes.on_connection(source)
         if entry is None:
             return  # only the registered connection of a node answers in its name
         entry.last_seen = time.monotonic()
-        if client.startswith(QUEUED):
+        if token.startswith(QUEUED):
             entry.unanswered -= 1
             if entry.unanswered <= 0:
                 entry.unanswered = 0
                 self.queues.clear(entry.name)
             return
-        if (client, entry.name) in self._asked:  # a node answers only clients that asked it
-            self._send([client, *reply])
+        pair = self._pairs.get(token)
+        if pair is not None and pair[1] == entry.name:  # a node answers only clients that asked it
+            self._send([pair[0], *reply])
 
     def _mark_away(self, now: float) -> None:
         for entry in self.nodes:

@@ -26,8 +26,9 @@ connection claiming it is answered ``refused`` and receives nothing. The
 routing id a node's DEALER uses is random and says nothing: the relay routes
 by the connection that registered, never by a routing id a peer chose.
 
-``CLIENT`` is the routing id the relay's ROUTER gave the client; the front
-request and reply inside are passed on untouched (:mod:`paglets.wire.protocol`
+``CLIENT`` is an opaque token the relay gives each (client, node) pair — a
+node never learns a client's routing id; the front request and reply inside
+are passed on untouched (:mod:`paglets.wire.protocol`
 validates them where they are served). The relay passes a ``reply`` on only
 from the registered connection of a node, and only to a client that sent
 that node a request. A ``send`` for a node that is briefly away is queued on

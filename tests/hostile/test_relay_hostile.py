@@ -399,3 +399,25 @@ def test_parse_at_node_returns_a_frame_or_raises_protocol_error(kind, rest, body
         assert isinstance(parsed, (relay.FromClient, relay.Welcome, relay.Refused))
         if isinstance(parsed, relay.Refused):
             assert 0 < len(parsed.reason) <= relay.MAX_REASON_CHARS
+
+
+# -- routing ids never leak ----------------------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_a_node_never_learns_a_client_routing_id_so_it_cannot_crash_the_relay(relay_process, peers, make_node):
+    # libzmq aborts a ROUTER's process when a peer has claimed the routing id it gives the next
+    # anonymous connection (consecutive: 00 + a 4-byte counter). A node learning one could crash the relay.
+    server = relay_process("relay", "--heartbeat", "0.1")
+    evil = peers(server.address)
+    assert isinstance(evil.hello("evil"), relay.Welcome)
+    asker = peers(server.address)
+    asker.send([*relay.to_prefix("evil"), *protocol.request_frames("ping", b"c1", {})])
+    token = relay_frame(evil.recv()).client
+    assert not token.startswith(b"\x00")
+    counter = int.from_bytes(token[-4:], "big")
+    for step in range(1, 4):  # the ids the relay would give next, were the token a routing id
+        peers(server.address, identity=b"\x00" + ((counter + step) % 2**32).to_bytes(4, "big")).send([b"x"])
+    for _ in range(4):
+        assert isinstance(peers(server.address).hello("evil", secret="other-" + "o" * 40), relay.Refused)
+    assert server.proc.poll() is None, "the relay process died"
+    node = make_node("natted", connect_to=server.address, heartbeat_interval=BEAT)
+    assert HostClient(timeout=10).ping(node.address)["name"] == "natted"
