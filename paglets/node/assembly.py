@@ -34,6 +34,7 @@ from paglets.core.events import ContextEventLog
 from paglets.exposure import check_exposure, exposure, is_loopback, url_host
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.broker.loop import Broker
+from paglets.node.broker.relay_link import registration_secret
 from paglets.node.config import NodeConfig
 from paglets.node.flows.arrivals import Arrivals
 from paglets.node.flows.checkpoints import Checkpointer
@@ -208,6 +209,7 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         front_endpoint=None if base.connect_to else f"tcp://{base.binding.bind_host}:{config.port}",
         back_endpoint=f"ipc://{runtime_dir}/back",
         relay_endpoint=base.connect_to,
+        relay_secret=registration_secret(config.data_dir) if base.connect_to else None,
         api_key=config.api_key,
         heartbeat_interval=config.heartbeat_interval,
         max_message_size=config.max_message_size,

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paglets.client import hosts as mesh_entry
+
 DEFAULT_DATA_ROOT = Path.home() / ".local" / "share" / "paglets"
 MIB = 1024 * 1024
 
@@ -55,6 +57,31 @@ def _not_negative(value: float | None) -> None:
 def _at_least_one(value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{value} must be at least 1")
+
+
+def _mesh_version(value: str | None) -> None:
+    if value is not None and len(value) > mesh_entry.MAX_VERSION_CHARS:
+        raise ValueError(f"at most {mesh_entry.MAX_VERSION_CHARS} characters (other nodes refuse longer)")
+
+
+def _mesh_tags(value: list[str]) -> None:
+    if len(value) > mesh_entry.MAX_TAGS or any(len(tag) > mesh_entry.MAX_TAG_CHARS for tag in value):
+        raise ValueError(
+            f"at most {mesh_entry.MAX_TAGS} tags of at most {mesh_entry.MAX_TAG_CHARS} characters "
+            "(other nodes refuse more)"
+        )
+
+
+def _mesh_properties(value: dict[str, str]) -> None:
+    too_long = any(
+        len(key) > mesh_entry.MAX_PROPERTY_KEY_CHARS or len(text) > mesh_entry.MAX_PROPERTY_VALUE_CHARS
+        for key, text in value.items()
+    )
+    if len(value) > mesh_entry.MAX_PROPERTIES or too_long:
+        raise ValueError(
+            f"at most {mesh_entry.MAX_PROPERTIES} properties, keys of at most {mesh_entry.MAX_PROPERTY_KEY_CHARS} "
+            f"characters, values of at most {mesh_entry.MAX_PROPERTY_VALUE_CHARS} (other nodes refuse more)"
+        )
 
 
 def opt(default: Any = None, doc: str = "", **meta: Any) -> Any:
@@ -144,17 +171,21 @@ class NodeConfig:
         False, "Find other nodes on the local network by UDP multicast.", flag="lan_discovery"
     )
     mesh_version: str | None = opt(
-        None, "Code version to advertise in the mesh (default: the installed paglets version).", example="1.0.0"
-    )
+        None, "Code version to advertise in the mesh (default: the installed paglets version).", example="1.0.0",
+        check=_mesh_version,
+    )  # fmt: skip
     mesh_gossip_interval: float = opt(1.0, "Seconds between gossip rounds.", flag="gossip_interval", check=_positive)
     mesh_offline_after: float = opt(
         10.0, "Seconds without news after which another node counts as offline.", flag="offline_after",
         check=_positive,
     )  # fmt: skip
     tags: list[str] = opt(
-        [], "Tags this node carries in the mesh (paglets can pick nodes by them).", flag="tag", metavar="TAG"
+        [], "Tags this node carries in the mesh (paglets can pick nodes by them).", flag="tag", metavar="TAG",
+        check=_mesh_tags,
+    )  # fmt: skip
+    properties: dict[str, str] = opt(
+        {}, "Properties (KEY=VALUE) this node carries in the mesh.", flag="property", check=_mesh_properties
     )
-    properties: dict[str, str] = opt({}, "Properties (KEY=VALUE) this node carries in the mesh.", flag="property")
     # -- storage -------------------------------------------------------------------------------
     persistence_dir: Path | None = opt(
         None, "Where the node keeps its records and the paglets' work directories (default: "

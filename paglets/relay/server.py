@@ -1,11 +1,20 @@
 """paglets-relay: a ROUTER-to-ROUTER proxy for nodes that cannot accept connections.
 
-A node behind NAT dials out to the relay with a DEALER whose routing id is
-its name, and says ``hello`` every heartbeat (that is its registration too).
+A node behind NAT dials out to the relay with a DEALER and says ``hello``
+every heartbeat (that is its registration too). A name belongs to the
+connection that registered it with the name's registration secret
+(:class:`~paglets.relay.owners.NameOwners` remembers a hash of it, durably)
+and the relay's API key if it has one; a hello that does not prove the name
+is answered ``refused`` with the reason, and that connection gets nothing.
 Clients, proxies and peer nodes send ``RLY1 to NAME`` + an ordinary front
-request; the relay passes it on as ``RLY1 from CLIENT`` + the request and
-sends the node's answer back to the client as is. The relay never decodes
-the requests it passes, except to answer or queue for a node that is away.
+request; the relay passes it on to the registered connection as ``RLY1 from
+CLIENT`` + the request and sends that connection's answer back to the client
+as is — an answer only from the registered connection, only to a client that
+asked that node. ``CLIENT`` is a random token per (client, node) pair, never
+the client's routing id: libzmq's ROUTER aborts the process when a peer
+claims the routing id it would give the next anonymous connection, and the
+ids it gives are consecutive, so none may leak. The relay never decodes the requests it passes, except to
+answer or queue for a node that is away.
 
 A node silent for three heartbeats is *away*. A ``send`` for an away node
 (within ``queue_ttl`` of its last sign of life) is written to that node's
@@ -15,9 +24,10 @@ the queue goes to it in order, marked as forwarded so a redelivery after a
 relay restart is dropped by the node. Anything else for an away or unknown
 node fails with ``NodeUnreachableError``.
 
-State owned by the loop thread: the node table and the count of queued
-deliveries still unanswered; :class:`~paglets.relay.queues.NodeQueues` owns
-the files.
+State owned by the loop thread: the node table (by name and by connection),
+the tokens of recent (client, node) pairs and the count of queued deliveries still
+unanswered; :class:`~paglets.relay.queues.NodeQueues` and
+:class:`~paglets.relay.owners.NameOwners` own the files.
 """
 
 from __future__ import annotations
@@ -26,10 +36,11 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,9 +48,17 @@ from typing import Any
 import zmq
 
 from paglets.binding import advertised_address, resolve_binding
-from paglets.core.errors import MessageQueuedError, NodeUnreachableError, OverloadedError, ProtocolError
+from paglets.core.errors import (
+    AuthenticationError,
+    MessageQueuedError,
+    NodeUnreachableError,
+    OverloadedError,
+    ProtocolError,
+)
 from paglets.exposure import check_exposure, exposure
 from paglets.loops import LoopChannel, LoopThread
+from paglets.relay.nodes import NodeEntry, NodeTable
+from paglets.relay.owners import NameOwners
 from paglets.relay.queues import NodeQueues
 from paglets.wire import protocol, relay
 from paglets.wire.errors import error_to_wire
@@ -47,16 +66,9 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
 log = logging.getLogger("paglets.relay")
 QUEUED = b"\x00relay-queue-"  # client id of queued deliveries: their answers end here
-
-
-@dataclass(slots=True, eq=False)
-class NodeEntry:
-    """A node the relay has heard from."""
-
-    name: str
-    last_seen: float  # monotonic
-    connected: bool = True
-    unanswered: int = 0  # queued deliveries sent and not answered yet
+MAX_NAMES = 10_000  # names the relay will own at once (each is a file)
+MAX_ASKED = 100_000  # recent (client, node) pairs and their tokens: a node answers only a client that asked it
+REFUSAL_LOG_EVERY = 60.0  # seconds between two warnings about refused hellos for one name
 
 
 class RelayServer:
@@ -77,6 +89,7 @@ class RelayServer:
         max_message_size: int = protocol.DEFAULT_MAX_MESSAGE_SIZE,
         curve: Any = None,
         insecure: bool = False,
+        max_names: int = MAX_NAMES,
     ):
         self.name = name
         self.insecure = check_exposure(  # refused here, before anything binds (see paglets.exposure)
@@ -93,12 +106,15 @@ class RelayServer:
         self._max_message_size = max_message_size
         self._curve = curve
         self.queues = NodeQueues(self.data_dir, limit=queue_limit, ttl=queue_ttl)
+        self.nodes = NodeTable(NameOwners(self.data_dir, limit=max_names), relay_name=name, api_key=self._api_key)
         self.epoch = uuid.uuid4().hex
         self.address = ""
         self.http_address: str | None = None
         self._ctx = zmq.Context.instance()
         self._channel = LoopChannel(self._ctx, f"relay-{name}")
-        self._nodes: dict[str, NodeEntry] = {}
+        self._tokens: OrderedDict[tuple[bytes, str], bytes] = OrderedDict()  # (client, node) -> token
+        self._pairs: dict[bytes, tuple[bytes, str]] = {}  # token -> (client, node)
+        self._refusals_logged: dict[str, float] = {}
         self._snapshot: dict[str, Any] = {}
         self._snapshot_lock = threading.Lock()
         self._router: zmq.Socket | None = None
@@ -109,6 +125,7 @@ class RelayServer:
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.nodes.owners.open()
         self.queues.open()
         try:
             self._thread.start()
@@ -140,7 +157,7 @@ class RelayServer:
         router = self._ctx.socket(zmq.ROUTER)
         router.linger = 0
         router.router_mandatory = 1
-        router.router_handover = 1  # a node that reconnects takes its name back
+        router.router_handover = 0  # a routing id stays with its connection: nobody takes over another's
         router.maxmsgsize = self._max_message_size
         router.sndhwm = router.rcvhwm = 100_000
         if self._curve is not None:
@@ -200,36 +217,39 @@ class RelayServer:
         if isinstance(frame, relay.ToNode):
             self._to_node(frame.client, frame.node, frame.request)
         elif isinstance(frame, relay.NodeReply):
-            self._to_client(frame.node, frame.client, frame.reply)
+            self._to_client(frame.source, frame.client, frame.reply)
         else:
             self._hello(frames[0], frame)
 
     def _hello(self, source: bytes, hello: relay.Hello) -> None:
-        name = hello.name
-        if self._api_key is not None and not _key_matches(hello.key, self._api_key):
-            log.warning("relay: refused node %s (missing or wrong API key)", name)
+        try:
+            entry, returning = self.nodes.hello(source, hello)
+        except (AuthenticationError, OverloadedError) as exc:
+            self._refuse(source, hello.name, str(exc))
             return
-        entry = self._nodes.get(name)
-        returning = entry is None or not entry.connected
-        if entry is None:
-            entry = self._nodes[name] = NodeEntry(name, time.monotonic())
-        entry.last_seen = time.monotonic()
-        entry.connected = True
         self._send([source, *relay.welcome_frames(self.name, self.epoch)])
         if returning:
-            log.info("relay: node %s connected", name)
             self._deliver_queue(entry)
+
+    def _refuse(self, source: bytes, name: str, reason: str) -> None:
+        """Tell a connection its hello was refused; warn the operator, at most once a minute per name."""
+        self._send([source, *relay.refused_frames(reason)])
+        now = time.monotonic()
+        if now - self._refusals_logged.get(name, float("-inf")) >= REFUSAL_LOG_EVERY:
+            if len(self._refusals_logged) >= MAX_NAMES:
+                self._refusals_logged.clear()
+            self._refusals_logged[name] = now
+            log.warning("relay: refused a hello for node %s: %s", name, reason)
 
     def _deliver_queue(self, entry: NodeEntry) -> None:
         """Send everything queued for a node that is back, in order."""
         if not self.queues.depth(entry.name):
             return
         pending = self.queues.pending(entry.name)
-        ident = entry.name.encode()
         entry.unanswered = 0
         for index, request in enumerate(pending):
             client = QUEUED + index.to_bytes(4, "big")
-            if not self._send([ident, *relay.from_frames(client, request)]):
+            if not self._send([entry.ident, *relay.from_frames(client, request)]):
                 entry.connected = False
                 return
             entry.unanswered += 1
@@ -237,9 +257,9 @@ class RelayServer:
             self.queues.clear(entry.name)
 
     def _to_node(self, client: bytes, name: str, request: list[bytes]) -> None:
-        entry = self._nodes.get(name)
+        entry = self.nodes.get(name)
         if entry is not None and entry.connected:
-            if self._send([name.encode(), *relay.from_frames(client, request)]):
+            if self._send([entry.ident, *relay.from_frames(self._token(client, name), request)]):
                 return
             entry.connected = False  # the ROUTER lost it: away from now on
         self._for_away_node(client, name, entry, request)
@@ -291,21 +311,37 @@ class RelayServer:
             message_id=mid,
         )
 
-    def _to_client(self, source: bytes, client: bytes, reply: list[bytes]) -> None:
-        entry = self._nodes.get(source.decode("utf-8", "replace"))
+    def _token(self, client: bytes, name: str) -> bytes:
+        """The token node ``name`` knows ``client`` by (never \\x00-led: not a queued delivery's)."""
+        pair = (client, name)
+        token = self._tokens.get(pair)
+        if token is not None:
+            self._tokens.move_to_end(pair)
+            return token
+        token = self._tokens[pair] = b"c" + secrets.token_bytes(11)
+        self._pairs[token] = pair
+        if len(self._tokens) > MAX_ASKED:
+            _old_pair, old_token = self._tokens.popitem(last=False)
+            del self._pairs[old_token]
+        return token
+
+    def _to_client(self, source: bytes, token: bytes, reply: list[bytes]) -> None:
+        entry = self.nodes.on_connection(source)
         if entry is None:
-            return  # only registered nodes may answer through us
+            return  # only the registered connection of a node answers in its name
         entry.last_seen = time.monotonic()
-        if client.startswith(QUEUED):
+        if token.startswith(QUEUED):
             entry.unanswered -= 1
             if entry.unanswered <= 0:
                 entry.unanswered = 0
                 self.queues.clear(entry.name)
             return
-        self._send([client, *reply])
+        pair = self._pairs.get(token)
+        if pair is not None and pair[1] == entry.name:  # a node answers only clients that asked it
+            self._send([pair[0], *reply])
 
     def _mark_away(self, now: float) -> None:
-        for entry in self._nodes.values():
+        for entry in self.nodes:
             if entry.connected and now - entry.last_seen > self._away_after:
                 entry.connected = False
                 log.info("relay: node %s is away", entry.name)
@@ -320,10 +356,10 @@ class RelayServer:
                 "last_seen_s": round(now - entry.last_seen, 3),
                 "queue_depth": self.queues.depth(entry.name),
             }
-            for entry in sorted(self._nodes.values(), key=lambda e: e.name)
+            for entry in sorted(self.nodes, key=lambda e: e.name)
         ]
         for name, depth in self.queues.depths().items():
-            if name not in self._nodes:
+            if name not in self.nodes:
                 nodes.append({"name": name, "connected": False, "last_seen_s": None, "queue_depth": depth})
         with self._snapshot_lock:
             self._snapshot = {"name": self.name, "address": self.address, "epoch": self.epoch, "nodes": nodes}

@@ -48,7 +48,7 @@ mailbox    agent                                                -
 dispatch   agent, ticket                                        -
 clone      agent, ticket?                                       -
 retract    agent, target                                        -
-gossip     table                                                -
+gossip     table, from?                                         -
 hosts      online?                                              -
 deactivate agent, request?                                      -
 activate   agent                                                -
@@ -126,6 +126,7 @@ ACKS = b"acks"
 ACCEPTED = {"accepted": True}
 
 MAX_CORRELATION_ID = 32
+MAX_GOSSIP_ENTRIES = 1024  # nodes in one gossip table, sent or accepted
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 # \Z, not $: "$" also matches before a trailing newline, and every caller uses .match()
@@ -162,7 +163,7 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "clone": {"agent": (_STR, True), "ticket": (_MAP, False)},
     "retract": {"agent": (_STR, True), "target": (_STR, True)},
     # mesh
-    "gossip": {"table": (_LIST, True)},
+    "gossip": {"table": (_LIST, True), "from": (_STR, False)},
     "hosts": {"online": (_BOOL, False)},
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
@@ -185,6 +186,11 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "blob_has": {"sha": (_STR, True), "size": (_INT, True)},
     "blob_put": {"sha": (_STR, True), "offset": (_INT, True), "size": (_INT, True), "final": (_BOOL, False)},
 }
+
+# op -> {list field: most items}
+LIST_LIMITS: dict[str, dict[str, int]] = {"gossip": {"table": MAX_GOSSIP_ENTRIES}}
+# op -> fields that name a node (checked like agent ids)
+NODE_NAME_FIELDS: dict[str, tuple[str, ...]] = {"gossip": ("from",)}
 
 PAYLOAD_FRAMES: dict[str, tuple[int, int]] = {
     "send": (1, 1),
@@ -285,6 +291,13 @@ def _check_fields(op: str, header: dict[str, Any], schema: dict[str, tuple[tuple
     key = header.get("key")
     if isinstance(key, str):  # any other type simply fails the key check
         check_text(op, "key", key)
+    for name, most in LIST_LIMITS.get(op, {}).items():
+        if len(header.get(name) or ()) > most:
+            raise ProtocolError(f"{op}: field {name!r} has {len(header[name])} items, at most {most}")
+    for name in NODE_NAME_FIELDS.get(op, ()):
+        value = header.get(name)
+        if value is not None and not AGENT_ID_PATTERN.match(value):
+            raise ProtocolError(f"{op}: field {name!r} is not a node name: {value!r:.80}")
 
 
 def _check_payload(op: str, payload: list[bytes]) -> None:
@@ -350,6 +363,7 @@ __all__ = [
     "ERR",
     "FRONT_OPS",
     "MAGIC",
+    "MAX_GOSSIP_ENTRIES",
     "OK",
     "PROTOCOL_VERSION",
     "BadRequest",

@@ -1,8 +1,9 @@
 """The relay protocol: paglets-relay's ROUTER, the nodes behind it and their clients.
 
-A node that cannot accept connections connects a DEALER to the relay with
-its node name as routing id; others address it as ``relay+tcp://HOST:PORT/NAME``.
-Every relay frame set starts with ``RELAY_MAGIC``:
+A node that cannot accept connections connects a DEALER to the relay and
+registers its node name with ``hello``; others address it as
+``relay+tcp://HOST:PORT/NAME``. Every relay frame set starts with
+``RELAY_MAGIC``:
 
 ==========================================  ==========  =====================================
 frames (after the ROUTER's routing id)      direction   meaning
@@ -10,16 +11,30 @@ frames (after the ROUTER's routing id)      direction   meaning
 ``RLY1 to NAME`` + a front request          client->R   deliver to node NAME
 ``RLY1 from CLIENT`` + a front request      R->node     a request relayed for CLIENT
 ``RLY1 reply CLIENT`` + a front reply       node->R     the answer; R sends the reply alone
-``RLY1 hello {name, key?}``                 node->R     register / heartbeat (every beat)
-``RLY1 welcome {relay, epoch}``             R->node     heartbeat answer
+``RLY1 hello {name, secret, key?}``         node->R     register / heartbeat (every beat)
+``RLY1 welcome {relay, epoch}``             R->node     the hello was accepted
+``RLY1 refused {reason}``                   R->node     the hello was refused, and why
 ==========================================  ==========  =====================================
 
-``CLIENT`` is the routing id the relay's ROUTER gave the client; the front
-request and reply inside are passed on untouched (:mod:`paglets.wire.protocol`
-validates them where they are served). A ``send`` for a node that is briefly
-away is queued on disk (fsync'd) and answered with ``{"queued": true,
-"relay": ...}``; the queue is delivered in order when the node is back. Other
-requests for an away node fail with ``NodeUnreachableError``.
+A name belongs to the connection that registered it. ``secret`` is the
+node's registration secret (kept in its data directory); the relay
+remembers a hash of it per name, durably, at the first registration, and
+from then on gives the name only to a hello that carries the same secret
+(plus the relay's API key ``key`` if it has one). A second connection that
+proves the name — the same node restarted — takes it over; any other
+connection claiming it is answered ``refused`` and receives nothing. The
+routing id a node's DEALER uses is random and says nothing: the relay routes
+by the connection that registered, never by a routing id a peer chose.
+
+``CLIENT`` is an opaque token the relay gives each (client, node) pair — a
+node never learns a client's routing id; the front request and reply inside
+are passed on untouched (:mod:`paglets.wire.protocol`
+validates them where they are served). The relay passes a ``reply`` on only
+from the registered connection of a node, and only to a client that sent
+that node a request. A ``send`` for a node that is briefly away is queued on
+disk (fsync'd) and answered with ``{"queued": true, "relay": ...}``; the
+queue is delivered in order when the node is back. Other requests for an
+away node fail with ``NodeUnreachableError``.
 
 Relay frames are built (``*_frames``, ``to_prefix``) and parsed
 (:func:`parse_at_relay`, :func:`parse_at_node`) only in this module. A parser
@@ -40,6 +55,12 @@ FROM = b"from"
 REPLY = b"reply"
 HELLO = b"hello"
 WELCOME = b"welcome"
+REFUSED = b"refused"
+
+MAX_HELLO_BYTES = 16 * 1024  # name, secret and key: a hello is small
+MAX_KEY_CHARS = 4096
+SECRET_CHARS = (32, 256)  # a registration secret's length bounds
+MAX_REASON_CHARS = 500
 
 
 # -- what the relay receives (its ROUTER adds the sender's routing id first) ------------------
@@ -54,18 +75,23 @@ class ToNode:
 
 @dataclass(slots=True)
 class NodeReply:
-    """``RLY1 reply CLIENT`` + reply: node ``node`` (its routing id) answers ``client``."""
+    """``RLY1 reply CLIENT`` + reply: the connection ``source`` answers ``client``."""
 
-    node: bytes
+    source: bytes
     client: bytes
     reply: list[bytes]
 
 
 @dataclass(slots=True)
 class Hello:
-    """``RLY1 hello {name, key?}``: node ``name`` registers (or beats); ``key`` is its API key."""
+    """``RLY1 hello {name, secret, key?}``: a connection registers (or beats) as node ``name``.
+
+    ``secret`` is the node's registration secret, None when the hello has
+    none usable; ``key`` is the relay's API key as the node was given it.
+    """
 
     name: str
+    secret: str | None
     key: str | None
 
 
@@ -86,6 +112,13 @@ class Welcome:
     epoch: str | None
 
 
+@dataclass(slots=True)
+class Refused:
+    """``RLY1 refused {reason}``: the relay did not accept our hello; ``reason`` says why."""
+
+    reason: str
+
+
 # -- builders ----------------------------------------------------------------------------------------
 def to_prefix(node: str) -> list[bytes]:
     """The frames a client puts before a front request for node ``node`` behind a relay."""
@@ -102,14 +135,20 @@ def reply_frames(client: bytes, reply: list[bytes]) -> list[bytes]:
     return [RELAY_MAGIC, REPLY, client, *reply]
 
 
-def hello_frames(name: str, api_key: str | None) -> list[bytes]:
+def hello_frames(name: str, secret: str, api_key: str | None) -> list[bytes]:
     """A node's registration and heartbeat (the same frames every beat)."""
-    return [RELAY_MAGIC, HELLO, pack({"name": name, **({"key": api_key} if api_key else {})})]
+    body = {"name": name, "secret": secret, **({"key": api_key} if api_key else {})}
+    return [RELAY_MAGIC, HELLO, pack(body)]
 
 
 def welcome_frames(relay: str, epoch: str) -> list[bytes]:
-    """The relay's answer to a hello (after the node's routing id)."""
+    """The relay's answer to an accepted hello (after the node's routing id)."""
     return [RELAY_MAGIC, WELCOME, pack({"relay": relay, "epoch": epoch})]
+
+
+def refused_frames(reason: str) -> list[bytes]:
+    """The relay's answer to a refused hello (after the sender's routing id)."""
+    return [RELAY_MAGIC, REFUSED, pack({"reason": reason[:MAX_REASON_CHARS]})]
 
 
 # -- parsers -----------------------------------------------------------------------------------------
@@ -121,30 +160,43 @@ def parse_at_relay(frames: list[bytes]) -> ToNode | NodeReply | Hello:
     if kind == TO:
         if len(frames) < 5:
             raise ProtocolError("relay 'to': expected a node name and a request")
-        return ToNode(client=source, node=frames[3].decode("utf-8", "replace"), request=frames[4:])
+        return ToNode(client=source, node=_node_name(frames[3], "relay 'to'"), request=frames[4:])
     if kind == REPLY:
         if len(frames) < 5:
             raise ProtocolError("relay 'reply': expected a client and a reply")
-        return NodeReply(node=source, client=frames[3], reply=frames[4:])
+        return NodeReply(source=source, client=frames[3], reply=frames[4:])
     if kind == HELLO:
-        if len(frames) < 4:
-            raise ProtocolError("relay 'hello': expected a body")
-        return _parse_hello(source, frames[3])
+        if len(frames) != 4:
+            raise ProtocolError("relay 'hello': expected exactly one body frame")
+        return _parse_hello(frames[3])
     raise ProtocolError(f"unknown relay frame kind {kind!r:.40}")
 
 
-def _parse_hello(source: bytes, body: bytes) -> Hello:
-    header = unpack_map(body, "relay hello")
-    name = source.decode("utf-8", "replace")
-    if header.get("name") != name:
-        raise ProtocolError(f"relay hello: name {header.get('name')!r:.80} is not the routing id {name!r:.80}")
+def _node_name(raw: bytes, what: str) -> str:
+    name = raw.decode("utf-8", "replace") if len(raw) <= 128 else ""
     if not AGENT_ID_PATTERN.match(name):
+        raise ProtocolError(f"{what}: invalid node name {raw!r:.80}")
+    return name
+
+
+def _parse_hello(body: bytes) -> Hello:
+    if len(body) > MAX_HELLO_BYTES:
+        raise ProtocolError(f"relay hello: {len(body)} bytes, over the {MAX_HELLO_BYTES} a hello may have")
+    header = unpack_map(body, "relay hello")
+    name = header.get("name")
+    if not isinstance(name, str) or not AGENT_ID_PATTERN.match(name):
         raise ProtocolError(f"relay hello: invalid node name {name!r:.80}")
-    key = header.get("key")
-    return Hello(name=name, key=key if isinstance(key, str) else None)
+    secret, key = header.get("secret"), header.get("key")
+    low, high = SECRET_CHARS
+    usable = isinstance(secret, str) and low <= len(secret) <= high and secret.isascii() and secret.isprintable()
+    return Hello(
+        name=name,
+        secret=secret if usable else None,
+        key=key if isinstance(key, str) and len(key) <= MAX_KEY_CHARS else None,
+    )
 
 
-def parse_at_node(frames: list[bytes]) -> FromClient | Welcome:
+def parse_at_node(frames: list[bytes]) -> FromClient | Welcome | Refused:
     """Validate a frame set as a node's DEALER to the relay receives it."""
     if len(frames) < 2 or frames[0] != RELAY_MAGIC:
         raise ProtocolError("not a relay frame set (too short, or no RLY1 magic)")
@@ -155,6 +207,8 @@ def parse_at_node(frames: list[bytes]) -> FromClient | Welcome:
         return FromClient(client=frames[2], request=frames[3:])
     if kind == WELCOME:
         return _parse_welcome(frames[2:])
+    if kind == REFUSED:
+        return _parse_refused(frames[2:])
     raise ProtocolError(f"unknown relay frame kind {kind!r:.40}")
 
 
@@ -164,12 +218,25 @@ def _parse_welcome(rest: list[bytes]) -> Welcome:
     except ProtocolError:  # a garbled welcome is still a sign of life
         info = {}
     relay, epoch = info.get("relay"), info.get("epoch")
-    return Welcome(relay=relay if isinstance(relay, str) else None, epoch=epoch if isinstance(epoch, str) else None)
+    return Welcome(
+        relay=relay[:200] if isinstance(relay, str) else None, epoch=epoch[:200] if isinstance(epoch, str) else None
+    )
+
+
+def _parse_refused(rest: list[bytes]) -> Refused:
+    try:
+        info = unpack_map(rest[0], "relay refused") if rest else {}
+    except ProtocolError:  # still a refusal: say so, without a reason
+        info = {}
+    reason = info.get("reason")
+    text = reason[:MAX_REASON_CHARS] if isinstance(reason, str) and reason else "(the relay gave no reason)"
+    return Refused(reason=text)
 
 
 __all__ = [
     "FROM",
     "HELLO",
+    "REFUSED",
     "RELAY_MAGIC",
     "REPLY",
     "TO",
@@ -177,12 +244,14 @@ __all__ = [
     "FromClient",
     "Hello",
     "NodeReply",
+    "Refused",
     "ToNode",
     "Welcome",
     "from_frames",
     "hello_frames",
     "parse_at_node",
     "parse_at_relay",
+    "refused_frames",
     "reply_frames",
     "to_prefix",
     "welcome_frames",

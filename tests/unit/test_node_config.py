@@ -70,3 +70,12 @@ def test_a_config_file_value_reaches_the_host_keywords(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen["name"] == "from-file" and seen["mesh_gossip_interval"] == 2.5 and seen["port"] == 0
     assert seen["tags"] == ["gpu"] and seen["properties"] == {"region": "eu"}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("tags", ["t"] * 65), ("tags", ["t" * 65]), ("properties", {"zone": "z" * 513}), ("mesh_version", "v" * 65)],
+)
+def test_mesh_fields_other_nodes_would_refuse_are_refused_at_start(option, value):
+    with pytest.raises(ValueError, match=f"node option {option}: at most"):
+        NodeConfig.from_options(name="a", **{option: value})

@@ -13,6 +13,7 @@ worker only once the agent id is its own.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +26,8 @@ from paglets.wire import back
 
 if TYPE_CHECKING:
     from paglets.node.broker.loop import Broker
+
+log = logging.getLogger("paglets.node")
 
 LOOP_DEADLINE = 10.0  # seconds any loop command may take before its caller gives up
 _ARRIVAL_STATUS = {Phase.READY: "arrived", Phase.STARTING: "starting", Phase.PREPARED: "prepared"}
@@ -260,8 +263,11 @@ class BrokerCommands:
         return self._call(lambda: self._broker.table.summary(agent_id))
 
     def connect_relay(self) -> None:
-        """Dial the relay; the node calls this once it is ready to answer (its parked paglets loaded)."""
+        """Dial the relay and wait a little for its answer, so that a node that says it is
+        ready is reachable; the node calls this once it is ready to answer (its parked paglets loaded)."""
         self._confirm(self._broker.open_relay, "dial the relay")
+        if not self._broker.wait_for_relay():
+            log.warning("node %s: the relay has not answered yet; still trying", self._broker.node_name)
 
 
 def _pack_start(header: dict[str, Any]) -> bytes:

@@ -78,6 +78,7 @@ class Broker:
         front_endpoint: str | None,
         back_endpoint: str,
         relay_endpoint: str | None = None,
+        relay_secret: str | None = None,
         api_key: str | None = None,
         heartbeat_interval: float = 0.5,
         heartbeat_misses: int = 3,
@@ -132,6 +133,7 @@ class Broker:
                 node_name,
                 api_key=api_key,
                 heartbeat=heartbeat_interval,
+                secret=relay_secret,
                 secure=curve_client.secure_client if curve_client is not None else None,
             )
         self._stop = False
@@ -171,6 +173,10 @@ class Broker:
     def open_relay(self) -> None:
         if self._relay is not None:
             self._relay.open()
+
+    def wait_for_relay(self) -> bool:
+        """After :meth:`open_relay` (any thread): wait, three heartbeats at most, for the relay's first answer."""
+        return self._relay is None or self._relay.answered.wait(max(1.0, self._heartbeat * 3))
 
     # -- the loop -------------------------------------------------------------------------
     def _open_sockets(self) -> None:

@@ -167,7 +167,7 @@ class FrontRequests:
 
     # mesh
     def _op_gossip(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        return {"table": self._mesh.merge(header["table"])}, []
+        return self._mesh.answer_gossip(header), []
 
     def _op_hosts(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         hosts = self._node.list_hosts(online_only=bool(header.get("online")))
