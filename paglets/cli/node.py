@@ -47,6 +47,7 @@ from paglets.node.config import OptionSpec, option_specs
 from paglets.node.host import Host
 
 log = logging.getLogger("paglets.cli.node")
+EXIT_NOT_ALL_PARKED = 3  # stopped, but some paglet could not be parked (the log names it)
 
 
 def default_node_name() -> str:
