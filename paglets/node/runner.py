@@ -30,6 +30,7 @@ from paglets.node.assembly import (
 )
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.mesh.discovery import LanDiscovery
+from paglets.node.storage.data_lock import DataDirLock
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.threads import ThreadPool
 from paglets.waiting import wait_for
@@ -48,6 +49,7 @@ class NodeRunner:
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self._runtime_dir: str | None = None
+        self._data_lock = DataDirLock(base.here.data_dir)
         self.parts: RunningParts | None = None
         self.discovery: LanDiscovery | None = None
 
@@ -56,13 +58,11 @@ class NodeRunner:
         with self._lock:
             if self.parts is not None:
                 return
-            self._prepare_dirs()
-            run = assemble(base, self._facade, self._runtime_dir)
+            self._data_lock.acquire()  # before anything in the data dir is touched (work/ is wiped next)
             try:
-                start_parts(base, run, self._facade)
+                run = self._start_parts()
             except BaseException:
-                stop_parts(base, run, lambda: None)
-                self._remove_runtime_dir()
+                self._data_lock.release()
                 raise
             self.parts = run
             self._stopped.clear()
@@ -83,6 +83,18 @@ class NodeRunner:
         base.events.emit("node-start", address=base.here.address)
         log.info("node %s serving on %s (http %s)", name, base.here.address, base.here.http_address or "off")
 
+    def _start_parts(self) -> RunningParts:
+        base = self._base
+        self._prepare_dirs()
+        run = assemble(base, self._facade, self._runtime_dir)
+        try:
+            start_parts(base, run, self._facade)
+        except BaseException:
+            stop_parts(base, run, lambda: None)
+            self._remove_runtime_dir()
+            raise
+        return run
+
     def wait_stopped(self) -> None:
         self._stopped.wait()
 
@@ -102,6 +114,7 @@ class NodeRunner:
         stop_online(base, run)
         stop_parts(base, run, lambda: self._stop_all_workers(run))
         self._remove_runtime_dir()
+        self._data_lock.release()
         self._stopped.set()
 
     def _prepare_dirs(self) -> None:
