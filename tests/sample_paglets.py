@@ -263,6 +263,7 @@ class ParkingPaglet(Paglet[ParkState]):
 class StuckState(PagletState):
     notes: list[Any] = field(default_factory=list)
     blocked: int = 0  # handlers that went into their endless wait
+    stall_hook: bool = False  # on_deactivating never returns
 
 
 class StuckPaglet(Paglet[StuckState]):
@@ -273,7 +274,8 @@ class StuckPaglet(Paglet[StuckState]):
     ``block-locked`` does the same while holding the state lock, so nobody can
     read its state any more. An unqueued ``until-blocked`` answers True once a
     handler blocks. ``touch`` writes its arg to ``kept.txt`` in the work dir
-    and returns the file's path.
+    and returns the file's path. After ``stall-hook`` its ``on_deactivating``
+    never returns.
     """
 
     State = StuckState
@@ -283,12 +285,20 @@ class StuckPaglet(Paglet[StuckState]):
         super().__init__()
         self._blocking = threading.Event()
 
+    def on_deactivating(self, event: Any) -> None:
+        if self.state.stall_hook:
+            threading.Event().wait()
+
     def handle_message(self, message: Message) -> Any:
         kind = message.kind
         if kind == "note":
             with self.locked():
                 self.state.notes.append(message.arg)
                 return list(self.state.notes)
+        if kind == "stall-hook":
+            with self.locked():
+                self.state.stall_hook = True
+            return True
         if kind == "until-blocked":
             return self._blocking.wait(20)
         if kind in ("block", "block-locked"):

@@ -15,6 +15,7 @@ from paglets.cli.node import EXIT_NOT_ALL_PARKED
 from paglets.core.errors import HandlerInterruptedError, InvalidAgentError
 from paglets.core.messages import UNQUEUED_PRIORITY, Message
 from paglets.remote.client import HostClient
+from tests import sample_paglets as sp
 from tests.conftest import wait_until
 
 STUCK = "tests.sample_paglets:StuckPaglet"
@@ -90,3 +91,14 @@ def test_a_paglet_whose_state_cannot_be_read_makes_the_exit_status_non_zero(node
     assert client.send(again.address, calm, Message("note", arg="again")) == ["calm", "again"]
     with pytest.raises(InvalidAgentError):
         client.send(again.address, locked, Message("note", arg="again"))
+
+
+def test_shutdown_parks_a_paglet_whose_on_deactivating_never_returns(make_node, tmp_path):
+    data = tmp_path / "stalled"
+    node = make_node("alpha", persistence_dir=data, stop_grace=1)
+    proxy = node.create(sp.StuckPaglet)
+    assert proxy.send(Message("note", arg="before")) == ["before"]
+    assert proxy.send("stall-hook") is True
+    assert node.shutdown() == []  # nobody lost
+    again = make_node("alpha", persistence_dir=data)
+    assert again.activate(proxy.agent_id).send(Message("note", arg="after")) == ["before", "after"]
