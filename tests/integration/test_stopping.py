@@ -8,6 +8,7 @@ as the node reads it then, plus its queued mail; a restart brings it back.
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
@@ -102,3 +103,33 @@ def test_shutdown_parks_a_paglet_whose_on_deactivating_never_returns(make_node, 
     assert node.shutdown() == []  # nobody lost
     again = make_node("alpha", persistence_dir=data)
     assert again.activate(proxy.agent_id).send(Message("note", arg="after")) == ["before", "after"]
+
+
+def test_a_paglet_woken_while_the_node_waits_is_parked_too(make_node, tmp_path):
+    data = tmp_path / "woken"
+    node = make_node("alpha", persistence_dir=data, stop_grace=600)
+    stuck = node.create(sp.StuckPaglet)
+    blocked = stuck.send_future(Message("block"))
+    assert stuck.send(Message("until-blocked", priority=UNQUEUED_PRIORITY)) is True
+    calm = node.create(sp.StuckPaglet)
+    sleeper = node.create(sp.StuckPaglet)
+    assert sleeper.send(Message("note", arg="before")) == ["before"]
+    node.deactivate(sleeper.agent_id)
+    since = node.events.last_seq
+    lost: list[list[str]] = []
+    stopping = threading.Thread(target=lambda: lost.append(node.shutdown()))
+    stopping.start()
+    try:
+        parked = node.events.wait_for(
+            lambda e: e.kind == "paglet-deactivated" and e.agent_id == calm.agent_id, 30, since=since
+        )
+        assert parked is not None  # the node has listed its active paglets and waits for the stuck one
+        assert sleeper.send(Message("note", arg="woken")) == ["before", "woken"]  # the message wakes it
+    finally:
+        node.stop_now()
+        stopping.join(60)
+    assert lost == [[]]
+    with pytest.raises(HandlerInterruptedError):
+        blocked.get_reply(10)
+    again = make_node("alpha", persistence_dir=data)
+    assert again.activate(sleeper.agent_id).send(Message("note", arg="after")) == ["before", "woken", "after"]

@@ -11,6 +11,10 @@ retried) and the paglet is parked with its state as the node can read it
 then (a worker's control threads answer ``state`` while a handler blocks). A
 hook that does not finish in time is left behind the same way.
 
+The node still serves while it waits, so paglets may become active meanwhile
+(they arrive, or a message wakes a parked one): the active paglets are listed
+again once the first ones are parked, and those found go the same way.
+
 While it waits it logs, about once a second, which paglets it waits for,
 which handlers and how long is left. :meth:`StopParking.hurry` (a second stop
 signal) ends the wait at once. What still cannot be parked — a paglet whose
@@ -51,6 +55,7 @@ SNAPSHOT_DEADLINE = 3.0  # seconds a state snapshot may take once the grace is o
 AFTER_CUT_DEADLINE = 20.0  # seconds the cut-short paglets get to reach the disk
 PROGRESS_EVERY = 1.0  # seconds between "waiting for" log lines
 LISTED = 10  # paglets named in one log line
+ROUNDS = 3  # times the active paglets are listed again (ones that became active while the node waited)
 
 
 @dataclass(eq=False)
@@ -116,18 +121,28 @@ class StopParking:
 
     # -- the stopping thread ---------------------------------------------------------------
     def park_all(self) -> list[str]:
-        """Park every active paglet; returns the ids of those that could not be parked (each logged)."""
-        leaving = [_Leaving(agent_id) for agent_id in self._inspection.agent_ids(ACTIVE)]
-        if not leaving:
-            return []
+        """Park every active paglet; returns the ids of those that could not be parked (each logged).
+
+        The node still serves while it waits, so a paglet may become active
+        meanwhile (it arrived, or a message woke it): each round parks those
+        the last one found, until a round finds none (at most ROUNDS).
+        """
         deadline = time.monotonic() + self._grace
+        leaving: list[_Leaving] = []
         pool = ThreadPool(f"paglets-stop-{self._here.name}", STOP_THREADS)
         try:
-            for one in leaving:
-                self._submit(pool, self._prepare, one)
-            self._wait_for_handlers(pool, leaving, deadline)
-            self._cut_short(leaving)
-            self._wait_for_records(pool, leaving, time.monotonic() + AFTER_CUT_DEADLINE)
+            for _round in range(ROUNDS):
+                seen = {one.agent_id for one in leaving}
+                new = [_Leaving(agent_id) for agent_id in self._inspection.agent_ids(ACTIVE) if agent_id not in seen]
+                if not new:
+                    break
+                leaving.extend(new)
+                for one in new:
+                    self._submit(pool, self._prepare, one)
+                self._wait_for_handlers(pool, leaving, deadline)
+                if not all(one.parked.done() for one in leaving):
+                    self._cut_short(leaving)
+                    self._wait_for_records(pool, leaving, time.monotonic() + AFTER_CUT_DEADLINE)
         finally:
             pool.shutdown()
         return self._report(leaving)
@@ -147,13 +162,13 @@ class StopParking:
         self._notify()
 
     def _wait_for_handlers(self, pool: ThreadPool, leaving: list[_Leaving], deadline: float) -> None:
-        """Until each paglet is on its way to disk, or the grace is over, or hurry() was called."""
+        """Until each paglet is parked (or failed), or the grace is over, or hurry() was called."""
         next_report = time.monotonic() + PROGRESS_EVERY
         while True:
             seen = self._news
             self._write_frozen(pool, leaving)
             now = time.monotonic()
-            waiting = [one for one in leaving if not one.writing and not one.parked.done()]
+            waiting = [one for one in leaving if not one.parked.done()]
             if not waiting or self._hurried or now >= deadline:
                 return
             if now >= next_report:
@@ -163,7 +178,7 @@ class StopParking:
 
     def _cut_short(self, leaving: list[_Leaving]) -> None:
         """No more waiting: hooks are left behind, handlers still running lose their messages."""
-        waiting = [one for one in leaving if not one.writing and not one.parked.done()]
+        waiting = [one for one in leaving if not one.parked.done()]
         with self._changed:
             self._cut = True
             self._news += 1
@@ -172,8 +187,8 @@ class StopParking:
             return
         why = "a second stop signal ended the wait" if self._hurried else f"the {self._grace:g} s stop grace is over"
         log.warning(
-            "node %s: %s: parking %d paglet(s) without waiting for their handlers: %s",
-            self._here.name, why, len(waiting), _names(waiting),
+            "node %s: %s: parking %d paglet(s) without waiting any longer for %s",
+            self._here.name, why, len(waiting), _steps(waiting),
         )  # fmt: skip
         for one in waiting:
             if one.frozen is not None:
@@ -325,9 +340,10 @@ class StopParking:
         return payload[0] if payload else b""
 
 
-def _names(leaving: list[_Leaving]) -> str:
-    names = ", ".join(one.agent_id for one in leaving[:LISTED])
-    return names + (f" and {len(leaving) - LISTED} more" if len(leaving) > LISTED else "")
+def _steps(leaving: list[_Leaving]) -> str:
+    """What each paglet waits for, for the log: ``<id>'s handlers, <id>'s state``."""
+    steps = ", ".join(f"{one.agent_id}'s {one.step.removeprefix('its ')}" for one in leaving[:LISTED])
+    return steps + (f" and {len(leaving) - LISTED} more" if len(leaving) > LISTED else "")
 
 
 __all__ = ["StopParking"]
