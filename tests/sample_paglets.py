@@ -267,6 +267,62 @@ class ParkingPaglet(Paglet[ParkState]):
         return self.not_handled()
 
 
+@dataclass
+class StuckState(PagletState):
+    notes: list[Any] = field(default_factory=list)
+    blocked: int = 0  # handlers that went into their endless wait
+    stall_hook: bool = False  # on_deactivating never returns
+
+
+class StuckPaglet(Paglet[StuckState]):
+    """A paglet whose handlers can block forever, for stopping nodes.
+
+    One handler at a time. ``note`` appends its arg to ``notes`` and returns
+    them; ``block`` counts itself in ``blocked`` and never returns;
+    ``block-locked`` does the same while holding the state lock, so nobody can
+    read its state any more. An unqueued ``until-blocked`` answers True once a
+    handler blocks. ``touch`` writes its arg to ``kept.txt`` in the work dir
+    and returns the file's path. After ``stall-hook`` its ``on_deactivating``
+    never returns.
+    """
+
+    State = StuckState
+    MAILBOX_WORKERS = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocking = threading.Event()
+
+    def on_deactivating(self, event: Any) -> None:
+        if self.state.stall_hook:
+            threading.Event().wait()
+
+    def handle_message(self, message: Message) -> Any:
+        kind = message.kind
+        if kind == "note":
+            with self.locked():
+                self.state.notes.append(message.arg)
+                return list(self.state.notes)
+        if kind == "stall-hook":
+            with self.locked():
+                self.state.stall_hook = True
+            return True
+        if kind == "until-blocked":
+            return self._blocking.wait(20)
+        if kind in ("block", "block-locked"):
+            if kind == "block-locked":
+                self.locked().acquire()  # never released: this handler never returns
+            with self.locked():
+                self.state.blocked += 1
+            self._blocking.set()
+            threading.Event().wait()
+        if kind == "touch":
+            path = self.work_dir() / "kept.txt"
+            path.write_text(str(message.arg))
+            return str(path)
+        return self.not_handled()
+
+
 def _persistency(hook: str, event: Any) -> dict:
     return {
         "hook": hook,

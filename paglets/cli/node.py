@@ -7,10 +7,23 @@ fixtures parse them), then nothing more; logs go to stderr::
     http http://HOST:PORT        (left out with --no-http or --connect)
     ready
 
-SIGTERM or SIGINT stops the node (workers, template process, sockets) and
-exits 0. A node that cannot start prints one ``Error:`` line and exits 1; so
-does one reachable off loopback with neither ``--api-key-env`` nor
-``--curve-secret``, unless ``--insecure`` is given (see :mod:`paglets.exposure`).
+SIGTERM or SIGINT stops the node: it parks every active paglet on disk (they
+wake when a node starts again on the same data directory), then stops its
+workers, template process and sockets, and exits 0. Handlers still running
+after ``--stop-grace`` seconds (default 10) are cut short: their callers get
+HandlerInterruptedError and their paglets are parked all the same, with their
+state as the node reads it then and their queued mail. While it waits the node
+logs which paglets and handlers it waits for; a second SIGTERM or SIGINT ends
+the wait at once. If a paglet could not be parked even so (its state could not
+be read: a handler or ``run()`` holds its state lock for good), the log names
+it and the exit status is 3.
+
+A node that cannot start prints one ``Error:`` line and exits 1: its ports are
+taken, say, or another running node holds its data directory (each node locks
+``<data dir>/node.lock``; give a second node on one machine its own ``--name``
+or ``--data-dir``). So does one reachable off loopback with neither
+``--api-key-env`` nor ``--curve-secret``, unless ``--insecure`` is given (see
+:mod:`paglets.exposure`).
 
 Every node option is a field of :class:`~paglets.node.config.NodeConfig`;
 its flag, default and help here, and its key in a TOML file (``--config``,
@@ -23,10 +36,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +62,7 @@ from paglets.node.config import OptionSpec, option_specs
 from paglets.node.host import Host
 
 log = logging.getLogger("paglets.cli.node")
+EXIT_NOT_ALL_PARKED = 3  # stopped, but some paglet could not be parked (the log names it)
 
 
 def default_node_name() -> str:
@@ -186,7 +202,13 @@ def _check_curve_options(kwargs: dict[str, Any]) -> None:
     help="Print a TOML config file of every option with its default, and exit.",
 )
 def main(**options: Any) -> None:
-    """Run a paglets node until SIGTERM or Ctrl-C."""
+    """Run a paglets node until SIGTERM or Ctrl-C.
+
+    Stopping parks every active paglet in the data directory, to wake when a
+    node starts on it again; handlers still running after --stop-grace are cut
+    short, and a second signal ends that wait. Exit status: 0; 1 when the node
+    could not start; 3 when some paglet could not be parked (the log names it).
+    """
     configure_logging(options["log_level"])
     if os.getcwd() not in sys.path:  # paglets-node run from a directory of paglets can load them (if allowed)
         sys.path.insert(0, os.getcwd())
@@ -206,13 +228,31 @@ def run_node(kwargs: dict[str, Any]) -> int:
     announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
     log.info("%s received: parking paglets and stopping node %s", signal.Signals(signum).name, host.name)
+    threading.Thread(
+        target=_stop_now_on_signal, args=(host, stop_requests), name="paglets-stop-now", daemon=True
+    ).start()
     try:
-        host.shutdown()  # active paglets are parked on disk and wake when the node starts again
+        lost = host.shutdown()  # active paglets are parked on disk and wake when the node starts again
     except Exception:
         log.exception("node %s did not stop cleanly", host.name)
         return 1
+    if lost:
+        log.error(
+            "node %s stopped, but %d paglet(s) could not be parked and are lost: %s",
+            host.name,
+            len(lost),
+            ", ".join(lost),
+        )
+        return EXIT_NOT_ALL_PARKED
     log.info("node %s stopped", host.name)
     return 0
+
+
+def _stop_now_on_signal(host: Host, stop_requests: queue.SimpleQueue[int]) -> None:
+    """A second stop signal: stop waiting for handlers, park what can be parked now."""
+    signum = stop_requests.get()
+    log.warning("%s received again: node %s stops waiting for handlers", signal.Signals(signum).name, host.name)
+    host.stop_now()
 
 
 def _describe(kwargs: dict[str, Any]) -> str:

@@ -89,6 +89,13 @@ class PagletCrashedError(PagletError):
     """The paglet's process exited or stopped answering."""
 
 
+class HandlerInterruptedError(PagletCrashedError):
+    """The node stopped while the paglet's handler ran this message and did not wait longer.
+
+    The paglet was parked without the handler's result; the message is not retried.
+    """
+
+
 class NotHandledError(PagletError):
     """The paglet's ``handle_message`` refused the message."""
 
@@ -118,6 +125,7 @@ class MessageQueuedError(PagletError):
 __all__ = [
     "AuthenticationError",
     "ForbiddenError",
+    "HandlerInterruptedError",
     "HostError",
     "InvalidAgentError",
     "LifecycleError",

@@ -221,6 +221,11 @@ class NodeConfig:
         flag="heartbeat", check=_positive,
     )  # fmt: skip
     start_timeout: float = opt(30.0, "Seconds a paglet may take to start (fork and its start hook).", check=_positive)
+    stop_grace: float = opt(
+        10.0, "Seconds a stopping node waits for running handlers; then it parks their paglets without "
+        "them (their callers get HandlerInterruptedError). A second stop signal ends the wait at once.",
+        check=_not_negative,
+    )  # fmt: skip
     # -- limits -------------------------------------------------------------------------------
     max_message_size: int = opt(64 * MIB, "Largest request the front socket accepts, in bytes.", check=_at_least_one)
     mailbox_limit: int = opt(

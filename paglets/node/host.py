@@ -151,17 +151,30 @@ class Host:
         self._runner.start()
         self._runner.wait_stopped()
 
-    def shutdown(self) -> None:
-        """Park every active paglet on disk, then stop: a restart on the same data dir brings them back."""
-        self.stop(deactivate_active=True)
+    def shutdown(self) -> list[str]:
+        """Park every active paglet on disk, then stop: a restart on the same data dir brings them back.
 
-    def stop(self, *, deactivate_active: bool = False) -> None:
+        Handlers still running after ``stop_grace`` seconds are cut short (their
+        callers get HandlerInterruptedError) and their paglets parked all the
+        same; :meth:`stop_now` ends that wait early. Returns the ids of the
+        paglets that could not be parked (each logged as an error): empty
+        unless one's state could not even be read.
+        """
+        return self.stop(deactivate_active=True)
+
+    def stop_now(self) -> None:
+        """Make a shutdown in progress (or the next one) stop waiting for handlers and hooks:
+        park at once what can be parked. Any thread; a second stop signal calls it."""
+        self._runner.hurry()
+
+    def stop(self, *, deactivate_active: bool = False) -> list[str]:
         """Stop every worker, close the sockets and stop the template process.
 
         Without ``deactivate_active`` active paglets are simply gone (parked
-        ones stay on disk); with it they are parked first, to wake on restart.
+        ones stay on disk); with it they are parked first, to wake on restart,
+        as :meth:`shutdown` says. Returns the ids of the paglets not parked.
         """
-        self._runner.stop(deactivate_active=deactivate_active)
+        return self._runner.stop(deactivate_active=deactivate_active)
 
     def __enter__(self) -> Host:
         self.start_background()

@@ -17,7 +17,6 @@ import threading
 import time
 from typing import Any
 
-from paglets.core.agent import ACTIVE
 from paglets.core.errors import PagletError
 from paglets.node.assembly import (
     Foundation,
@@ -29,14 +28,13 @@ from paglets.node.assembly import (
     stop_parts,
 )
 from paglets.node.broker.commands import LOOP_DEADLINE
+from paglets.node.flows.stopping import StopParking
 from paglets.node.mesh.discovery import LanDiscovery
-from paglets.persistence.persistency import DeactivationRequest
-from paglets.threads import ThreadPool
+from paglets.node.storage.data_lock import DataDirLock
 from paglets.waiting import wait_for
 
 log = logging.getLogger("paglets.host")
 WORKER_EXIT_GRACE = 2.0  # seconds stopped workers get to exit before they are killed
-PARK_THREADS = 8  # paglets parked at once when the node shuts down
 
 
 class NodeRunner:
@@ -48,6 +46,10 @@ class NodeRunner:
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self._runtime_dir: str | None = None
+        self._data_lock = DataDirLock(base.here.data_dir)
+        self._hurry_lock = threading.Lock()
+        self._hurried = False
+        self._stopping: StopParking | None = None
         self.parts: RunningParts | None = None
         self.discovery: LanDiscovery | None = None
 
@@ -56,16 +58,15 @@ class NodeRunner:
         with self._lock:
             if self.parts is not None:
                 return
-            self._prepare_dirs()
-            run = assemble(base, self._facade, self._runtime_dir)
+            self._data_lock.acquire()  # before anything in the data dir is touched (work/ is wiped next)
             try:
-                start_parts(base, run, self._facade)
+                run = self._start_parts()
             except BaseException:
-                stop_parts(base, run, lambda: None)
-                self._remove_runtime_dir()
+                self._data_lock.release()
                 raise
             self.parts = run
             self._stopped.clear()
+            self._hurried = False
             base.here.started_at = time.time()
         try:
             bring_online(base, run)
@@ -83,17 +84,35 @@ class NodeRunner:
         base.events.emit("node-start", address=base.here.address)
         log.info("node %s serving on %s (http %s)", name, base.here.address, base.here.http_address or "off")
 
+    def _start_parts(self) -> RunningParts:
+        base = self._base
+        self._prepare_dirs()
+        run = assemble(base, self._facade, self._runtime_dir)
+        try:
+            start_parts(base, run, self._facade)
+        except BaseException:
+            stop_parts(base, run, lambda: None)
+            self._remove_runtime_dir()
+            raise
+        return run
+
     def wait_stopped(self) -> None:
         self._stopped.wait()
 
-    def stop(self, *, deactivate_active: bool = False) -> None:
+    def stop(self, *, deactivate_active: bool = False) -> list[str]:
+        """Stop the run (parking active paglets first with ``deactivate_active``); the ids not parked."""
         base = self._base
         with self._lock:
             run = self.parts
             if run is None:
-                return
+                return []
+            lost: list[str] = []
+            failure: PagletError | None = None
             if deactivate_active:
-                self._park_all_for_restart(run)
+                try:
+                    lost = self._park_all_for_restart(run)
+                except PagletError as exc:  # the broker did not even list its paglets: stop all the same
+                    failure = exc
             self.parts = None
         base.events.emit("node-stop")
         if self.discovery is not None:
@@ -102,7 +121,11 @@ class NodeRunner:
         stop_online(base, run)
         stop_parts(base, run, lambda: self._stop_all_workers(run))
         self._remove_runtime_dir()
+        self._data_lock.release()
         self._stopped.set()
+        if failure is not None:
+            raise failure
+        return lost
 
     def _prepare_dirs(self) -> None:
         here = self._base.here
@@ -118,24 +141,26 @@ class NodeRunner:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
             self._runtime_dir = None
 
-    def _park_all_for_restart(self, run: RunningParts) -> None:
-        name = self._base.here.name
-        request = DeactivationRequest(reason="shutdown", source="node")
-        wake_on_start = {"activate_on_startup": True}
-        pool = ThreadPool(f"paglets-park-{name}", PARK_THREADS)
+    def hurry(self) -> None:
+        """Make a stop that parks paglets (now or next) stop waiting for handlers and hooks."""
+        with self._hurry_lock:
+            self._hurried = True
+            if self._stopping is not None:
+                self._stopping.hurry()
+
+    def _park_all_for_restart(self, run: RunningParts) -> list[str]:
+        """Park every active paglet to wake on startup (see paglets.node.flows.stopping); the ids not parked."""
+        base = self._base
+        stopping = StopParking(run.commands, run.inspection, run.parking, base.here, grace=base.config.stop_grace)
+        with self._hurry_lock:
+            self._stopping = stopping
+            if self._hurried:
+                stopping.hurry()
         try:
-            futures = {
-                agent_id: pool.submit(run.parking.deactivate, agent_id, request, force_policy=wake_on_start)
-                for agent_id in run.inspection.agent_ids(ACTIVE)
-            }
-            deadline = time.monotonic() + self._base.client.timeout + 5
-            for agent_id, future in futures.items():
-                try:
-                    wait_for(future, max(0.0, deadline - time.monotonic()), f"{agent_id} to park")
-                except PagletError as exc:
-                    log.warning("node %s: could not park %s for restart: %s", name, agent_id, exc)
+            return stopping.park_all()
         finally:
-            pool.shutdown()
+            with self._hurry_lock:
+                self._stopping = None
 
     def _stop_all_workers(self, run: RunningParts) -> None:
         processes = self._base.processes

@@ -202,6 +202,16 @@ class BrokerCommands:
         """The move or park failed: the paglet stays and its mailbox flows again (no-op unless frozen)."""
         self._post(lambda: self._broker.table.unfreeze(agent_id))
 
+    # -- stopping ---------------------------------------------------------------------------
+    def cut_short(self, agent_id: str, error: PagletError) -> Future[Any]:
+        """The node stops: fail the frozen paglet's messages in flight with ``error``; the Future gets their count."""
+        return self._call(lambda: self._broker.table.cut_short(agent_id, error))
+
+    def busy_handlers(self, agent_ids: list[str]) -> Future[Any]:
+        """{agent id: [(handler, seconds busy)]} of the messages in flight to these paglets."""
+        ids = list(agent_ids)
+        return self._call(lambda: self._broker.table.busy_handlers(ids))
+
     def seen_ids(self, agent_id: str) -> list[str]:
         """Ids of the messages the paglet already took in (they travel with it)."""
         return list(self._confirm(lambda: self._broker.table.seen_ids(agent_id), f"list {agent_id}'s messages"))

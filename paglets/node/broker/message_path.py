@@ -313,6 +313,42 @@ class MessagePath:
                 return True
         return False
 
+    def cut_short(self, slot: WorkerSlot, error: PagletError) -> int:
+        """A stopping node waits no longer for the frozen slot's handlers: fail the messages they hold
+        (but the mover's) with ``error`` and complete the freeze. Returns how many messages were cut.
+
+        The handlers are not given back: their paglet is about to be parked and its worker told to exit.
+        """
+        if slot.freeze_origin is None:
+            return 0
+        cut = 0
+        for cid in list(slot.pending_cids):
+            pending = self._pending.get(cid)
+            if pending is None or not pending.is_message:
+                continue
+            if pending.handler is not None and pending.handler == slot.freeze_except:
+                continue
+            del self._pending[cid]
+            slot.pending_cids.discard(cid)
+            slot.in_flight -= pending.count
+            slot.failed += pending.count
+            cut += pending.count
+            self.fail(pending.origin, error)  # None for oneway messages: their senders were answered on entry
+        self._check_frozen(slot)
+        return cut
+
+    def busy_handlers(self, slot: WorkerSlot) -> list[tuple[str, float]]:
+        """(handler, seconds it has held its message) for each message in flight to the slot, longest first."""
+        now = time.monotonic()
+        busy = []
+        for cid in slot.pending_cids:
+            pending = self._pending.get(cid)
+            if pending is not None and pending.is_message:
+                # A handler socket's identity is <agent id>/<n>; only the n is worth a log line.
+                name = pending.handler.rsplit(b"/", 1)[-1][:16].decode("ascii", "replace") if pending.handler else "-"
+                busy.append((name, now - pending.sent_at))
+        return sorted(busy, key=lambda item: -item[1])
+
     def unfreeze(self, slot: WorkerSlot) -> None:
         """The move failed: the mailbox flows again."""
         slot.phase = Phase.READY

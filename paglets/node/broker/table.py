@@ -242,6 +242,18 @@ class WorkerTable:
             raise HostError(f"paglet {agent_id!r} cannot move while {slot.phase.value}")
         self._mail.freeze(slot, except_ident, origin)
 
+    def cut_short(self, agent_id: str, error: PagletError) -> int:
+        """The node stops and waits no longer: fail the frozen paglet's messages in flight, complete its freeze."""
+        slot = self.slots.get(agent_id)
+        if slot is None or slot.phase is not Phase.MOVING:
+            return 0
+        return self._mail.cut_short(slot, error)
+
+    def busy_handlers(self, agent_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
+        """For each of these paglets still here: (handler, seconds busy) of its messages in flight."""
+        slots = self.slots
+        return {agent_id: self._mail.busy_handlers(slots[agent_id]) for agent_id in agent_ids if agent_id in slots}
+
     def unfreeze(self, agent_id: str) -> None:
         """The move failed: the paglet stays and its mailbox flows again."""
         slot = self.slots.get(agent_id)

@@ -86,13 +86,15 @@ class Inspection:
         active = sum(1 for s in self.active_summaries() if s["phase"] == "ready")
         return active, len(self._parked.ids())
 
-    def state_bytes(self, agent_id: str) -> bytes:
-        """The codec-encoded state: a fresh snapshot from the worker, or the parked record's."""
+    def state_bytes(self, agent_id: str, timeout: float | None = None) -> bytes:
+        """The codec-encoded state: a fresh snapshot from the worker (waiting at most ``timeout``,
+        by default the call timeout), or the parked record's."""
         record = self._parked.record(agent_id)
         if record is not None:
             return record.envelope.state
         future = self._broker.call_worker(agent_id, {"op": "state"})
-        _header, payload = wait_for(future, self._call_timeout, f"the state of paglet {agent_id}")
+        wait = self._call_timeout if timeout is None else timeout
+        _header, payload = wait_for(future, wait, f"the state of paglet {agent_id}")
         return payload[0] if payload else b""
 
     def health(self) -> dict[str, Any]:

@@ -161,13 +161,24 @@ class Parking:
         )
         self._lifecycle.run_hook(agent_id, "on_deactivating", event.to_wire(), timeout)
         wait_for(self._broker.freeze(agent_id, initiator), timeout, f"paglet {agent_id} to finish its messages")
+        self.park_frozen(agent_id, info["class_name"], policy, request, timeout)
+        return self._proxy(agent_id)
+
+    def park_frozen(
+        self, agent_id: str, class_name: str, policy: DeactivationPolicy, request: DeactivationRequest,
+        timeout: float, state: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Snapshot the frozen paglet (waiting at most ``timeout``; ``state``: taken already), write its
+        record, route its mail to disk. On failure the paglet is unfrozen and stays active.
+        """
+        here = self._here
         try:
             envelope = PagletEnvelope(
                 kind=EnvelopeKind.ACTIVATION,
                 agent_id=agent_id,
-                agent_class_name=info["class_name"],
+                agent_class_name=class_name,
                 state_class_name="",
-                state=self._inspection.state_bytes(agent_id),
+                state=self._inspection.state_bytes(agent_id, timeout) if state is None else state,
                 source_host_name=here.name,
                 source_host_address=here.address,
                 target_host_name=here.name,
@@ -185,7 +196,6 @@ class Parking:
         self._files.drop(agent_id)
         self._checkpoints.forget(agent_id)
         self._events.emit("paglet-deactivated", agent_id=agent_id, reason=request.reason)
-        return self._proxy(agent_id)
 
     def park_arrival(self, envelope: PagletEnvelope) -> None:
         """A paglet that arrived with ArrivalMode.INACTIVE: record it parked, with the default policy."""
