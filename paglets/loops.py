@@ -22,6 +22,7 @@ import zmq
 from paglets.wire.frames import has_input
 
 _channel_ids = itertools.count(1)
+DOORBELLS_PER_THREAD = 16  # loops one thread keeps a doorbell to (each node run has its own loop)
 _thread_state = threading.local()
 
 
@@ -114,9 +115,10 @@ class LoopChannel:
                 pass  # the loop has unread pokes: it is awake already
 
     def _doorbell(self) -> zmq.Socket:
-        sockets: dict[str, zmq.Socket] | None = getattr(_thread_state, "doorbells", None)
+        """The calling thread's PUSH to this loop; a thread keeps a few, least recently used closed first."""
+        sockets: collections.OrderedDict[str, zmq.Socket] | None = getattr(_thread_state, "doorbells", None)
         if sockets is None:
-            sockets = _thread_state.doorbells = {}
+            sockets = _thread_state.doorbells = collections.OrderedDict()
         push = sockets.get(self.endpoint)
         if push is None:
             push = self._ctx.socket(zmq.PUSH)
@@ -124,6 +126,11 @@ class LoopChannel:
             push.sndhwm = 16
             push.connect(self.endpoint)
             sockets[self.endpoint] = push
+            if len(sockets) > DOORBELLS_PER_THREAD:
+                _endpoint, oldest = sockets.popitem(last=False)
+                oldest.close(0)
+        else:
+            sockets.move_to_end(self.endpoint)
         return push
 
 

@@ -27,6 +27,7 @@ from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
 
 ONEWAY_WINDOW = 512
+CHANNELS_PER_THREAD = 64  # channels one thread keeps open (least recently used closed first)
 ACK_CHECK_EVERY = 16  # oneway sends between two looks for acks and refusals
 _local = threading.local()
 
@@ -188,15 +189,24 @@ def _drain_events(monitor: zmq.Socket) -> bool:
 
 
 def channel(address: str, curve: CurveIdentity | None = None) -> Channel:
-    """The calling thread's channel to ``address`` with this Curve identity (created on first use)."""
-    channels: dict[tuple[str, bytes], Channel] | None = getattr(_local, "channels", None)
+    """The calling thread's channel to ``address`` with this Curve identity (created on first use).
+
+    A thread keeps at most ``CHANNELS_PER_THREAD`` of them (addresses can come
+    from gossip, so from outside): the least recently used one is closed.
+    """
+    channels: collections.OrderedDict[tuple[str, bytes], Channel] | None = getattr(_local, "channels", None)
     if channels is None:
-        channels = _local.channels = {}
+        channels = _local.channels = collections.OrderedDict()
     key = (address, curve.cache_key() if curve is not None else b"")
     found = channels.get(key)
     if found is None:
         found = channels[key] = Channel(address, curve)
+        if len(channels) > CHANNELS_PER_THREAD:
+            _key, oldest = channels.popitem(last=False)
+            oldest.close()
+    else:
+        channels.move_to_end(key)
     return found
 
 
-__all__ = ["ACK_CHECK_EVERY", "ONEWAY_WINDOW", "Channel", "channel"]
+__all__ = ["ACK_CHECK_EVERY", "CHANNELS_PER_THREAD", "ONEWAY_WINDOW", "Channel", "channel"]

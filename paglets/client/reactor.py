@@ -26,6 +26,8 @@ from paglets.loops import LoopChannel
 from paglets.wire import protocol
 from paglets.wire.frames import read_waiting
 
+MAX_SOCKETS = 256  # node addresses the reactor keeps a socket to (least recently used closed first)
+
 
 class Reactor:
     """A background thread that completes Futures for requests to any node."""
@@ -43,7 +45,7 @@ class Reactor:
     def __init__(self) -> None:
         self._ctx = zmq.Context.instance()
         self._channel = LoopChannel(self._ctx, "client-reactor")
-        self._sockets: dict[tuple[str, bytes], zmq.Socket] = {}
+        self._sockets: collections.OrderedDict[tuple[str, bytes], zmq.Socket] = collections.OrderedDict()
         self._poller = zmq.Poller()
         self._waiting: dict[bytes, tuple[Future[protocol.Reply], str, str]] = {}
         self._deadlines: list[tuple[float, bytes]] = []
@@ -83,8 +85,11 @@ class Reactor:
         key = (address, curve.cache_key() if curve is not None else b"")
         sock = self._sockets.get(key)
         if sock is None:
+            self._forget_idle_sockets()
             sock = self._sockets[key] = new_dealer(self._ctx, endpoint, curve)
             self._poller.register(sock, zmq.POLLIN)
+        else:
+            self._sockets.move_to_end(key)
         self._waiting[cid] = (future, address, op)
         heapq.heappush(self._deadlines, (time.monotonic() + timeout, cid))
         try:
@@ -92,6 +97,19 @@ class Reactor:
         except zmq.Again:
             # Not connected (yet): the deadline decides, as for a lost reply.
             self._pending_sends.append((time.monotonic() + min(timeout, CONNECT_TIMEOUT), sock, frames, cid))
+
+    def _forget_idle_sockets(self) -> None:
+        """Past MAX_SOCKETS, close the least recently used sockets that no request waits on."""
+        if len(self._sockets) < MAX_SOCKETS:
+            return
+        busy = {address for _future, address, _op in self._waiting.values()}
+        for key in list(self._sockets)[: len(self._sockets) - MAX_SOCKETS + 1]:
+            if key[0] in busy:
+                continue
+            sock = self._sockets.pop(key)
+            self._poller.unregister(sock)
+            self._pending_sends = collections.deque(item for item in self._pending_sends if item[1] is not sock)
+            sock.close(0)
 
     def _run(self) -> None:
         pull = self._channel.bind()

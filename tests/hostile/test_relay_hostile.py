@@ -271,12 +271,12 @@ def test_a_refused_node_process_logs_errors_after_ready(relay_process, node_proc
 
 @pytest.mark.timeout(120)
 def test_a_restarted_node_registers_again_while_its_old_connection_still_looks_alive(relay_process, node_process):
-    # The relay would call a node away only after 3 x 10 s of silence: the frozen one still looks connected.
+    # The relay would call a node away only after 3 x 10 s of silence: the killed one still looks connected.
     server = relay_process("relay", "--heartbeat", "10")
     first = node_process("natted", "--connect", server.address, "--heartbeat", "0.1")
     client = HostClient(timeout=10)
     assert client.health(first.address)["pid"] == first.pid
-    first.proc.send_signal(signal.SIGSTOP)  # its TCP connection stays open, it just says nothing
+    first.stop(signal.SIGKILL)  # a crash: its data dir (and relay secret) stay, the relay has not noticed yet
     second = node_process("natted", "--connect", server.address, "--heartbeat", "0.1")  # the same data dir
     assert second.address == first.address
     assert client.health(second.address)["pid"] == second.pid
