@@ -42,7 +42,8 @@ log = logging.getLogger("paglets.broker")
 READ_BATCH = 64
 READ_THREADS = 16
 READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
-READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip"})  # ping and mailbox: in the loop
+# ping and mailbox: in the loop
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services"})
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
