@@ -414,8 +414,9 @@ class Paglet(Generic[StateT]):
             name, agent_id=self.agent_id, capabilities=capabilities, metadata=metadata, scope=scope, ttl=ttl
         )
 
-    def unadvertise_service(self, name: str) -> None:
-        self.context.unadvertise_service(name, agent_id=self.agent_id)
+    def unadvertise_service(self, name: str) -> Any:
+        """Withdraw this paglet's record of ``name``; whether there was one."""
+        return self.context.unadvertise_service(name, agent_id=self.agent_id)
 
     def lookup_service(
         self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL

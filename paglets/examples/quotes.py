@@ -59,6 +59,9 @@ class QuoteService(Paglet[QuoteServiceState]):
     def on_creation(self, event: Any) -> None:
         self.advertise_contract(QUOTES, scope=ServiceScope.MESH, metadata={"venue": self.state.venue})
 
+    def on_arrival(self, event: Any) -> None:  # a record belongs to its node: advertise again where we land
+        self.on_creation(event)
+
     def on_activation(self, event: Any) -> None:  # parked and woken: records do not outlive a parking
         self.on_creation(event)
 
