@@ -11,6 +11,7 @@ import click
 from paglets.cli.output import Cli, address_argument, cell_text, format_table
 from paglets.client.addresses import check_address
 from paglets.services.contracts import CONTRACT_KEY
+
 SERVICE_COLUMNS = (
     ("SERVICE", lambda r, now: r.get("name")),
     ("SCOPE", lambda r, now: r.get("scope")),
