@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -12,6 +13,7 @@ from paglets.remote.client import HostClient
 from paglets.remote.references import PagletProxyRef
 from tests import service_paglets as svc
 from tests.conftest import wait_until
+from tests.integration.test_cli import ok, run_cli
 from tests.integration.test_mesh_processes import FAST, online_names
 
 pytestmark = pytest.mark.timeout(120)
@@ -102,3 +104,19 @@ def test_a_tourist_collects_quotes_from_the_services_living_on_each_node(make_no
     assert quotes == [Quote("ACME", 1, 9.5, "gamma-x"), Quote("ACME", 1, 10.0, "alpha-x")]
     # the references it kept in its state still reach the providers, from wherever it is now
     assert tourist.send("requote") == quotes
+
+
+def test_the_services_command_lists_a_node_s_records_or_the_mesh_s(mesh):
+    client, alpha, beta, _gamma = mesh
+    service = client.create(alpha.address, QuoteService, QuoteServiceState("a", {"ACME": 1.0}))
+    user = client.create(beta.address, svc.ServiceUser)
+    user.send(Message("advertise", {"name": "beta-only", "ttl": 600}))
+    text = ok(run_cli("services", beta.address))
+    header, *rows = text.splitlines()
+    assert header.split() == ["SERVICE", "SCOPE", "NODE", "AGENT", "ID", "CONTRACT", "CAPABILITIES", "EXPIRES"]
+    assert [row.split()[:4] for row in rows] == [["beta-only", "local", "beta", user.agent_id]]
+    listed = json.loads(ok(run_cli("--json", "services", beta.address, "--mesh")))
+    assert [(r["name"], r["agent_id"]) for r in listed] == [("beta-only", user.agent_id), ("quotes", service.agent_id)]
+    mesh_text = ok(run_cli("services", beta.address, "--mesh", "--name", "quotes"))
+    assert "quotes v1" in mesh_text and "alpha" in mesh_text and "beta-only" not in mesh_text
+    assert ok(run_cli("services", alpha.address, "--capability", "nope")).strip() == "no services"
