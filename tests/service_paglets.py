@@ -87,6 +87,8 @@ class ServiceUser(Paglet[UserState]):
             return self.advertise_service(args.pop("name"), **args).to_wire()
         if kind == "advertise-for":  # through the context, naming another paglet
             return self.context.advertise_service(args["name"], agent_id=args["agent_id"]).to_wire()
+        if kind == "raw-advertise":  # straight to the node, skipping the worker's checks
+            return self.context.host_call("advertise", **args)
         if kind == "advertise-many":
             names = []
             for number in range(args["count"]):

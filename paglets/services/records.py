@@ -52,6 +52,12 @@ class ServiceRecord:
     scope: ServiceScope = ServiceScope.LOCAL
     expires_at: float | None = None  # UNIX time; None: until withdrawn or its paglet is gone
 
+    def __post_init__(self) -> None:  # "mesh" and a list of capabilities are fine too
+        if not isinstance(self.scope, ServiceScope):
+            object.__setattr__(self, "scope", ServiceScope(self.scope))
+        if not isinstance(self.capabilities, tuple):
+            object.__setattr__(self, "capabilities", tuple(self.capabilities))
+
     @property
     def expired(self) -> bool:
         return self.expires_at is not None and time.time() >= self.expires_at
