@@ -339,7 +339,7 @@ class Broker:
                 return
             origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
-            lane = self._reads if op in READ_OPS else self._ops
+            lane = self._reads if op in READ_OPS and not _fans_out(request) else self._ops
             self._off_loop(origin, lambda: self._services.handle_front(request), lane)
 
     def _front_send(self, request: protocol.Request, origin: FrontOrigin) -> None:
@@ -478,6 +478,11 @@ class Broker:
                 self.channel.post(lambda: origin.ok(self, [] if reply is None else [reply], ACCEPTED))
 
         written.add_done_callback(done)
+
+
+def _fans_out(request: protocol.Request) -> bool:
+    """A MESH service lookup asks every other node (up to 2 s): a slow request, not a read."""
+    return request.op == "services" and request.header.get("scope") == "mesh" and not request.header.get("peer")
 
 
 def _key_matches(offered: Any, expected: bytes) -> bool:
