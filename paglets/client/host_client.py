@@ -110,6 +110,32 @@ class HostClient:
         header = {"active": active, "inactive": inactive, "state": include_state}
         return list(self.request(address, "list", header).header.get("agents", []))
 
+    def services(
+        self,
+        address: str,
+        *,
+        name: str | None = None,
+        capability: str | None = None,
+        mesh: bool = False,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """The service records node ``address`` knows (``mesh``: plus every other node's MESH records), as maps.
+
+        Each map holds a ServiceRecord's fields (:mod:`paglets.services.records`
+        checks and builds one from it).
+        """
+        header: dict[str, Any] = {"scope": "mesh" if mesh else "local"}
+        if name is not None:
+            header["name"] = name
+        if capability is not None:
+            header["cap"] = capability
+        reply = self.request(address, "services", header, timeout=timeout)
+        body = protocol.unpack_map(reply.payload[0] if reply.payload else b"", f"services answer from {address}")
+        records = body.get("records")
+        if not isinstance(records, list):
+            raise SerializationError(f"services answer from {address} holds no list of records")
+        return records
+
     # -- one paglet ----------------------------------------------------------------
     def info(self, address: str, agent_id: str) -> dict[str, Any]:
         return self.request(address, "info", {"agent": agent_id}).header

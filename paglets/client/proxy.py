@@ -158,6 +158,12 @@ class PagletProxy:
         return self.client.mailbox_status(self.host_url, self.agent_id)
 
     # -- wire --------------------------------------------------------------------
+    def ref(self) -> Any:
+        """A :class:`~paglets.client.references.PagletProxyRef`: this proxy as plain data, to keep in state."""
+        from paglets.client.references import PagletProxyRef  # it builds proxies: imported late, no cycle
+
+        return PagletProxyRef(self.host_url, self.agent_id)
+
     def to_wire(self) -> dict[str, str]:
         return {"host_url": self.host_url, "agent_id": self.agent_id}
 

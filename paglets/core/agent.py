@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_origin
 
 from paglets.core.errors import SerializationError
+from paglets.core.runtime_values import ServiceScope
 
 if TYPE_CHECKING:
     from paglets.core.events import (
@@ -202,17 +203,65 @@ class PagletContext:
     def file_path(self, name: Any) -> Path:
         return self._unsupported("file_path")
 
-    def advertise_service(self, name: str, **kwargs: Any) -> Any:
+    # -- services (see paglets.services; ``agent_id`` None: the paglet of this context) -------
+    def advertise_service(
+        self,
+        name: str,
+        *,
+        agent_id: str | None = None,
+        capabilities: Any = None,
+        metadata: dict[str, Any] | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+    ) -> Any:
+        """Advertise ``name`` for the paglet; returns its ServiceRecord (re-advertising replaces it)."""
         return self._unsupported("advertise_service")
 
-    def unadvertise_service(self, name: str) -> None:
-        self._unsupported("unadvertise_service")
+    def unadvertise_service(self, name: str, *, agent_id: str | None = None) -> Any:
+        return self._unsupported("unadvertise_service")
 
-    def lookup_service(self, name: str, **kwargs: Any) -> Any:
+    def lookup_service(
+        self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        """A PagletProxyRef to a provider of ``name`` (this node's first), or None."""
         return self._unsupported("lookup_service")
 
-    def lookup_services(self, name: str | None = None, **kwargs: Any) -> list[Any]:
+    def lookup_services(
+        self, name: str | None = None, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[Any]:
+        """The ServiceRecords of ``name`` (None: every service), this node's first."""
         return self._unsupported("lookup_services")
+
+    def advertise_contract(
+        self,
+        contract: Any,
+        *,
+        agent_id: str | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Any:
+        return self._unsupported("advertise_contract")
+
+    def lookup_contract(self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL) -> Any:
+        """A ServiceHandle on a provider of ``contract`` (and ``operation``), or None."""
+        return self._unsupported("lookup_contract")
+
+    def lookup_contracts(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[Any]:
+        return self._unsupported("lookup_contracts")
+
+    def require_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        """Like :meth:`lookup_contract`, but ServiceNotFoundError instead of None."""
+        return self._unsupported("require_contract")
+
+    def lease_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL, ttl: float = 60.0
+    ) -> Any:
+        return self._unsupported("lease_contract")
 
     def wait_message(self, timeout: float | None = None) -> bool:
         return self._unsupported("wait_message")
@@ -349,17 +398,70 @@ class Paglet(Generic[StateT]):
     def deactivate(self, reason: str = "", policy: Any = None, metadata: dict[str, Any] | None = None) -> Any:
         return self.context.deactivate(self.agent_id, reason=reason, policy=policy, metadata=metadata)
 
-    def advertise_service(self, name: str, **kwargs: Any) -> Any:
-        return self.context.advertise_service(name, **kwargs)
+    # -- services (see paglets.services) ------------------------------------------------
+    def advertise_service(
+        self,
+        name: str,
+        *,
+        capabilities: Any = None,
+        metadata: dict[str, Any] | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+    ) -> Any:
+        """Offer ``name`` (LOCAL: to this node; MESH: to the whole mesh) until withdrawn, ``ttl`` runs out,
+        or this paglet is disposed, moves away or crashes. Returns the ServiceRecord."""
+        return self.context.advertise_service(
+            name, agent_id=self.agent_id, capabilities=capabilities, metadata=metadata, scope=scope, ttl=ttl
+        )
 
-    def unadvertise_service(self, name: str) -> None:
-        self.context.unadvertise_service(name)
+    def unadvertise_service(self, name: str) -> Any:
+        """Withdraw this paglet's record of ``name``; whether there was one."""
+        return self.context.unadvertise_service(name, agent_id=self.agent_id)
 
-    def lookup_service(self, name: str, **kwargs: Any) -> Any:
-        return self.context.lookup_service(name, **kwargs)
+    def lookup_service(
+        self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        """A PagletProxyRef to a provider of ``name`` (this node's first), or None."""
+        return self.context.lookup_service(name, capability=capability, scope=scope)
 
-    def lookup_services(self, name: str | None = None, **kwargs: Any) -> list[Any]:
-        return self.context.lookup_services(name, **kwargs)
+    def lookup_services(
+        self, name: str | None = None, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[Any]:
+        """The ServiceRecords of ``name`` (None: every service), this node's first."""
+        return self.context.lookup_services(name, capability=capability, scope=scope)
+
+    def advertise_contract(
+        self,
+        contract: Any,
+        *,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Any:
+        """Offer a ServiceContract (answer it with ``contract.route`` in ``handle_message``)."""
+        return self.context.advertise_contract(
+            contract, agent_id=self.agent_id, scope=scope, ttl=ttl, metadata=metadata
+        )
+
+    def lookup_contract(self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL) -> Any:
+        """A ServiceHandle on a provider of ``contract`` (and ``operation``), or None."""
+        return self.context.lookup_contract(contract, operation=operation, scope=scope)
+
+    def lookup_contracts(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[Any]:
+        return self.context.lookup_contracts(contract, operation=operation, scope=scope)
+
+    def require_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        """A ServiceHandle on a provider of ``contract``; ServiceNotFoundError if there is none."""
+        return self.context.require_contract(contract, operation=operation, scope=scope)
+
+    def lease_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL, ttl: float = 60.0
+    ) -> Any:
+        return self.context.lease_contract(contract, operation=operation, scope=scope, ttl=ttl)
 
     def work_dir(self) -> Path:
         return self.context.work_dir()

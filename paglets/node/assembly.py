@@ -49,6 +49,9 @@ from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
 from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import TemplateProcess
+from paglets.node.services.directory import ServiceDirectory
+from paglets.node.services.mesh_query import MeshQuery
+from paglets.node.services.registry import ServiceRegistry
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
 from paglets.wire import protocol
@@ -77,6 +80,7 @@ class Foundation:
     artifacts: ArtifactStore
     parked: ParkedRecords
     mesh: MeshRegistry
+    services: ServiceRegistry
     ready: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -131,6 +135,9 @@ class Foundation:
             gossip_interval=config.mesh_gossip_interval,
             offline_after=config.mesh_offline_after,
         )
+        events = ContextEventLog()
+        services = ServiceRegistry(events, name)
+        events.add_listener(services.on_node_event)  # a paglet that leaves takes its records along
         return cls(
             config=config,
             binding=binding,
@@ -140,7 +147,7 @@ class Foundation:
             curve=curve,
             curve_server=curve_server,
             client=client,
-            events=ContextEventLog(),
+            events=events,
             processes=WorkerProcesses(),
             files=FileRegistry(config.artifact_max_bytes),
             artifacts=ArtifactStore(
@@ -150,6 +157,7 @@ class Foundation:
             ),
             parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
             mesh=mesh,
+            services=services,
         )
 
     @property
@@ -173,6 +181,7 @@ class RunningParts:
     messaging: Messaging
     front: FrontRequests
     host_calls: HostCalls
+    services: ServiceDirectory
     http: Any = None
 
     # -- the broker's services: what its loop hands off ------------------------------------
@@ -252,16 +261,19 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         max_ttl=config.max_transfer_timeout + PREPARE_TTL_SLACK, max_message_size=config.max_message_size,
     )  # fmt: skip
     messaging = Messaging(commands, inspection, here, call_timeout)
+    services = ServiceDirectory(
+        base.services, commands, here, MeshQuery(base.mesh, client, here.name, max_records=base.services.max_records)
+    )
     front = FrontRequests(
         facade, commands, movement, arrivals, base.artifacts, base.mesh,
         ready=base.ready, start_timeout=config.start_timeout, call_timeout=call_timeout,
-        max_transfer_timeout=config.max_transfer_timeout,
+        max_transfer_timeout=config.max_transfer_timeout, services=services,
     )  # fmt: skip
-    host_calls = HostCalls(facade, movement, parking, base.mesh)
+    host_calls = HostCalls(facade, movement, parking, base.mesh, services)
     parts = RunningParts(
         broker=broker, commands=commands, templates=templates, inspection=inspection, checkpoints=checkpoints,
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
-        front=front, host_calls=host_calls,
+        front=front, host_calls=host_calls, services=services,
     )  # fmt: skip
     broker.attach(parts)
     return parts
@@ -314,6 +326,7 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
         base.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
     parts.parking.start()
     parts.checkpoints.start()
+    base.services.start()
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
@@ -330,12 +343,14 @@ def stop_parts(base: Foundation, parts: RunningParts, stop_workers: Any) -> None
     parts.broker.stop()
     parts.templates.stop()  # it SIGKILLs any worker still there
     base.processes.forget_all()
+    base.services.clear("node-stopped")  # no paglet of this run is left to offer anything
 
 
 def stop_online(base: Foundation, parts: RunningParts) -> None:
     """The reverse of :func:`bring_online`."""
     base.ready.clear()
     base.mesh.stop()
+    base.services.stop()
     parts.checkpoints.stop(keep=False)
     parts.parking.stop()
 

@@ -33,6 +33,7 @@ from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.events import ContextEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
+from paglets.core.runtime_values import ServiceScope
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
@@ -41,6 +42,9 @@ from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
+from paglets.services.access import ServiceAccess
+from paglets.services.contracts import ServiceContract, ServiceHandle
+from paglets.services.records import ServiceRecord
 from paglets.waiting import wait_for
 from paglets.wire import codec
 
@@ -70,10 +74,16 @@ class Host:
         self.parked = base.parked
         self.mesh = base.mesh
         self.processes = base.processes
+        self.services = base.services  # the service registry (records of this node's paglets)
         self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._service_access = ServiceAccess(
+            self.advertise_service,
+            lambda name, capability, scope: self._parts().services.lookup(name, capability, scope),
+            lambda record: PagletProxy(record.host_url, record.agent_id, self.client),
+        )
 
     # -- who this node is ----------------------------------------------------------------
     @property
@@ -333,6 +343,68 @@ class Host:
     ) -> ReplySet:
         """Send to every active paglet here; the ReplySet completes as they answer."""
         return self._parts().messaging.multicast(kind, args, exclude=exclude)
+
+    # -- services (see paglets.node.services) ----------------------------------------
+    def advertise_service(
+        self,
+        name: str,
+        *,
+        agent_id: str,
+        capabilities: Any = None,
+        metadata: dict[str, Any] | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+    ) -> ServiceRecord:
+        """Record that paglet ``agent_id`` (running here) offers ``name``; it lasts until withdrawn,
+        ``ttl`` seconds pass, or the paglet is disposed, moves away or crashes."""
+        return self._parts().services.advertise(
+            agent_id, name, capabilities=capabilities, metadata=metadata, scope=scope, ttl=ttl
+        )
+
+    def unadvertise_service(self, name: str, *, agent_id: str) -> bool:
+        """Withdraw paglet ``agent_id``'s record of ``name``; False if it had none."""
+        return self._parts().services.withdraw(agent_id, name)
+
+    def lookup_services(
+        self, name: str | None = None, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[ServiceRecord]:
+        """Records of ``name`` (None: all): this node's (LOCAL), plus every other node's MESH ones (MESH)."""
+        return self._service_access.lookup_services(name, capability, scope)
+
+    def lookup_service(
+        self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        """A PagletProxyRef to a provider of ``name`` (this node's first), or None."""
+        return self._service_access.lookup_service(name, capability, scope)
+
+    def advertise_contract(
+        self,
+        contract: ServiceContract,
+        *,
+        agent_id: str,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ServiceRecord:
+        return self._service_access.advertise_contract(
+            contract, scope=scope, ttl=ttl, metadata=metadata, agent_id=agent_id
+        )
+
+    def lookup_contracts(
+        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[ServiceHandle]:
+        return self._service_access.lookup_contracts(contract, operation, scope)
+
+    def lookup_contract(
+        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> ServiceHandle | None:
+        return self._service_access.lookup_contract(contract, operation, scope)
+
+    def require_contract(
+        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> ServiceHandle:
+        """A handle on a provider of ``contract``; ServiceNotFoundError if there is none."""
+        return self._service_access.require_contract(contract, operation, scope)
 
     # -- properties and events --------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:

@@ -106,7 +106,15 @@ hosts             online?                                    -
 host_status       name                                       -
 wait_for_host     name, wait?                                -
 crashed           reason                                     -
+advertise         name, caps?, meta?, scope?, ttl?           -
+unadvertise       name                                       -
+lookup            name?, cap?, scope?                        -
 ================  =========================================  ===============
+
+``advertise``, ``unadvertise``: the calling paglet's service records
+(:mod:`paglets.node.services`); the result is the record's wire map, or
+whether there was one. ``lookup``: the records of this node (``scope``
+``local``, the default) or of the mesh (``mesh``), as wire maps.
 
 ``crashed``: the paglet's code raised a ``BaseException`` (``SystemExit``,
 ``KeyboardInterrupt``...) in a handler, a hook or ``run()``. The node marks
@@ -167,6 +175,7 @@ _BOOL = (bool,)
 _INT = (int,)
 _NUM = (int, float)
 _MAP = (dict,)
+_LIST = (list,)
 _TARGET = (str, dict)
 
 READY_FIELDS: Schema = {
@@ -221,6 +230,15 @@ HCALL_OPS: dict[str, Schema] = {
     "host_status": {"name": (_STR, True)},
     "wait_for_host": {"name": (_STR, True), "wait": (_NUM, False)},
     "crashed": {"reason": (_STR, True)},
+    "advertise": {
+        "name": (_STR, True),
+        "caps": (_LIST, False),
+        "meta": (_MAP, False),
+        "scope": (_STR, False),
+        "ttl": (_NUM, False),
+    },
+    "unadvertise": {"name": (_STR, True)},
+    "lookup": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False)},
 }
 HCALL_PAYLOAD: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2), "set_property": (1, 1)}
 

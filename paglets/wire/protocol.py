@@ -50,6 +50,7 @@ clone      agent, ticket?                                       -
 retract    agent, target                                        -
 gossip     table, from?                                         -
 hosts      online?                                              -
+services   name?, cap?, scope?, peer?                           -> [records]
 deactivate agent, request?                                      -
 activate   agent                                                -
 prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
@@ -165,6 +166,8 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # mesh
     "gossip": {"table": (_LIST, True), "from": (_STR, False)},
     "hosts": {"online": (_BOOL, False)},
+    # services
+    "services": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False), "peer": (_BOOL, False)},
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},

@@ -17,11 +17,23 @@ from paglets.client.host_client import HostClient, create_request
 from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.core.agent import ACTIVE, PagletContext
+from paglets.core.errors import ForbiddenError
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
 from paglets.core.resources import ResourceRegistry
+from paglets.core.runtime_values import ServiceScope
 from paglets.persistence.persistency import DeactivationPolicy
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
+from paglets.services.access import ServiceAccess
+from paglets.services.contracts import ServiceHandle
+from paglets.services.records import (
+    ServiceRecord,
+    check_capabilities,
+    check_metadata,
+    check_scope,
+    check_service_name,
+    check_ttl,
+)
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
 from paglets.worker.link import NodeLink
@@ -47,6 +59,7 @@ class WorkerContext(PagletContext):
         self.agent_id = spec.agent_id
         self._resources = ResourceRegistry()
         self._client: HostClient | None = None
+        self._services = ServiceAccess(self.advertise_service, self._lookup, self._provider)
 
     @property
     def client(self) -> HostClient:
@@ -219,6 +232,82 @@ class WorkerContext(PagletContext):
 
     def file_path(self, name: str | PagletFileRef) -> Path:
         return Path(self.host_call("file_path", name=name.name if isinstance(name, PagletFileRef) else str(name)))
+
+    # -- services: records live in the node (host calls); providers are called directly ----------
+    def advertise_service(
+        self,
+        name: str,
+        *,
+        agent_id: str | None = None,
+        capabilities: Any = None,
+        metadata: dict[str, Any] | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+    ) -> ServiceRecord:
+        """Checked here first (ValueError naming the field), then recorded by the node for this paglet."""
+        self._own(agent_id, "advertise")
+        fields = {
+            "name": check_service_name(name),
+            "caps": list(check_capabilities(capabilities)),
+            "meta": check_metadata(metadata),
+            "scope": check_scope(scope).value,
+            "ttl": check_ttl(ttl),
+        }
+        return ServiceRecord.from_wire(self.host_call("advertise", **fields))
+
+    def unadvertise_service(self, name: str, *, agent_id: str | None = None) -> bool:
+        self._own(agent_id, "unadvertise")
+        return bool(self.host_call("unadvertise", name=check_service_name(name)))
+
+    def lookup_services(
+        self, name: str | None = None, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[ServiceRecord]:
+        return self._services.lookup_services(name, capability, scope)
+
+    def lookup_service(
+        self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> Any:
+        return self._services.lookup_service(name, capability, scope)
+
+    def advertise_contract(
+        self,
+        contract: Any,
+        *,
+        agent_id: str | None = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ServiceRecord:
+        return self._services.advertise_contract(contract, scope=scope, ttl=ttl, metadata=metadata, agent_id=agent_id)
+
+    def lookup_contracts(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> list[ServiceHandle]:
+        return self._services.lookup_contracts(contract, operation, scope)
+
+    def lookup_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> ServiceHandle | None:
+        return self._services.lookup_contract(contract, operation, scope)
+
+    def require_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
+    ) -> ServiceHandle:
+        return self._services.require_contract(contract, operation, scope)
+
+    def _lookup(self, name: str | None, capability: str | None, scope: ServiceScope) -> list[ServiceRecord]:
+        if name is not None:
+            check_service_name(name)
+        fields = {"name": name, "cap": capability, "scope": scope.value}
+        timeout = None if scope is ServiceScope.LOCAL else 30.0  # the node's fan-out has its own, shorter deadline
+        return [ServiceRecord.from_wire(wire) for wire in self.host_call("lookup", timeout=timeout, **fields)]
+
+    def _provider(self, record: ServiceRecord) -> PagletProxy:
+        return self.get_proxy(record.agent_id, record.host_url)
+
+    def _own(self, agent_id: str | None, what: str) -> None:
+        if agent_id is not None and agent_id != self.agent_id:
+            raise ForbiddenError(f"paglet {self.agent_id} may {what} services for itself only, not for {agent_id}")
 
     # -- per-paglet resources ---------------------------------------------------
     def resources(self) -> ResourceRegistry:

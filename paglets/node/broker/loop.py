@@ -42,7 +42,8 @@ log = logging.getLogger("paglets.broker")
 READ_BATCH = 64
 READ_THREADS = 16
 READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
-READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip"})  # ping and mailbox: in the loop
+# ping and mailbox: in the loop
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services"})
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -338,7 +339,7 @@ class Broker:
                 return
             origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
-            lane = self._reads if op in READ_OPS else self._ops
+            lane = self._reads if op in READ_OPS and not _fans_out(request) else self._ops
             self._off_loop(origin, lambda: self._services.handle_front(request), lane)
 
     def _front_send(self, request: protocol.Request, origin: FrontOrigin) -> None:
@@ -477,6 +478,11 @@ class Broker:
                 self.channel.post(lambda: origin.ok(self, [] if reply is None else [reply], ACCEPTED))
 
         written.add_done_callback(done)
+
+
+def _fans_out(request: protocol.Request) -> bool:
+    """A MESH service lookup asks every other node (up to 2 s): a slow request, not a read."""
+    return request.op == "services" and request.header.get("scope") == "mesh" and not request.header.get("peer")
 
 
 def _key_matches(offered: Any, expected: bytes) -> bool:

@@ -12,12 +12,14 @@ import threading
 from typing import Any
 
 from paglets.client.transfer import TransferTicket
-from paglets.core.errors import HostError, InvalidAgentError, TransferError
+from paglets.core.errors import HostError, InvalidAgentError, ProtocolError, TransferError
 from paglets.core.runtime_values import EnvelopeKind
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.arrivals import Arrivals
 from paglets.node.flows.movement import Movement
 from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.services.directory import ServiceDirectory
+from paglets.node.services.mesh_query import pack_records
 from paglets.node.storage.files import ArtifactStore
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.waiting import wait_for
@@ -44,6 +46,7 @@ class FrontRequests:
         start_timeout: float,
         call_timeout: float,
         max_transfer_timeout: float = 300.0,
+        services: ServiceDirectory | None = None,
     ):
         """``node`` is the Host facade; ``ready`` is set once parked paglets are loaded.
 
@@ -59,6 +62,7 @@ class FrontRequests:
         self._start_timeout = start_timeout
         self._call_timeout = call_timeout
         self._max_transfer_timeout = max_transfer_timeout
+        self._services = services
 
     def handle(self, request: protocol.Request) -> Answer:
         handler = getattr(self, f"_op_{request.op}", None)
@@ -172,6 +176,16 @@ class FrontRequests:
     def _op_hosts(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         hosts = self._node.list_hosts(online_only=bool(header.get("online")))
         return {"hosts": [ref.to_wire() for ref in hosts]}, []
+
+    # services
+    def _op_services(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        if self._services is None:
+            raise HostError(f"node {self._node.name} keeps no service records")
+        try:
+            records = self._services.answer(header)
+        except ValueError as exc:
+            raise ProtocolError(f"services: {exc}") from None
+        return {"count": len(records)}, [pack_records(records)]
 
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker does not know — maybe only not yet, during start-up."""

@@ -13,10 +13,11 @@ from typing import Any
 
 from paglets.client.transfer import TransferTicket
 from paglets.core.agent import ACTIVE
-from paglets.core.errors import HostError, InvalidAgentError
+from paglets.core.errors import HostError, InvalidAgentError, ProtocolError
 from paglets.node.flows.movement import Movement
 from paglets.node.flows.parking import Parking
 from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.services.directory import ServiceDirectory
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.wire import codec, protocol
 
@@ -24,19 +25,23 @@ from paglets.wire import codec, protocol
 class HostCalls:
     """One method per host call (``_call_<op>``)."""
 
-    def __init__(self, node: Any, movement: Movement, parking: Parking, mesh: MeshRegistry):
+    def __init__(self, node: Any, movement: Movement, parking: Parking, mesh: MeshRegistry, services: ServiceDirectory):
         """``node`` is the Host facade."""
         self._node = node
         self._movement = movement
         self._parking = parking
         self._mesh = mesh
+        self._services = services
 
     def handle(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> list[bytes]:
         op = header.get("op")
         handler = getattr(self, f"_call_{op}", None) if isinstance(op, str) else None
         if handler is None:
             raise HostError(f"host call {op!r} is not supported by node {self._node.name}")
-        result = handler(agent_id, ident, header, payload)
+        try:
+            result = handler(agent_id, ident, header, payload)
+        except ValueError as exc:  # a field the worker should have checked: what came in is malformed
+            raise ProtocolError(f"host call {op}: {exc}") from None
         return [codec.encode(result, root=f"{op} result")]
 
     def _call_send(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
@@ -117,6 +122,21 @@ class HostCalls:
         limit = min(float(wait), 3600.0) if isinstance(wait, (int, float)) else 3600.0
         ref = self._mesh.wait_for_host(str(header.get("name")), limit)
         return None if ref is None else ref.to_wire()
+
+    # -- services: the calling paglet's own records -------------------------------------------
+    def _call_advertise(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        record = self._services.advertise(
+            agent_id, header["name"], capabilities=header.get("caps"), metadata=header.get("meta"),
+            scope=header.get("scope") or "local", ttl=header.get("ttl"),
+        )  # fmt: skip
+        return record.to_wire()
+
+    def _call_unadvertise(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._services.withdraw(agent_id, header["name"])
+
+    def _call_lookup(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        records = self._services.lookup(header.get("name"), header.get("cap"), header.get("scope") or "local")
+        return [record.to_wire() for record in records]
 
 
 def _target(header: dict[str, Any]) -> Any:

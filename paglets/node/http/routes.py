@@ -21,6 +21,7 @@ POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from no
 POST     /agents/{id}/deactivate     ``deactivate(id, request)`` (body optional: reason, policy, metadata)
 POST     /agents/{id}/activate       ``activate(id)`` (no body)
 POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 (msgpack body)
+GET      /services?name=&capabil...  ``lookup_services(name, capability, scope)`` (scope: local|mesh)
 =======  ==========================  ==============================================
 
 Bodies are JSON sent as ``Content-Type: application/json``, except
@@ -154,6 +155,20 @@ def activate_agent(host: Any, req: Request) -> Reply:
     return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True}
 
 
+def list_services(host: Any, req: Request) -> Reply:
+    """``{"services": [record, ...]}``: this node's records, or (``scope=mesh``) the mesh's MESH records too."""
+    scope = req.query.get("scope", ["local"])[-1]
+    if scope not in ("local", "mesh"):
+        raise HttpRefusal(400, f"scope must be local or mesh, got {scope!r:.40}")
+    name = req.query.get("name", [None])[-1]
+    capability = req.query.get("capability", [None])[-1]
+    try:
+        records = host.lookup_services(name, capability=capability, scope=scope)
+    except ValueError as exc:
+        raise HttpRefusal(400, str(exc)) from None
+    return 200, {"services": [record.to_wire() for record in records]}
+
+
 def post_envelope(host: Any, req: Request) -> Reply:
     envelope_from_body(req.body)  # refuse a malformed one before the node prepares anything
     arrived = host.arrivals.receive_envelope(req.body)
@@ -195,6 +210,7 @@ ROUTES = [
     _route("POST", "/agents/{agent_id}/deactivate", deactivate_agent, body_optional=True),
     _route("POST", "/agents/{agent_id}/activate", activate_agent, body_optional=True),
     _route("POST", "/envelopes", post_envelope, MSGPACK),
+    _route("GET", "/services", list_services),
 ]
 
 
