@@ -245,4 +245,4 @@ def test_a_proxy_ref_is_plain_data_that_travels_in_state_and_resolves_to_a_proxy
 def test_the_public_names_are_where_paglet_authors_import_them():
     assert contracts.ServiceContractError.__module__ == "paglets.core.errors"
     assert contracts.ServiceNotFoundError.__module__ == "paglets.core.errors"
-    assert PagletProxyRef.__module__ == "paglets.client.references"
+    assert PagletProxyRef is __import__("paglets.remote.references", fromlist=["x"]).PagletProxyRef
