@@ -251,7 +251,7 @@ def test_deactivate_policy_options_reach_the_node(alpha):
         ok(run_cli("--json", "deactivate", address, "sleeper", "--no-queue", "--wake-on-startup",
                    "--wake-at", "2100-01-01T00:00:00Z"))
     )  # fmt: skip
-    assert parked == {"agent_id": "sleeper", "address": address, "active": False}
+    assert parked == {"agent_id": "sleeper", "address": address, "active": False, "was_active": True}
     [listed] = json.loads(ok(run_cli("--json", "ls", "--inactive-only", address)))
     assert listed["policy"] == {
         "activate_on_message": True, "queue_messages_when_inactive": False,
@@ -533,7 +533,7 @@ def test_timeout_is_honoured_by_every_command_wherever_it_is_given(silent_node):
 
 def test_the_help_says_the_timeout_default_and_that_options_go_anywhere():
     text = " ".join(ok(run_cli("--help")).split())
-    assert "Seconds to wait for a node's answer, for every command. [default: 30" in text
+    assert "Seconds to wait for a node's answer, for every command (default 30)" in text
     assert "Options may come before or after the command" in text
     ls_help = " ".join(ok(run_cli("ls", "--help")).split())
     assert "--json Print machine-readable JSON." in ls_help
