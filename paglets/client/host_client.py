@@ -20,7 +20,7 @@ from paglets.client.dealer import reply_value
 from paglets.client.proxy import PagletProxy
 from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
-from paglets.client.transfer import TransferTicket
+from paglets.client.transfer import DEFAULT_TRANSFER_TIMEOUT, TransferTicket
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
@@ -254,7 +254,7 @@ class HostClient:
         ticket may take plus ``MOVE_REPLY_MARGIN``.
         """
         if timeout is None and not self._timeout_given:
-            timeout = _move_wait(TransferTicket(to_address))
+            timeout = DEFAULT_TRANSFER_TIMEOUT + MOVE_REPLY_MARGIN  # the node moves it with a default ticket
         header = {"agent": agent_id, "target": to_address}
         return str(self.request(from_address, "retract", header, timeout=timeout).header["address"])
 

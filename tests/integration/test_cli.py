@@ -531,6 +531,12 @@ def test_timeout_is_honoured_by_every_command_wherever_it_is_given(silent_node):
     assert stderr == f"Error: RequestTimeoutError: no reply from {silent_node} to 'health' within 10.5 s\n"
 
 
+def test_timeout_before_a_move_command_is_the_moves_time_limit(alpha):
+    ok(run_cli("create", alpha.address, ECHO, "--id", "patient"))
+    stderr = failed(run_cli("--timeout", "400", "dispatch", alpha.address, "patient", "tcp://127.0.0.1:1"))
+    assert stderr.startswith("Error: TransferError: ticket timeout 400.0 s is above the 300 s node alpha allows")
+
+
 def test_the_help_says_the_timeout_default_and_that_options_go_anywhere():
     text = " ".join(ok(run_cli("--help")).split())
     assert "Seconds to wait for a node's answer, for every command (default 30)" in text
