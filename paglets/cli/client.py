@@ -43,7 +43,7 @@ from paglets.core.errors import PagletError
 
 TIMEOUT_HELP = (
     f"Seconds to wait for a node's answer, for every command (default {DEFAULT_TIMEOUT:g}); "
-    "for dispatch and clone, the move's time limit (see their --help)."
+    "for dispatch, and clone to a TARGET, the time the move may take (see their --help)."
 )
 # The options that say how to reach nodes: (flags, settings). Their values go to make_client.
 CLIENT_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (

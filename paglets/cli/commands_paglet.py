@@ -28,7 +28,16 @@ EXIT_QUEUED = 3  # `send`: the message was queued instead of handled (see the ``
 def create(
     cli: Cli, address: str, class_name: str, state_json: str | None, init_json: str | None, agent_id: str | None
 ) -> None:
-    """Start a paglet of CLASS (package.module:ClassName) on a node."""
+    """Start a paglet of CLASS (package.module:ClassName) on a node; print its id and address.
+
+    The node imports CLASS only from modules it allows: the package's own
+    (paglets.examples among them) and those given to paglets-node
+    --allow-module.
+
+    \b
+    Example:
+      paglets create tcp://127.0.0.1:7700 paglets.examples.echo:EchoPaglet --id echo-1 --state '{"greeting": "hi"}'
+    """
     state = parse_json(state_json, "--state")
     if state is not None and not isinstance(state, dict):
         raise ValueError(f"--state must be a JSON object, got {type(state).__name__}")
