@@ -19,7 +19,9 @@ def ticket_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
-            help="Seconds the move may take before it is called off (default 10).",
+            metavar="SECONDS",
+            help="Seconds the move may take before it is called off and the paglet stays (default 10); the "
+            "command waits 10 s more for the node's answer.",
         ),
         click.option("--retries", type=click.IntRange(min=0), help="Further tries to reach the target (default 0)."),
         click.option(
@@ -46,7 +48,7 @@ def ticket_options(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_obj
 def dispatch(cli: Cli, address: str, agent_id: str, target: str, **terms: Any) -> None:
     """Move paglet AGENT from node ADDR to TARGET (a node address or name); print its new address."""
-    new_address = cli.client.dispatch(check_address(address), agent_id, transfer_ticket(target, terms))
+    new_address = cli.client.dispatch(check_address(address), agent_id, transfer_ticket(cli, target, terms))
     cli.emit({"agent_id": agent_id, "address": new_address}, lambda moved: moved["address"])
 
 
@@ -63,7 +65,7 @@ def clone(cli: Cli, address: str, agent_id: str, target: str | None, **terms: An
         given = [param.opts[0] for param in params if terms.get(param.name or "") not in (None, ())]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to a move: give a TARGET too")
-    ticket = None if target is None else transfer_ticket(target, terms)
+    ticket = None if target is None else transfer_ticket(cli, target, terms)
     proxy = cli.client.clone(check_address(address), agent_id, ticket)
     cli.emit({"agent_id": proxy.agent_id, "address": proxy.host_url}, key_value_lines)
 
@@ -79,10 +81,16 @@ def retract(cli: Cli, address: str, agent_id: str, to_address: str) -> None:
     cli.emit({"agent_id": agent_id, "address": new_address}, lambda moved: moved["address"])
 
 
-def transfer_ticket(target: str, terms: dict[str, Any]) -> TransferTicket:
-    """A ticket to TARGET (a node address, or a name the node knows) with the terms given on the command line."""
+def transfer_ticket(cli: Cli, target: str, terms: dict[str, Any]) -> TransferTicket:
+    """A ticket to TARGET (a node address, or a name the node knows) with the terms given on the command line.
+
+    ``--timeout`` given before the command (``paglets --timeout 60 dispatch ...``) is the move's too.
+    """
     destination = target if protocol.AGENT_ID_PATTERN.match(target) else check_address(target)
-    return TransferTicket(destination, **{name: value for name, value in terms.items() if value not in (None, ())})
+    given = {name: value for name, value in terms.items() if value not in (None, ())}
+    if "timeout" not in given and "timeout" in cli.client_options:
+        given["timeout"] = cli.client_options["timeout"]
+    return TransferTicket(destination, **given)
 
 
 COMMANDS = (dispatch, clone, retract)

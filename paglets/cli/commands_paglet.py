@@ -28,7 +28,16 @@ EXIT_QUEUED = 3  # `send`: the message was queued instead of handled (see the ``
 def create(
     cli: Cli, address: str, class_name: str, state_json: str | None, init_json: str | None, agent_id: str | None
 ) -> None:
-    """Start a paglet of CLASS (package.module:ClassName) on a node."""
+    """Start a paglet of CLASS (package.module:ClassName) on a node; print its id and address.
+
+    The node imports CLASS only from modules it allows: the package's own
+    (paglets.examples among them) and those given to paglets-node
+    --allow-module.
+
+    \b
+    Example:
+      paglets create tcp://127.0.0.1:7700 paglets.examples.echo:EchoPaglet --id echo-1 --state '{"greeting": "hi"}'
+    """
     state = parse_json(state_json, "--state")
     if state is not None and not isinstance(state, dict):
         raise ValueError(f"--state must be a JSON object, got {type(state).__name__}")
@@ -51,20 +60,20 @@ def create(
     help="Message priority (0 bypasses the queue).",
 )
 @click.option("--oneway", is_flag=True, help="Do not wait for the handler; only for the node to accept it.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the reply.")
 @click.pass_obj
 def send(
-    cli: Cli,
-    address: str,
-    agent_id: str,
-    kind: str,
-    arg_json: str | None,
-    args_json: str | None,
-    priority: int,
+    cli: Cli, address: str, agent_id: str, kind: str, arg_json: str | None, args_json: str | None, priority: int,
     oneway: bool,
-    timeout: float | None,
-) -> None:
+) -> None:  # fmt: skip
     """Send a KIND message to paglet AGENT and print its reply.
+
+    KIND names the message (the paglet's handle_message sees it as
+    message.kind). --arg and --args are JSON: a string needs its quotes.
+
+    \b
+    Examples:
+      paglets send tcp://127.0.0.1:7700 echo-1 echo --arg '"hello"'
+      paglets send tcp://127.0.0.1:7700 counter-1 add --arg 5 --timeout 60
 
     Exit status 3 the message was queued, not handled: the paglet is parked and
     does not wake on messages, or its node is away behind a relay. It runs
@@ -77,11 +86,11 @@ def send(
     address = check_address(address)
     if oneway:
         cli.client.send_oneway(address, agent_id, message)
-        cli.client.flush(address, timeout)  # a refused message (unknown paglet, full mailbox) raises here
+        cli.client.flush(address)  # a refused message (unknown paglet, full mailbox) raises here
         cli.emit({"agent_id": agent_id, "queued": True}, lambda _: f"queued for {agent_id}")
         return
     try:
-        reply = send_plain(cli.client, address, agent_id, message, timeout)
+        reply = send_plain(cli.client, address, agent_id, message)
     except MessageQueuedError as queued:
         said = {"agent_id": agent_id, "queued": True, "message_id": queued.message_id, "reason": str(queued)}
         cli.emit(said, lambda value: value["reason"])
@@ -99,12 +108,12 @@ def dispose(cli: Cli, address: str, agent_id: str) -> None:
     cli.emit({"agent_id": agent_id, "disposed": True}, lambda _: f"disposed {agent_id}")
 
 
-def send_plain(client: HostClient, address: str, agent_id: str, message: Message, timeout: float | None) -> Any:
+def send_plain(client: HostClient, address: str, agent_id: str, message: Message) -> Any:
     """Send ``message`` and decode the reply to plain data (``HostClient.send`` would import its classes)."""
     header: dict[str, Any] = {"agent": agent_id, "mid": message.message_id}
     if message.priority != NORMAL_PRIORITY:
         header["prio"] = message.priority
-    reply = client.request(address, "send", header, (encode_message(message),), timeout=timeout)
+    reply = client.request(address, "send", header, (encode_message(message),))
     return codec.decode_plain(reply.payload[0]) if reply.payload and reply.payload[0] else None
 
 

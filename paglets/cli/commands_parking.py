@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from paglets.cli.common import UnixTime
 from paglets.cli.output import Cli, address_argument
 from paglets.client.addresses import check_address
-from paglets.persistence.persistency import DeactivationPolicy
+from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 
 
 @click.command()
@@ -32,7 +34,9 @@ def deactivate(
     """Park paglet AGENT on node ADDR's disk.
 
     Without policy options the paglet's own deactivation_policy (or the
-    node's default: a message wakes it) decides how it wakes.
+    node's default: a message wakes it) decides how it wakes. A paglet that
+    is parked already stays as it is (exit status 0, and it says so); an
+    AGENT the node does not have is an error.
     """
     policy = None
     if queue_only or no_queue or wake_on_startup or wake_at is not None:
@@ -42,9 +46,10 @@ def deactivate(
             activate_on_startup=wake_on_startup,
             activate_at=wake_at,
         )
-    proxy = cli.client.deactivate(check_address(address), agent_id, reason=reason, policy=policy)
-    result = {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": False}
-    cli.emit(result, lambda _: f"deactivated {agent_id}")
+    request = DeactivationRequest(reason=reason, source="client", policy=policy)
+    header = {"agent": agent_id, "request": request.to_wire()}
+    reply = cli.client.request(check_address(address), "deactivate", header).header
+    cli.emit(outcome(reply, agent_id, address, active=False), lambda done: said(done, "deactivated", "parked"))
 
 
 @click.command()
@@ -52,10 +57,31 @@ def deactivate(
 @click.argument("agent_id", metavar="AGENT")
 @click.pass_obj
 def activate(cli: Cli, address: str, agent_id: str) -> None:
-    """Wake parked paglet AGENT on node ADDR; mail queued for it is delivered first."""
-    proxy = cli.client.activate(check_address(address), agent_id)
-    result = {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True}
-    cli.emit(result, lambda _: f"activated {agent_id}")
+    """Wake parked paglet AGENT on node ADDR; mail queued for it is delivered first.
+
+    A paglet that is active already stays as it is (exit status 0, and it
+    says so); an AGENT the node does not have is an error.
+    """
+    reply = cli.client.request(check_address(address), "activate", {"agent": agent_id}).header
+    cli.emit(outcome(reply, agent_id, address, active=True), lambda done: said(done, "activated", "active"))
+
+
+def outcome(reply: dict[str, Any], agent_id: str, address: str, *, active: bool) -> dict[str, Any]:
+    """What ``activate`` or ``deactivate`` did, from the node's answer; ``was_active`` tells a no-op apart."""
+    result = {
+        "agent_id": str(reply.get("agent") or agent_id),
+        "address": str(reply.get("address") or address),
+        "active": active,
+    }
+    if isinstance(reply.get("was_active"), bool):  # an older node leaves it out
+        result["was_active"] = reply["was_active"]
+    return result
+
+
+def said(result: dict[str, Any], done: str, already: str) -> str:
+    if result.get("was_active") is result["active"]:
+        return f"{result['agent_id']} is already {already}"
+    return f"{done} {result['agent_id']}"
 
 
 COMMANDS = (deactivate, activate)

@@ -46,7 +46,10 @@ def parse_json(text: str | None, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON ({exc}): {text!r:.80}") from None
+        hint = ""
+        if text.strip()[:1] not in ('"', "{", "[", "-", *"0123456789"):  # a bare word: meant as a string?
+            hint = f"; a string needs its JSON quotes: '\"{text[:40]}\"'"
+        raise ValueError(f"{what} is not valid JSON ({exc}): {text!r:.80}{hint}") from None
 
 
 class UnixTime(click.ParamType):

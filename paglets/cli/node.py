@@ -63,6 +63,7 @@ from paglets.node.host import Host
 
 log = logging.getLogger("paglets.cli.node")
 EXIT_NOT_ALL_PARKED = 3  # stopped, but some paglet could not be parked (the log names it)
+PORT_TAKEN_HINT = " (another node? give this one its own --port and --http-port, or 0 for free ones)"
 
 
 def default_node_name() -> str:
@@ -125,11 +126,19 @@ def _checked(spec: OptionSpec, then: Callable[..., Any] | None) -> Callable[...,
     return callback
 
 
+def flag_help(doc: str) -> str:
+    """An option's help with the TOML keys it names (``curve_allow``) written as flags (``--curve-allow``)."""
+    for spec in option_specs():
+        if "_" in spec.key:
+            doc = re.sub(rf"(?<![\w-]){spec.key}\b", spec.flag, doc)
+    return doc
+
+
 def spec_option(spec: OptionSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The click option of one NodeConfig field."""
     default = CLI_DEFAULTS.get(spec.field, spec.default)
     show = "this machine's hostname" if spec.field == "name" else default not in (None, [], {})
-    common: dict[str, Any] = {"help": spec.doc, "show_default": show}
+    common: dict[str, Any] = {"help": flag_help(spec.doc), "show_default": show}
     if spec.metavar:
         common["metavar"] = spec.metavar
     if spec.kind == "bool":
@@ -204,6 +213,19 @@ def _check_curve_options(kwargs: dict[str, Any]) -> None:
 def main(**options: Any) -> None:
     """Run a paglets node until SIGTERM or Ctrl-C.
 
+    Once it serves it prints "address tcp://HOST:PORT" (where clients reach
+    it), "http ..." and "ready". A second node on this machine needs its own
+    --name (its data directory follows the name) and ports; a node refuses to
+    start on a port or a data directory another running node holds. Listening
+    off loopback needs --api-key-env or --curve-secret (or --insecure).
+
+    \b
+    Examples:
+      paglets-node                                   # tcp://127.0.0.1:7700, http://127.0.0.1:7701
+      paglets-node --allow-module counter            # may run counter:Counter from this directory
+      paglets-node --name beta --port 7710 --http-port 7711   # a second node on this machine
+      paglets-node --bind 0.0.0.0 --api-key-env PAGLETS_API_KEY   # reachable from other machines
+
     Stopping parks every active paglet in the data directory, to wake when a
     node starts on it again; handlers still running after --stop-grace are cut
     short, and a second signal ends that wait. Exit status: 0; 1 when the node
@@ -223,7 +245,8 @@ def run_node(kwargs: dict[str, Any]) -> int:
         host.start_background()
     except Exception as exc:
         log.debug("start failed", exc_info=True)
-        click.echo(f"Error: cannot start node {_describe(kwargs)}: {type(exc).__name__}: {exc}", err=True)
+        hint = PORT_TAKEN_HINT if "Address already in use" in str(exc) else ""
+        click.echo(f"Error: cannot start node {_describe(kwargs)}: {type(exc).__name__}: {exc}{hint}", err=True)
         return 1
     announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
@@ -264,4 +287,4 @@ def _describe(kwargs: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="paglets-node")

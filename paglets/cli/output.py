@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -48,10 +48,22 @@ HOST_COLUMNS = (
 
 @dataclass
 class Cli:
-    """What every command needs: the client and the output mode."""
+    """What every command needs: the output mode and the client.
 
-    client: HostClient
+    The client is made on first use, from ``client_options``: the group's
+    options as given before the command, updated by those given after it.
+    """
+
     as_json: bool
+    client_options: dict[str, Any]
+    make_client: Callable[[dict[str, Any]], HostClient]
+    _client: HostClient | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> HostClient:
+        if self._client is None:
+            self._client = self.make_client(self.client_options)
+        return self._client
 
     def emit(self, value: Any, readable: Callable[[Any], str]) -> None:
         """Print ``value`` as JSON, or as ``readable(value)`` text (nothing when that is empty)."""

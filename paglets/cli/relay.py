@@ -117,7 +117,18 @@ def relay_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 )
 @log_level_option
 def main(**options: Any) -> None:
-    """Run a paglets relay until SIGTERM or Ctrl-C."""
+    """Run a paglets relay until SIGTERM or Ctrl-C.
+
+    Nodes that cannot accept connections dial out to it (paglets-node
+    --connect) and are reached through it as relay+tcp://RELAY:PORT/NODE.
+    Its own address is not a node's: a command sent to it as if it were says so.
+
+    \b
+    Examples:
+      paglets-relay                                    # tcp://127.0.0.1:7800
+      paglets-node --name hidden --connect tcp://127.0.0.1:7800
+      paglets health relay+tcp://127.0.0.1:7800/hidden
+    """
     configure_logging(options["log_level"])
     sys.exit(run_relay(relay_kwargs(options), options["curve_secret"], options["curve_allow"]))
 
@@ -152,4 +163,4 @@ def _describe(kwargs: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="paglets-relay")

@@ -19,11 +19,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from paglets.client.addresses import route
-from paglets.client.dealer import CONNECT_TIMEOUT, new_dealer, next_cid
+from paglets.client.dealer import CONNECT_TIMEOUT, new_dealer, next_cid, reply_error
 from paglets.client.security import CurveIdentity
 from paglets.core.errors import NodeUnreachableError, PagletError, ProtocolError, RequestTimeoutError
 from paglets.wire import protocol
-from paglets.wire.errors import error_from_wire
 from paglets.wire.frames import NOBLOCK, recv_frames, send_frames
 
 ONEWAY_WINDOW = 512
@@ -166,7 +165,7 @@ class Channel:
         agent = self._oneway.pop(reply.cid, None)
         if agent is not None:
             if not reply.ok:
-                self._oneway_failures.append(error_from_wire(reply.header))
+                self._oneway_failures.append(reply_error(reply.header, self.address, "send"))
             return None
         return reply
 

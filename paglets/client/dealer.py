@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import zmq
 
 from paglets.client.security import CurveIdentity
-from paglets.wire import protocol
+from paglets.core.errors import NodeUnreachableError, PagletError
+from paglets.wire import protocol, relay
 from paglets.wire.errors import error_from_wire
 
 CONNECT_TIMEOUT = 5.0  # how long a request waits for a connection before the node counts as unreachable
@@ -33,11 +35,22 @@ def next_cid() -> bytes:
     return next(_cid_counter).to_bytes(8, "big")
 
 
-def reply_value(reply: protocol.Reply) -> protocol.Reply:
-    """Return an ok reply, or raise the error it carries."""
+def reply_value(reply: protocol.Reply, address: str = "", op: str = "") -> protocol.Reply:
+    """Return an ok reply, or raise the error it carries (``address`` and ``op``: what the request was)."""
     if reply.ok:
         return reply
-    raise error_from_wire(reply.header)
+    raise reply_error(reply.header, address, op)
 
 
-__all__ = ["CONNECT_TIMEOUT", "new_dealer", "next_cid", "reply_value"]
+def reply_error(error: dict[str, Any], address: str, op: str) -> PagletError:
+    """The exception a front error stands for; a relay's "not a node" names the address the client used."""
+    if address and relay.reached_a_relay(error):
+        return NodeUnreachableError(
+            f"{address} is a paglets relay, not a node: address a node behind it as relay+{address}/NODE",
+            address=address,
+            op=op,
+        )
+    return error_from_wire(error)
+
+
+__all__ = ["CONNECT_TIMEOUT", "new_dealer", "next_cid", "reply_error", "reply_value"]

@@ -20,7 +20,7 @@ from paglets.client.dealer import reply_value
 from paglets.client.proxy import PagletProxy
 from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
-from paglets.client.transfer import TransferTicket
+from paglets.client.transfer import DEFAULT_TRANSFER_TIMEOUT, TransferTicket
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
@@ -33,19 +33,26 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 30.0
 CONTROL_TIMEOUT = 10.0
 HOOK_OPS = frozenset({"send", "create", "deactivate", "activate"})  # they wait on paglet code: the full timeout
+MOVE_REPLY_MARGIN = 10.0  # a move's answer is waited for this much longer than the move may take
 
 
 class HostClient:
     """Talks to paglets nodes over their front sockets."""
 
-    def __init__(
-        self, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, curve: CurveIdentity | None = None
-    ):
-        """``curve``: our key pair and the servers' public key, for nodes that require CurveZMQ."""
-        if timeout <= 0:
+    def __init__(self, api_key: str | None = None, *, timeout: float | None = None, curve: CurveIdentity | None = None):
+        """``timeout``: seconds every request waits for its answer, unless the call gives its own.
+
+        Without it, requests that run paglet code (send, create, deactivate,
+        activate) wait ``DEFAULT_TIMEOUT`` (30 s) and the others
+        ``CONTROL_TIMEOUT`` (10 s); a move waits for its ticket's timeout plus
+        ``MOVE_REPLY_MARGIN``. ``curve``: our key pair and the servers' public
+        key, for nodes that require CurveZMQ.
+        """
+        if timeout is not None and not timeout > 0:  # NaN fails too
             raise ValueError("timeout must be positive")
         self.api_key = api_key
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._timeout_given = timeout is not None
         self.curve = curve
 
     # -- raw requests ------------------------------------------------------------
@@ -68,7 +75,7 @@ class HostClient:
         reply = channel(address, self.curve).request(
             op, self._header(header), payload, self._timeout(timeout, op), watch_connection
         )
-        return reply_value(reply)
+        return reply_value(reply, address, op)
 
     def request_future(
         self,
@@ -82,7 +89,7 @@ class HostClient:
         future = Reactor.shared().submit(
             address, op, self._header(header), payload, self._timeout(timeout, op), self.curve
         )
-        return then(future, reply_value)
+        return then(future, lambda reply: reply_value(reply, address, op))
 
     def _header(self, header: dict[str, Any] | None) -> dict[str, Any]:
         """Add the API key (to a header the caller built for this request)."""
@@ -93,9 +100,12 @@ class HostClient:
         return header
 
     def _timeout(self, timeout: float | None, op: str) -> float:
+        """The call's own timeout, else the client's when it was given one, else the op's default."""
         if timeout is not None:
             return timeout
-        return self.timeout if op in HOOK_OPS else min(self.timeout, CONTROL_TIMEOUT)
+        if self._timeout_given or op in HOOK_OPS:
+            return self.timeout
+        return CONTROL_TIMEOUT
 
     # -- node ----------------------------------------------------------------------
     def ping(self, address: str, timeout: float | None = None) -> dict[str, Any]:
@@ -248,7 +258,7 @@ class HostClient:
         """Ask ``address`` to move its paglet to ``target``; returns the paglet's new address."""
         ticket = TransferTicket.of(target)
         reply = self.request(
-            address, "dispatch", {"agent": agent_id, "ticket": ticket.to_wire()}, timeout=ticket.timeout + 10
+            address, "dispatch", {"agent": agent_id, "ticket": ticket.to_wire()}, timeout=_move_wait(ticket)
         )
         return str(reply.header["address"])
 
@@ -258,14 +268,21 @@ class HostClient:
         if target is not None:
             ticket = TransferTicket.of(target)
             header["ticket"] = ticket.to_wire()
-            timeout = ticket.timeout + 10
+            timeout = _move_wait(ticket)
         reply = self.request(address, "clone", header, timeout=timeout)
         return self.proxy(reply.header["address"], reply.header["agent"])
 
-    def retract(self, from_address: str, agent_id: str, to_address: str, timeout: float = 10.0) -> str:
-        """Pull the paglet living at ``from_address`` back to the node ``to_address``; returns its address."""
+    def retract(self, from_address: str, agent_id: str, to_address: str, timeout: float | None = None) -> str:
+        """Pull the paglet living at ``from_address`` back to the node ``to_address``; returns its address.
+
+        ``timeout``: seconds to wait for the answer; by default the client's
+        timeout if it was given one, else as long as a move with a default
+        ticket may take plus ``MOVE_REPLY_MARGIN``.
+        """
+        if timeout is None and not self._timeout_given:
+            timeout = DEFAULT_TRANSFER_TIMEOUT + MOVE_REPLY_MARGIN  # the node moves it with a default ticket
         header = {"agent": agent_id, "target": to_address}
-        return str(self.request(from_address, "retract", header, timeout=timeout + 10).header["address"])
+        return str(self.request(from_address, "retract", header, timeout=timeout).header["address"])
 
     # -- parking ---------------------------------------------------------------------
     def deactivate(
@@ -325,6 +342,11 @@ def create_request(
     state_bytes = b"" if state is None else codec.encode(state, root="state")
     init_bytes = b"" if init is None else codec.encode(init, root="init")
     return header, (state_bytes, init_bytes)
+
+
+def _move_wait(ticket: TransferTicket) -> float:
+    """How long to wait for the answer to a move: it may take ``ticket.timeout``, then the node answers."""
+    return ticket.timeout + MOVE_REPLY_MARGIN
 
 
 def decode_result(reply: protocol.Reply) -> Any:

@@ -8,6 +8,8 @@ from typing import Any
 from paglets.core.errors import SerializationError
 from paglets.core.runtime_values import ArrivalMode
 
+DEFAULT_TRANSFER_TIMEOUT = 10.0  # seconds a move may take unless its ticket says otherwise
+
 
 @dataclass(frozen=True)
 class TransferTicket:
@@ -23,7 +25,7 @@ class TransferTicket:
     """
 
     destination: str
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TRANSFER_TIMEOUT
     retries: int = 0
     retry_interval: float = 0.25
     required_capabilities: tuple[str, ...] = ()
@@ -71,7 +73,7 @@ class TransferTicket:
         try:
             return cls(
                 destination=payload["destination"],
-                timeout=float(payload.get("timeout", 10.0)),
+                timeout=float(payload.get("timeout", DEFAULT_TRANSFER_TIMEOUT)),
                 retries=int(payload.get("retries", 0)),
                 retry_interval=float(payload.get("retry_interval", 0.25)),
                 required_capabilities=tuple(str(c) for c in payload.get("required_capabilities") or ()),
@@ -83,4 +85,4 @@ class TransferTicket:
             raise SerializationError(f"bad transfer ticket: {exc}") from None
 
 
-__all__ = ["TransferTicket"]
+__all__ = ["DEFAULT_TRANSFER_TIMEOUT", "TransferTicket"]

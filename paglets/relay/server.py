@@ -14,7 +14,8 @@ asked that node. ``CLIENT`` is a random token per (client, node) pair, never
 the client's routing id: libzmq's ROUTER aborts the process when a peer
 claims the routing id it would give the next anonymous connection, and the
 ids it gives are consecutive, so none may leak. The relay never decodes the requests it passes, except to
-answer or queue for a node that is away.
+answer or queue for a node that is away. A plain front request (no ``RLY1``: a client took the relay's
+address for a node's) is answered at once with an error that says how to address a node behind it.
 
 A node silent for three heartbeats is *away*. A ``send`` for an away node
 (within ``queue_ttl`` of its last sign of life) is written to that node's
@@ -213,13 +214,31 @@ class RelayServer:
         try:
             frame = relay.parse_at_relay(frames)
         except ProtocolError:
-            return  # not ours or malformed; a client without a usable correlation id gets no answer
+            self._not_a_node(frames)
+            return
         if isinstance(frame, relay.ToNode):
             self._to_node(frame.client, frame.node, frame.request)
         elif isinstance(frame, relay.NodeReply):
             self._to_client(frame.source, frame.client, frame.reply)
         else:
             self._hello(frames[0], frame)
+
+    def _not_a_node(self, frames: list[bytes]) -> None:
+        """A plain front request (someone took the relay's address for a node's): say what answered, at once.
+
+        Anything else that is not a relay frame set, and a request without a
+        usable correlation id, gets no answer.
+        """
+        if frames[1:2] != [protocol.MAGIC]:
+            return
+        try:
+            parsed = protocol.parse_request(frames)
+            cid, op = parsed.cid, parsed.op
+        except protocol.BadRequest as exc:
+            if exc.cid is None:
+                return
+            cid, op = exc.cid, ""
+        self._send([frames[0], *protocol.err_frames(cid, relay.not_a_node_error(op))])
 
     def _hello(self, source: bytes, hello: relay.Hello) -> None:
         try:

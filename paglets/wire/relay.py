@@ -36,6 +36,11 @@ disk (fsync'd) and answered with ``{"queued": true, "relay": ...}``; the
 queue is delivered in order when the node is back. Other requests for an
 away node fail with ``NodeUnreachableError``.
 
+A plain front request sent to the relay itself (a client that took the
+relay's address for a node's) is answered with the front error
+:func:`not_a_node_error`: a ``NodeUnreachableError`` with ``"reached":
+"relay"``, which the client turns into an error naming the address it used.
+
 Relay frames are built (``*_frames``, ``to_prefix``) and parsed
 (:func:`parse_at_relay`, :func:`parse_at_node`) only in this module. A parser
 raises ``ProtocolError`` for a frame set that is not a well-formed relay frame
@@ -45,6 +50,7 @@ set; the relay and the node drop those without an answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from paglets.core.errors import ProtocolError
 from paglets.wire.protocol import AGENT_ID_PATTERN, pack, unpack_map
@@ -151,6 +157,19 @@ def refused_frames(reason: str) -> list[bytes]:
     return [RELAY_MAGIC, REFUSED, pack({"reason": reason[:MAX_REASON_CHARS]})]
 
 
+NOT_A_NODE = "this is a paglets relay; address a node behind it as relay+tcp://HOST:PORT/NODE"
+
+
+def not_a_node_error(op: str) -> dict[str, Any]:
+    """The relay's answer (a front error) to a plain front request ``op`` sent to it as if it were a node."""
+    return {"type": "NodeUnreachableError", "message": NOT_A_NODE, "address": "", "op": op, "reached": "relay"}
+
+
+def reached_a_relay(error: dict[str, Any]) -> bool:
+    """True when a front error is :func:`not_a_node_error`'s: the address a client used is a relay's."""
+    return error.get("reached") == "relay"
+
+
 # -- parsers -----------------------------------------------------------------------------------------
 def parse_at_relay(frames: list[bytes]) -> ToNode | NodeReply | Hello:
     """Validate a frame set as the relay's ROUTER receives it (``frames[0]`` is the sender's routing id)."""
@@ -236,6 +255,7 @@ def _parse_refused(rest: list[bytes]) -> Refused:
 __all__ = [
     "FROM",
     "HELLO",
+    "NOT_A_NODE",
     "REFUSED",
     "RELAY_MAGIC",
     "REPLY",
@@ -249,8 +269,10 @@ __all__ = [
     "Welcome",
     "from_frames",
     "hello_frames",
+    "not_a_node_error",
     "parse_at_node",
     "parse_at_relay",
+    "reached_a_relay",
     "refused_frames",
     "reply_frames",
     "to_prefix",

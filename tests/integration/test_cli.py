@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import zmq
 
 from paglets.remote.client import HostClient
 from tests.conftest import ROOT, child_pids, pid_alive, wait_until
@@ -250,7 +251,7 @@ def test_deactivate_policy_options_reach_the_node(alpha):
         ok(run_cli("--json", "deactivate", address, "sleeper", "--no-queue", "--wake-on-startup",
                    "--wake-at", "2100-01-01T00:00:00Z"))
     )  # fmt: skip
-    assert parked == {"agent_id": "sleeper", "address": address, "active": False}
+    assert parked == {"agent_id": "sleeper", "address": address, "active": False, "was_active": True}
     [listed] = json.loads(ok(run_cli("--json", "ls", "--inactive-only", address)))
     assert listed["policy"] == {
         "activate_on_message": True, "queue_messages_when_inactive": False,
@@ -465,3 +466,81 @@ def test_http_port_in_use_exits_1_with_a_clear_message(tmp_path):
     stderr = failed(result)
     assert f"Error: cannot start node late on 127.0.0.1 (port 0, http port {port}): " in stderr
     assert "Address already in use" in stderr
+
+
+# -- what a new user tried (issue 10) ---------------------------------------------
+def test_global_options_work_after_the_command_too(alpha, tmp_path):
+    address = alpha.address
+    assert json.loads(ok(run_cli("ls", address, "--json"))) == []
+    created = json.loads(ok(run_cli("create", address, ECHO, "--id", "late-json", "--json")))
+    assert created == {"agent_id": "late-json", "address": address}
+    assert json.loads(ok(run_cli("send", address, "late-json", "echo", "--arg", '"hi"', "--json"))) == "hi"
+    assert json.loads(ok(run_cli("health", address, "--timeout", "5", "--json")))["name"] == "alpha"
+    assert json.loads(ok(run_cli("ls", "--json", address)))[0]["agent_id"] == "late-json"
+    keys = json.loads(ok(run_cli("keys", "generate", str(tmp_path), "--json")))
+    assert keys == {"public": str(tmp_path / "paglets.key"), "secret": str(tmp_path / "paglets.key_secret")}
+
+
+def test_api_key_options_work_after_the_command_too(node_process):
+    node = node_process("keyed", "--api-key-env", API_KEY_VAR, env={API_KEY_VAR: "s3cret"})
+    keyed_env = cli_env(**{API_KEY_VAR: "s3cret"})
+    health = ok(run_cli("health", node.address, "--api-key-env", API_KEY_VAR, "--json", env=keyed_env))
+    assert json.loads(health)["name"] == "keyed"
+    assert json.loads(ok(run_cli("ls", node.address, "--api-key", "s3cret", "--json"))) == []
+    assert failed(run_cli("ls", node.address, "--api-key", "wrong")).startswith("Error: AuthenticationError: ")
+    stderr = failed(run_cli("--api-key", "s3cret", "ls", node.address, "--api-key-env", API_KEY_VAR), code=2)
+    assert "give --api-key-env or --api-key, not both" in stderr
+
+
+def test_activate_and_deactivate_say_what_is_true(alpha):
+    address = alpha.address
+    for command in ("activate", "deactivate"):
+        stderr = failed(run_cli(command, address, "nobody"))
+        assert stderr == "Error: InvalidAgentError: no paglet 'nobody' on node alpha (neither active nor parked)\n"
+
+    ok(run_cli("create", address, ECHO, "--id", "sunny"))
+    assert ok(run_cli("activate", address, "sunny")) == "sunny is already active\n"
+    as_json = json.loads(ok(run_cli("--json", "activate", address, "sunny")))
+    assert as_json == {"agent_id": "sunny", "address": address, "active": True, "was_active": True}
+
+    assert ok(run_cli("deactivate", address, "sunny")) == "deactivated sunny\n"
+    assert ok(run_cli("deactivate", address, "sunny")) == "sunny is already parked\n"
+    as_json = json.loads(ok(run_cli("--json", "deactivate", address, "sunny")))
+    assert as_json == {"agent_id": "sunny", "address": address, "active": False, "was_active": False}
+
+    assert json.loads(ok(run_cli("--json", "activate", address, "sunny")))["was_active"] is False
+    assert ok(run_cli("send", address, "sunny", "echo", "--arg", '"awake"')) == "awake\n"
+
+
+@pytest.fixture
+def silent_node():
+    """A ROUTER on loopback that accepts connections and requests and never answers: a node that hangs."""
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.linger = 0
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    yield f"tcp://127.0.0.1:{port}"
+    router.close(0)
+
+
+def test_timeout_is_honoured_by_every_command_wherever_it_is_given(silent_node):
+    stderr = failed(run_cli("ls", silent_node, "--timeout", "0.5"))
+    assert stderr == f"Error: RequestTimeoutError: no reply from {silent_node} to 'list' within 0.5 s\n"
+    # Above the client's 10 s default for reads (today: capped at 10 s whatever --timeout says).
+    stderr = failed(run_cli("--timeout", "10.5", "health", silent_node))
+    assert stderr == f"Error: RequestTimeoutError: no reply from {silent_node} to 'health' within 10.5 s\n"
+
+
+def test_timeout_before_a_move_command_is_the_moves_time_limit(alpha):
+    ok(run_cli("create", alpha.address, ECHO, "--id", "patient"))
+    stderr = failed(run_cli("--timeout", "400", "dispatch", alpha.address, "patient", "tcp://127.0.0.1:1"))
+    assert stderr.startswith("Error: TransferError: ticket timeout 400.0 s is above the 300 s node alpha allows")
+
+
+def test_the_help_says_the_timeout_default_and_that_options_go_anywhere():
+    text = " ".join(ok(run_cli("--help")).split())
+    assert "Seconds to wait for a node's answer, for every command (default 30)" in text
+    assert "Options may come before or after the command" in text
+    ls_help = " ".join(ok(run_cli("ls", "--help")).split())
+    assert "--json Print machine-readable JSON." in ls_help
+    assert "--timeout SECONDS" in ls_help

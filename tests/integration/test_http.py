@@ -443,7 +443,8 @@ def test_mail_for_a_paglet_parked_over_http_is_queued_listed_and_delivered_on_ac
     body = {"reason": "nap", "policy": QUEUE_ONLY, "metadata": {"by": "http"}}
     parked = call(web, "POST", f"/agents/{agent_id}/deactivate", body)
     assert parked.status == 200, parked.body
-    assert parked.body == {"agent_id": agent_id, "address": node.address, "active": False}
+    assert parked.body == {"agent_id": agent_id, "address": node.address, "active": False, "was_active": True}
+    assert call(web, "POST", f"/agents/{agent_id}/deactivate", {}).body["was_active"] is False  # already parked
 
     queued = message(web, agent_id, "note", "b")
     assert queued.status == 202, queued.body  # accepted, not handled: no result, and why
@@ -460,7 +461,8 @@ def test_mail_for_a_paglet_parked_over_http_is_queued_listed_and_delivered_on_ac
 
     woken = call(web, "POST", f"/agents/{agent_id}/activate")
     assert woken.status == 200, woken.body
-    assert woken.body == {"agent_id": agent_id, "address": node.address, "active": True}
+    assert woken.body == {"agent_id": agent_id, "address": node.address, "active": True, "was_active": False}
+    assert call(web, "POST", f"/agents/{agent_id}/activate").body["was_active"] is True  # already active
     assert message(web, agent_id, "seen").body == {"result": ["a", "b"]}
     assert call(web, "GET", "/agents?state=inactive").body == {"agents": []}
     [active] = call(web, "GET", "/agents").body["agents"]

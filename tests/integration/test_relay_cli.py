@@ -10,7 +10,9 @@ import sys
 import urllib.request
 
 import pytest
+import zmq
 
+from paglets.wire import protocol
 from tests.conftest import wait_until
 from tests.integration.test_cli import ECHO, cli_env, failed, ok, run_cli
 
@@ -152,3 +154,29 @@ def test_curve_relay_carries_an_allowed_client_to_the_node_behind_it(relay_proce
     assert json.loads(ok(run_cli(*client, "--json", "health", node.address)))["name"] == "hidden"
     stderr = failed(run_cli("--timeout", "1", "health", node.address))  # no Curve at all
     assert stderr.startswith(f"Error: NodeUnreachableError: cannot reach node {node.address} for 'health'")
+
+
+def test_a_node_command_at_the_relays_own_port_says_a_relay_answered(relay):
+    # A timeout would say "no reply ... within 20 s"; the relay answers at once instead.
+    stderr = failed(run_cli("--timeout", "20", "ls", relay.address, timeout=60))
+    assert stderr == (
+        f"Error: NodeUnreachableError: {relay.address} is a paglets relay, not a node: "
+        f"address a node behind it as relay+{relay.address}/NODE\n"
+    )
+
+
+def test_the_relay_answers_a_plain_front_request_with_an_error_naming_the_relay_form(relay):
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.connect(relay.address)
+    try:
+        dealer.send_multipart(protocol.request_frames("list", b"cid-1", {}))
+        assert dealer.poll(20_000), "the relay did not answer"
+        reply = protocol.parse_reply(dealer.recv_multipart())
+    finally:
+        dealer.close(0)
+    assert (reply.ok, reply.cid) == (False, b"cid-1")
+    assert reply.header["type"] == "NodeUnreachableError" and reply.header["op"] == "list"
+    assert reply.header["message"] == (
+        "this is a paglets relay; address a node behind it as relay+tcp://HOST:PORT/NODE"
+    )

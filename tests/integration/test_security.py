@@ -156,10 +156,14 @@ def test_hostile_frames_on_the_relay_are_ignored(tmp_path, make_node):
             # The relay reads one connection in order: a ping sent after the garbage is routed after it.
             _, prefix = route(natted.address)
             sock.send_multipart([*prefix, *protocol.request_frames("ping", b"after", {}, ())])
+            # The only answer before it: the plain front request (cid "c") is told this is a relay, not a node.
+            assert sock.poll(10_000), "the relay did not answer the plain front request"
+            not_a_node = protocol.parse_reply(sock.recv_multipart())
             assert sock.poll(10_000), "the relay did not pass the ping on"
             pong = protocol.parse_reply(sock.recv_multipart())
         finally:
             sock.close(0)
+        assert not_a_node.cid == b"c" and not not_a_node.ok and not_a_node.header["reached"] == "relay"
         assert pong.cid == b"after" and pong.ok and pong.header["name"] == "natted"
         still_serving(natted)
     finally:

@@ -160,14 +160,20 @@ class FrontRequests:
         return {"held": held}, []
 
     # parking
+    # ``was_active`` lets the caller say "already parked" or "already active" instead of what did not happen
+    # (read before the call: a message that wakes the paglet meanwhile makes it look like our doing, harmlessly).
     def _op_deactivate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         request = DeactivationRequest.from_wire(header.get("request") or {"source": "client"})
-        self._node.deactivate(header["agent"], request)
-        return {"agent": header["agent"], "address": self._node.address, "active": False}, []
+        agent_id = header["agent"]
+        was_active = agent_id not in self._node.parked
+        self._node.deactivate(agent_id, request)
+        return {"agent": agent_id, "address": self._node.address, "active": False, "was_active": was_active}, []
 
     def _op_activate(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
-        self._node.activate(header["agent"])
-        return {"agent": header["agent"], "address": self._node.address, "active": True}, []
+        agent_id = header["agent"]
+        was_active = agent_id not in self._node.parked
+        self._node.activate(agent_id)
+        return {"agent": agent_id, "address": self._node.address, "active": True, "was_active": was_active}, []
 
     # mesh
     def _op_gossip(self, header: dict[str, Any], payload: list[bytes]) -> Answer:

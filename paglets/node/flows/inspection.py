@@ -47,7 +47,9 @@ class Inspection:
             summary = wait_for(self._broker.summary(agent_id), LOOP_DEADLINE, "the broker")
         except InvalidAgentError:
             if agent_id not in self._parked:
-                raise
+                raise InvalidAgentError(
+                    f"no paglet {agent_id!r} on node {self._here.name} (neither active nor parked)"
+                ) from None
             return self._located(self._parked.describe(agent_id, include_state))
         return self._describe(summary, include_state)
 

@@ -145,14 +145,16 @@ def retract_agent(host: Any, req: Request) -> Reply:
 
 
 def deactivate_agent(host: Any, req: Request) -> Reply:
+    was_active = req.params["agent_id"] not in host.parked  # "already parked" when False (as the ZeroMQ op)
     proxy = host.deactivate(req.params["agent_id"], req.deactivation())
-    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": False}
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": False, "was_active": was_active}
 
 
 def activate_agent(host: Any, req: Request) -> Reply:
     req.no_fields()
+    was_active = req.params["agent_id"] not in host.parked
     proxy = host.activate(req.params["agent_id"])
-    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True}
+    return 200, {"agent_id": proxy.agent_id, "address": proxy.host_url, "active": True, "was_active": was_active}
 
 
 def list_services(host: Any, req: Request) -> Reply:
