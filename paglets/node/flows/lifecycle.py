@@ -153,7 +153,7 @@ class Lifecycle:
             curve=self._curve,
             storage_quota=config.persistent_storage_quota_bytes,
             log_level=logging.getLevelName(logging.getLogger("paglets").getEffectiveLevel()),
-            allow_modules=codec.POLICY.prefixes(),
+            allow_modules=[*codec.POLICY.prefixes(), class_name.partition(":")[0]],  # its own module: checked before
             allow_any_module=codec.POLICY.allow_any,
             ident=worker_ident(agent_id, token),
         )
