@@ -11,6 +11,7 @@ import zmq
 
 from paglets.core.errors import InvalidAgentError
 from paglets.loops import LoopChannel, LoopThread
+from paglets.node.broker.lanes import Lane
 from paglets.threads import ThreadPool
 from paglets.waiting import wait_for
 from tests.logs import LogRecords
@@ -44,6 +45,20 @@ def test_a_callback_that_raises_a_base_exception_does_not_shrink_the_pool():
         assert any(r.exc_info and isinstance(r.exc_info[1], KeyboardInterrupt) for r in logged.records)
     finally:
         pool.shutdown()
+
+
+def test_a_broker_lane_job_that_raises_is_logged_and_the_lane_keeps_serving():
+    lane = Lane("test-lane", "test jobs", threads=1, limit=4)
+    try:
+        with LogRecords("paglets.broker") as logged:
+            failed = lane.submit(lambda: {}["missing"])
+            assert logged.seen.wait(5), "the failed lane job was not logged"
+        assert isinstance(failed.exception(5), KeyError)
+        record = next(r for r in logged.records if r.levelno >= logging.ERROR)
+        assert record.exc_info and isinstance(record.exc_info[1], KeyError)
+        assert wait_for(lane.submit(lambda: "next"), 5, "the lane's next job") == "next"
+    finally:
+        lane.shutdown()
 
 
 # -- loop commands ---------------------------------------------------------------------------
