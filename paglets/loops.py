@@ -6,12 +6,18 @@ deque and, if the loop has not been woken since it last drained, pokes the
 loop's inproc PULL socket from a PUSH socket owned by the calling thread.
 The loop runs each callable in its own thread; :meth:`LoopChannel.call`
 returns a Future the callable's result (or exception) completes.
+
+A command that raises never takes the loop with it. What it raised fails
+its Future, if anyone waits for one; and it is logged with its traceback
+whenever it is not a :class:`~paglets.core.errors.PagletError` (a bug, not a
+refusal) or nobody waits for the command (a :meth:`LoopChannel.post`).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -19,8 +25,10 @@ from typing import Any
 
 import zmq
 
+from paglets.core.errors import PagletError
 from paglets.wire.frames import has_input
 
+log = logging.getLogger("paglets.loops")
 _channel_ids = itertools.count(1)
 DOORBELLS_PER_THREAD = 16  # loops one thread keeps a doorbell to (each node run has its own loop)
 _thread_state = threading.local()
@@ -31,6 +39,7 @@ class LoopChannel:
 
     def __init__(self, ctx: zmq.Context, name: str):
         self._ctx = ctx
+        self.name = name
         self.endpoint = f"inproc://paglets-loop-{next(_channel_ids)}-{name}"
         self._commands: collections.deque[tuple[Callable[[], Any], Future[Any] | None]] = collections.deque()
         self._woken = False
@@ -62,13 +71,14 @@ class LoopChannel:
             fn, future = commands.popleft()
             self._run(fn, future)
 
-    @staticmethod
-    def _run(fn: Callable[[], Any], future: Future[Any] | None) -> None:
+    def _run(self, fn: Callable[[], Any], future: Future[Any] | None) -> None:
         if future is not None and not future.set_running_or_notify_cancel():
             return
         try:
             result = fn()
-        except BaseException as exc:
+        except BaseException as exc:  # the loop outlives any one command
+            if future is None or not isinstance(exc, PagletError):
+                log.error("loop %s: a command failed: %r", self.name, exc, exc_info=exc)
             if future is not None:
                 future.set_exception(exc)
             return

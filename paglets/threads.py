@@ -6,7 +6,9 @@ so a request costs a queue hand-off rather than a new thread, socket and
 connect. A job that blocks makes the pool grow, so it never holds up the
 next one while there is room. :meth:`submit` returns a Future that completes
 with the job's result or exception; an exception never kills the thread that
-ran it. Whoever creates a pool owns it and calls :meth:`shutdown`.
+ran it - nor does one raised by a callback of that Future - so a pool never
+shrinks below what it counts. Whoever creates a pool owns it and calls
+:meth:`shutdown`; its counts are guarded by its condition.
 """
 
 from __future__ import annotations
@@ -50,8 +52,23 @@ class ThreadPool:
                 return future  # a busy thread takes it when it finishes
             self._threads += 1
             number = self._threads
-        threading.Thread(target=self._serve, name=f"{self.name}-{number}", daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, name=f"{self.name}-{number}", daemon=True).start()
+        except BaseException:
+            with self._cond:  # no thread was started: count none, and take the job back unless one took it
+                self._threads -= 1
+                taken_back = self._take_back(future)
+            if taken_back:
+                raise
         return future
+
+    def _take_back(self, future: Future[Any]) -> bool:
+        """Remove the job of ``future`` if it still waits (with the condition held); True if it did."""
+        for index, job in enumerate(self._jobs):
+            if job[3] is future:
+                del self._jobs[index]
+                return True
+        return False
 
     def shutdown(self) -> None:
         """Take no more jobs; jobs not started yet fail with RuntimeError; idle threads end."""
@@ -79,16 +96,22 @@ class ThreadPool:
                         self._threads -= 1
                         return
                 fn, args, kwargs, future = jobs.popleft()
-            if not future.set_running_or_notify_cancel():
-                continue
             try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # the job's failure belongs to its Future, never to the thread
-                future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    log.error("thread pool %s: a job raised %s", self.name, type(exc).__name__)
-            else:
-                future.set_result(result)
+                self._run(fn, args, kwargs, future)
+            except BaseException:  # from a callback of the job's Future: the thread carries on all the same
+                log.exception("thread pool %s: a callback of a job's Future raised", self.name)
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # the job's failure belongs to its Future, never to the thread
+            future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                log.error("thread pool %s: a job raised %s", self.name, type(exc).__name__)
+        else:
+            future.set_result(result)
 
 
 __all__ = ["ThreadPool"]

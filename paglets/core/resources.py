@@ -1,9 +1,13 @@
 """Per-paglet resources that must be released when the paglet leaves or stops.
 
 A paglet registers a cleanup for each thing it opens (a file, a socket, a
-thread pool). When it is dispatched, deactivated or disposed, the runtime
-calls :meth:`ResourceRegistry.cleanup`, which releases them newest first, so a
-resource built on another is closed before the one it depends on.
+thread pool). Before it is dispatched, retracted, deactivated or disposed of,
+the runtime calls :meth:`ResourceRegistry.cleanup`, which releases them
+newest first, so a resource built on another is closed before the one it
+depends on. A cleanup that fails (unless registered with ``suppress=True``)
+cancels that operation: the paglet stays where it was, active, and the
+caller gets a :class:`~paglets.core.errors.LifecycleError` naming the
+resource and its error.
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ import msgpack
 
 from paglets.core.errors import OverloadedError, SerializationError
 from paglets.persistence.journal import LogWriter, frame_entry, fsync_dir, read_entries
+from paglets.waiting import wait_for
 
 log = logging.getLogger("paglets.relay.queues")
+WRITER_DEADLINE = 30.0  # seconds the writer may take to make what it holds durable
 
 
 class NodeQueues:
@@ -63,7 +65,7 @@ class NodeQueues:
 
     def pending(self, name: str) -> list[list[bytes]]:
         """Every queued request for ``name`` not older than the time limit, in order."""
-        self._writer.barrier().result(30)
+        wait_for(self._writer.barrier(), WRITER_DEADLINE, f"the queue writer before reading {name}'s queue")
         fresh = []
         cutoff = time.time() - self.ttl
         for payload in read_entries(self.root / f"{name}.log"):
@@ -80,7 +82,7 @@ class NodeQueues:
 
     def clear(self, name: str) -> None:
         """Everything queued for ``name`` was delivered and answered."""
-        self._writer.barrier().result(30)
+        wait_for(self._writer.barrier(), WRITER_DEADLINE, f"the queue writer before clearing {name}'s queue")
         (self.root / f"{name}.log").unlink(missing_ok=True)
         fsync_dir(self.root)
         self._depth.pop(name, None)

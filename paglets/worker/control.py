@@ -65,7 +65,7 @@ class PagletControl:
 
     # -- start ----------------------------------------------------------------------
     def start(self, cid: bytes, header: dict[str, Any], payload: list[bytes]) -> None:
-        """Build the paglet, run its start hook, answer; then its handlers and ``run()`` begin."""
+        """Build the paglet, run its start hook, answer; then ``run()`` begins, and only then its handlers."""
         try:
             paglet = self._build(header, payload)
             self._run_hook(paglet, header.get("hook", "on_creation"), header, payload, START_HOOKS)
@@ -73,9 +73,10 @@ class PagletControl:
             log.warning("paglet %s: start failed: %s", self._agent_id, describe(exc))
             self._link.reply_error(cid, error_to_wire(_as_lifecycle(exc, "start")))
             return
-        self._on_started(paglet)  # before the answer: an unqueued message may follow it at once
         self._link.reply_ok(cid)
-        threading.Thread(target=self._run, name="paglet-run", daemon=True).start()
+        threading.Thread(
+            target=self._crash.run, args=("the run thread", self._run, paglet), name="paglet-run", daemon=True
+        ).start()
 
     def _build(self, header: dict[str, Any], payload: list[bytes]) -> Paglet[Any]:
         cls = self.cls
@@ -126,10 +127,19 @@ class PagletControl:
             )
         return event
 
-    def _run(self) -> None:
+    def _run(self, paglet: Paglet[Any]) -> None:
+        """The run thread: it opens the mailbox, then calls ``run()``.
+
+        The first handler announces itself to the node from here, so no
+        message reaches a handler before this thread has begun ``run()``: a
+        handler cannot change the state ``run()`` starts from (an itinerary
+        driven from ``run()`` would advance twice). Unqueued messages wait for
+        the same moment (:meth:`MessageHandlers.run_unqueued`).
+        """
+        self._on_started(paglet)
         ok = True
         try:
-            self.paglet.run()
+            paglet.run()
         except Exception as exc:
             ok = False
             log.warning("paglet %s: run() failed: %s", self._agent_id, describe(exc))

@@ -3,10 +3,12 @@
 Each handler thread owns a DEALER of its own (:class:`~paglets.worker.link.NodeLink`),
 tells the node it is idle, and the node hands it one ``msg`` (or one
 ``msgs`` batch of oneway messages) at a time straight to that socket. The
-first handler starts with the paglet; one more starts whenever the last idle
-handler takes a message, up to the class's ``MAILBOX_WORKERS``. Unqueued
-messages skip the handlers: the node sends them to the main socket and they
-run on the control pool (:meth:`MessageHandlers.run_unqueued`).
+first handler starts once the paglet's ``run()`` has begun (the run thread
+calls :meth:`MessageHandlers.start` just before it), so no message overtakes
+``run()``; one more starts whenever the last idle handler takes a message, up
+to the class's ``MAILBOX_WORKERS``. Unqueued messages skip the handlers: the
+node sends them to the main socket and they run on the control pool
+(:meth:`MessageHandlers.run_unqueued`), once ``run()`` has begun too.
 
 Threads: ``paglet-handler-N`` threads (daemons; they end with the process)
 run :meth:`MessageHandlers._handle_forever`; the main thread calls
@@ -26,7 +28,13 @@ from typing import Any
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
-from paglets.core.errors import NotHandledError, PagletCrashedError, PagletError, SerializationError
+from paglets.core.errors import (
+    LifecycleError,
+    NotHandledError,
+    PagletCrashedError,
+    PagletError,
+    SerializationError,
+)
 from paglets.threads import ThreadPool
 from paglets.wire import back, codec
 from paglets.wire.errors import error_to_wire
@@ -36,6 +44,8 @@ from paglets.worker.fatal import CrashReport, describe
 from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
+
+RUN_START_DEADLINE = 30.0  # seconds an unqueued message waits for the paglet's run() to begin
 
 
 class MessageHandlers:
@@ -62,16 +72,32 @@ class MessageHandlers:
         self._idle_handlers = 0
         self._lock = threading.Lock()
         self._batch = threading.local()  # the oneway batch a handler thread is running, if any
+        self._started = threading.Event()  # set once run() is beginning: messages may run from then on
 
     def start(self, paglet: Paglet[Any]) -> None:
-        """The paglet has started: its first handler tells the node it takes mail."""
+        """Called by the run thread just before it calls ``run()``: open the mailbox.
+
+        The first handler thread starts now but announces itself only once
+        :attr:`_started` is set, which is the last thing done here: the run
+        thread, still holding the interpreter, goes straight on into
+        ``run()``, and a message needs the node's round trip on top of that.
+        """
         self._paglet = paglet
         self._add_handler()
+        self._started.set()
 
     def run_unqueued(self, cid: bytes, oneway: bool, body: bytes) -> None:
         """An unqueued message: it bypasses the handlers and runs on a control thread."""
         self._notify_mail()
-        self._control.submit(self._crash.run, "an unqueued message's handler", self._run_message, cid, oneway, body)
+        self._control.submit(self._crash.run, "an unqueued message's handler", self._run_unqueued, cid, oneway, body)
+
+    def _run_unqueued(self, cid: bytes, oneway: bool, body: bytes) -> None:
+        # The node sends unqueued mail as soon as the start hook answered: wait for run() to begin.
+        if not self._started.wait(RUN_START_DEADLINE):
+            error = LifecycleError(f"paglet {self._agent_id!r} did not begin run() within {RUN_START_DEADLINE:g} s")
+            self._link.reply_error(cid, error_to_wire(error))
+            return
+        self._run_message(cid, oneway, body)
 
     def _notify_mail(self) -> None:
         with self._mail_arrived:
@@ -96,6 +122,7 @@ class MessageHandlers:
             self._crash.crash("a message handler thread", exc)
 
     def _handle_messages(self, sock: zmq.Socket) -> None:
+        self._started.wait()  # set just before run() is called (by the thread that started this one)
         send_frames(sock, back.idle_frames())
         parse_work = back.parse_work
         while True:

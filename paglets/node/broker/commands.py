@@ -9,6 +9,11 @@ made while the broker is not running fails with HostError.
 Commands that reserve something the caller then acts on (``expect_worker``,
 ``open_activation``) wait for the loop to confirm, so the caller forks a
 worker only once the agent id is its own.
+
+A command that raises in the loop fails its Future at once (the loop logs
+it with its traceback unless it is a PagletError, a refusal); a caller never
+waits out its deadline for an answer that cannot come. Every wait here is
+bounded by :data:`LOOP_DEADLINE` or by a deadline the caller names.
 """
 
 from __future__ import annotations
@@ -60,28 +65,40 @@ class BrokerCommands:
             return _failed(HostError(f"node {self.node_name} is not running"))
 
     def _post(self, fn: Callable[[], Any]) -> None:
+        """A notice nobody waits for (the loop logs what it raises)."""
         try:
             self._broker.channel.post(fn)
         except RuntimeError:
             pass  # the loop stopped; what this notice was about went with it
 
-    def _ask(self, start: Callable[[FutureOrigin], None]) -> Future[Any]:
-        """Post ``start(origin)``; the Future completes when the table answers that origin."""
-        future: Future[Any] = Future()
-        origin = FutureOrigin(future)
+    def _post_for(self, future: Future[Any], fn: Callable[[], None]) -> Future[Any]:
+        """Post ``fn``, which answers ``future`` itself (through an origin); returns ``future``.
+
+        If ``fn`` raises, ``future`` fails with that at once, never at its
+        caller's deadline; anything but a PagletError is a bug, which the
+        loop also logs with its traceback.
+        """
 
         def run() -> None:
             try:
-                start(origin)
-            except PagletError as exc:
+                fn()
+            except BaseException as exc:
                 if not future.done():
                     future.set_exception(exc)
+                if not isinstance(exc, PagletError):
+                    raise
 
         try:
             self._broker.channel.post(run)
         except RuntimeError:
             future.set_exception(HostError(f"node {self.node_name} is not running"))
         return future
+
+    def _ask(self, start: Callable[[FutureOrigin], None]) -> Future[Any]:
+        """Post ``start(origin)``; the Future completes when the table answers that origin."""
+        future: Future[Any] = Future()
+        origin = FutureOrigin(future)
+        return self._post_for(future, lambda: start(origin))
 
     def _confirm(self, fn: Callable[[], Any], what: str) -> Any:
         """Run ``fn`` in the loop and wait for it (only for quick table changes)."""
@@ -148,11 +165,7 @@ class BrokerCommands:
         future: Future[Any] = Future()
         delivery = Delivery(body, oneway, FutureOrigin(future), priority, mid, activate=activate, no_delay=no_delay)
         broker = self._broker
-        try:
-            broker.channel.post(lambda: broker.route_local(agent_id, delivery))
-        except RuntimeError:
-            future.set_exception(HostError(f"node {self.node_name} is not running"))
-        return future
+        return self._post_for(future, lambda: broker.route_local(agent_id, delivery))
 
     # -- arrivals -------------------------------------------------------------------------
     def start_prepared(

@@ -1,10 +1,12 @@
 """The broker's lanes: where work that leaves its loop runs, so cheap requests never wait behind slow ones.
 
 Each lane is a thread pool plus a bound on the jobs it holds (running or
-waiting for a thread). The broker admits a job into a lane in its loop and
-releases it in its loop once the answer is posted back, so the count needs
-no lock; a lane that is full refuses at once with
-:class:`~paglets.core.errors.OverloadedError` rather than queueing forever.
+waiting for a thread). The count of held jobs is owned by the broker loop:
+the loop admits a job into a lane and releases it once the job's answer is
+posted back to it, so the count needs no lock; a lane that is full refuses
+at once with :class:`~paglets.core.errors.OverloadedError` rather than
+queueing forever. A job that raises fails only its own Future (and is
+logged with its traceback): the lane keeps its threads.
 
 The node has three (see :class:`~paglets.node.broker.loop.Broker`):
 
@@ -21,12 +23,15 @@ The node has three (see :class:`~paglets.node.broker.loop.Broker`):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from paglets.core.errors import OverloadedError
 from paglets.threads import ThreadPool
+
+log = logging.getLogger("paglets.broker")
 
 
 class Lane:
@@ -52,8 +57,19 @@ class Lane:
         self.held -= 1
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``fn(*args)`` on the lane's pool (RuntimeError once it is shut down)."""
-        return self._pool.submit(fn, *args)
+        """Run ``fn(*args)`` on the lane's pool (RuntimeError once it is shut down).
+
+        Nobody reads most of these Futures (notices of crashes and events), so
+        what a job raises is logged here.
+        """
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(self._log_failure)
+        return future
+
+    def _log_failure(self, future: Future[Any]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            log.error("broker lane %s: a job failed: %r", self._pool.name, exc, exc_info=exc)
 
     def shutdown(self) -> None:
         self._pool.shutdown()

@@ -11,6 +11,14 @@ on a paglet: anything else runs on one of its lanes
 Reads (health, list, info, state...) have a lane of their own, so they never
 wait behind creates and moves; slow requests beyond ``max_slow_ops`` are
 refused with OverloadedError.
+
+Counters: every counter the loop and its lanes share is owned by the loop
+thread, the only one that writes it - each slot's mailbox counts (queued,
+in flight, delivered, failed), each lane's held jobs (a lane job's end is
+counted when its answer is posted back to the loop), and
+``rejected_requests``. Other threads read the slot counts through
+:class:`~paglets.node.broker.commands.BrokerCommands` (``summaries``); they
+may read ``rejected_requests`` directly as a snapshot, and never write it.
 """
 
 from __future__ import annotations
@@ -140,7 +148,7 @@ class Broker:
         self._stop = False
         self._thread = LoopThread(f"paglets-broker-{node_name}", self._open_sockets, self._serve, self._close)
         self.front_address = ""
-        self.rejected_requests = 0
+        self.rejected_requests = 0  # front requests refused as malformed or unauthenticated; the loop's alone to write
 
     # -- lifecycle (any thread) -----------------------------------------------------
     def attach(self, services: BrokerServices) -> None:

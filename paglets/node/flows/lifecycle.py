@@ -4,6 +4,13 @@ Owns no state of its own: slots live in the broker's table, pids in
 :class:`~paglets.node.procs.processes.WorkerProcesses`; this part sequences a
 paglet's birth (reserve the agent id, fork a worker, run the start hook) and
 its end (``on_disposing``, resource cleanup, the worker's exit). Any thread.
+
+Resource cleanups (:meth:`Lifecycle.release_resources`) run before a paglet
+leaves its worker by any way: dispatch, retract, deactivation, disposal. A
+cleanup that fails (and was not registered with ``suppress=True``) cancels
+that operation with :class:`~paglets.core.errors.LifecycleError`; the paglet
+stays, active. The order of each way is in ``docs/architecture.md``
+("Lifecycle order").
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ from typing import Any
 from paglets.client.host_client import create_request
 from paglets.client.security import CurveIdentity
 from paglets.core.agent import PagletState, check_state_class
-from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, PagletError
+from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, LifecycleError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
-from paglets.node.broker.commands import BrokerCommands
+from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
 from paglets.node.broker.slots import worker_ident
 from paglets.node.config import NodeConfig
 from paglets.node.flows.checkpoints import Checkpointer
@@ -37,6 +44,9 @@ from paglets.worker.spec import WorkerSpec
 
 log = logging.getLogger("paglets.lifecycle")
 STOP_GRACE = 2.0  # seconds a worker asked to exit has before it is killed
+START_SLACK = 1.0  # seconds beyond the start timeout we wait (the broker's own deadline fails the start first)
+RESOURCES_DEADLINE = 10.0  # seconds a worker may take to list its resources
+CLEANUP_DEADLINE = 30.0  # seconds a paglet's resource cleanups may take when nobody gave a deadline
 
 
 class Lifecycle:
@@ -112,7 +122,7 @@ class Lifecycle:
             self._broker.stop_worker(agent_id)
             raise
         try:
-            wait_for(started, limit + 1, f"paglet {agent_id} ({class_name}) to start on {self._here.name}")
+            wait_for(started, limit + START_SLACK, f"paglet {agent_id} ({class_name}) to start on {self._here.name}")
         except BaseException:
             self.remove_worker(agent_id)
             raise
@@ -166,18 +176,47 @@ class Lifecycle:
         future = self._broker.call_worker(agent_id, {"op": "hook", "name": name, "event": event})
         wait_for(future, timeout, f"hook {name} of paglet {agent_id}")
 
+    def release_resources(self, agent_id: str, operation: str, timeout: float) -> None:
+        """Run the paglet's resource cleanups (newest first) before it leaves by ``operation``.
+
+        A cleanup that fails without ``suppress=True`` cancels the operation:
+        :class:`LifecycleError` naming the resource and its error (the failed
+        cleanups stay registered; the others are done).
+        """
+        future = self._broker.call_worker(agent_id, {"op": "cleanup", "reason": operation})
+        try:
+            wait_for(future, timeout, f"the resource cleanups of paglet {agent_id} before its {operation}")
+        except LifecycleError as exc:
+            raise LifecycleError(
+                f"{operation} of paglet {agent_id} on node {self._here.name} cancelled, the paglet stays here: {exc}"
+            ) from None
+
     def dispose(self, agent_id: str) -> None:
-        """Run ``on_disposing``, clean up the paglet's resources and stop its worker."""
+        """Run ``on_disposing``, clean up the paglet's resources and stop its worker.
+
+        A failing ``on_disposing`` is logged and the disposal goes on; a
+        failing resource cleanup cancels it (LifecycleError), the paglet stays.
+        """
         here = self._here
         event = PersistencyEvent(agent_id, here.name, here.address, reason="dispose").to_wire()
         try:
-            future = self._broker.call_worker(agent_id, {"op": "dispose", "event": event})
-            wait_for(future, self._call_timeout, f"on_disposing of {agent_id}")
+            self.run_hook(agent_id, "on_disposing", event, self._call_timeout)
         except InvalidAgentError:
             raise
         except PagletError as exc:
             log.warning("node %s: dispose hook of %s failed: %s", here.name, agent_id, exc)
-        self.remove_worker(agent_id)
+        try:
+            self.release_resources(agent_id, "dispose", self._call_timeout)
+        except LifecycleError:
+            raise
+        except PagletError as exc:  # crashed or hung: nothing more to ask of it
+            log.warning("node %s: resource cleanup of %s failed: %s", here.name, agent_id, exc)
+        self._checkpoints.hold(agent_id)  # a crash from here on must not bring it back
+        try:
+            self.remove_worker(agent_id)
+        except BaseException:
+            self._checkpoints.release(agent_id)
+            raise
         self.forget(agent_id)
         self._events.emit("paglet-disposed", agent_id=agent_id)
 
@@ -185,12 +224,16 @@ class Lifecycle:
         """What this node keeps for a paglet that is gone from it: files, checkpoint, work dir."""
         self._files.drop(agent_id)
         self._checkpoints.forget(agent_id)
+        self.remove_work_dir(agent_id)
+
+    def remove_work_dir(self, agent_id: str) -> None:
+        """The paglet is gone from this node (moved on or disposed of): its scratch goes too."""
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.work_path(agent_id))
 
     def remove_worker(self, agent_id: str, grace: float = STOP_GRACE) -> None:
         """Take the paglet out of the broker and make sure its process is gone."""
-        pid = wait_for(self._broker.stop_worker(agent_id), 10, "the broker")
+        pid = wait_for(self._broker.stop_worker(agent_id), LOOP_DEADLINE, f"the broker to stop {agent_id}'s worker")
         if pid is not None and not self._processes.wait_gone(pid, grace):
             self._processes.kill(pid)
 
@@ -240,12 +283,12 @@ class WorkerResources:
 
     def status(self) -> dict[str, bool]:
         future = self._broker.call_worker(self.agent_id, {"op": "resources"})
-        _header, payload = wait_for(future, 10, f"the resources of {self.agent_id}")
+        _header, payload = wait_for(future, RESOURCES_DEADLINE, f"the resources of {self.agent_id}")
         return dict(codec.decode(payload[0])) if payload else {}
 
     def cleanup(self, *, reason: str = "lifecycle") -> None:
         future = self._broker.call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
-        wait_for(future, 30, f"the cleanup of {self.agent_id}")
+        wait_for(future, CLEANUP_DEADLINE, f"the cleanup of {self.agent_id}")
 
 
 __all__ = ["Lifecycle", "WorkerResources", "check_class_name"]

@@ -7,12 +7,14 @@ A move is two-phase and lossless:
    class; it answers only once that worked.
 2. The source runs ``on_dispatching`` (``on_reverting`` for a retract),
    *freezes* the mailbox (new messages wait; in-flight ones finish, except
-   the message whose handler asked to move), snapshots the state and uploads
-   registered files.
+   the message whose handler asked to move), runs the paglet's resource
+   cleanups (a failing one cancels the move with ``LifecycleError``), deletes
+   its checkpoint, snapshots the state and uploads registered files.
 3. **arrive** — the envelope goes over; the target runs ``on_arrival`` and
    acks (the target's side is :mod:`paglets.node.flows.arrivals`). Only then
    does the source drop its copy: its queued messages are forwarded in
-   order and a forwarding entry answers for the paglet.
+   order, a forwarding entry answers for the paglet, and its files and work
+   dir are removed.
 
 If the target refuses, times out or dies on the way, the source unfreezes:
 the paglet is active where it was, with its state, and the caller gets a
@@ -38,6 +40,7 @@ from paglets.client.transport import check_address
 from paglets.core.errors import (
     HostError,
     InvalidAgentError,
+    LifecycleError,
     NodeUnreachableError,
     PagletError,
     TransferError,
@@ -52,9 +55,12 @@ from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
 from paglets.node.storage.files import CHUNK_SIZE, FileRegistry, sha256_of
+from paglets.waiting import wait_for
 from paglets.wire.envelope import PagletEnvelope
 
 log = logging.getLogger("paglets.movement")
+ABORT_DEADLINE = 2.0  # seconds the target gets to drop a prepared arrival that will not come
+ARRIVAL_POLL = 0.2  # seconds between questions to a target whose arrival hook is still running
 
 _HOOKS = {
     EnvelopeKind.DISPATCH: "on_dispatching",
@@ -176,15 +182,23 @@ class Movement:
             target_host_address=address,
             reason=kind.value,
         )
+        releasing = False
         try:
             self._lifecycle.run_hook(agent_id, _HOOKS[kind], event.to_wire(), _left(deadline))
-            self._broker.freeze(agent_id, initiator).result(_left(deadline))
+            wait_for(self._broker.freeze(agent_id, initiator), _left(deadline), f"paglet {agent_id}'s messages")
+            releasing = True
+            self._lifecycle.release_resources(agent_id, kind.value, _left(deadline))
+            releasing = False
+            self._checkpoints.hold(agent_id)  # from here on no checkpoint of it may bring it back after a crash
             envelope = self._envelope(kind, agent_id, summary["class_name"], address, target_name, token, ticket)
             self._upload_files(address, agent_id, envelope, deadline)
             self._arrive(address, envelope, deadline, prepared.get("max_message_size"))
         except BaseException as exc:
             self._broker.unfreeze(agent_id)  # no-op unless it froze
+            self._checkpoints.release(agent_id)
             self._abort_later(address, agent_id, token)
+            if releasing and isinstance(exc, LifecycleError):
+                raise  # a resource would not close: the move is cancelled, and the error says which
             raise transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
         self._broker.depart(agent_id, address)
         self._checkpoints.forget(agent_id)
@@ -289,22 +303,24 @@ class Movement:
                 return True
             if status.header.get("status") != "starting":
                 return False
-            threading.Event().wait(0.2)  # arrival hook still running there: give it a moment
+            threading.Event().wait(ARRIVAL_POLL)  # arrival hook still running there: give it a moment
         return False
 
     def _abort_later(self, address: str, agent_id: str, token: str) -> None:
         def abort() -> None:
             try:
-                self._client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=2.0)
+                self._client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=ABORT_DEADLINE)
             except PagletError as exc:
                 log.debug("abort of %s at %s: %s", agent_id, address, exc)
 
         threading.Thread(target=abort, name="paglets-abort", daemon=True).start()
 
     def _after_departure(self, agent_id: str) -> None:
+        """The paglet lives elsewhere now: its registered files ("move" ones deleted) and work dir go."""
         for ref in self._files.drop(agent_id):
             if ref.mode == "move":
                 Path(ref.path).unlink(missing_ok=True)
+        self._lifecycle.remove_work_dir(agent_id)
 
     def clone(self, agent_id: str, target: TransferTicket | str | dict[str, Any] | None = None) -> PagletProxy:
         """Copy a paglet (here, or to ``target``); returns the copy's proxy."""
@@ -380,8 +396,8 @@ class Movement:
             reply = self._client.request(
                 address, "retract", {"agent": agent_id, "target": here.address}, timeout=limit + 5
             )
-        except TransferError:
-            raise
+        except (TransferError, LifecycleError):
+            raise  # LifecycleError: a resource there would not close, so the paglet stays there
         except PagletError as exc:
             raise TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}") from None
         return PagletProxy(reply.header.get("address", here.address), agent_id, self._client)

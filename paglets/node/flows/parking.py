@@ -7,7 +7,9 @@ the routing of messages to parked paglets to the broker's
 
 Deactivate: pick the policy (the request's, else the paglet's own
 ``deactivation_policy``), run ``on_deactivating``, freeze the mailbox (as for a
-move), snapshot the state, write the record durably, then switch routing to
+move), run the resource cleanups (a failing one unfreezes the paglet and
+cancels the deactivation with ``LifecycleError``), snapshot the state, write
+the record durably, then switch routing to
 "parked" and let the worker go. What waited in the mailbox is routed in order
 as if it arrived now, except that accepted oneway mail always goes to the
 mail log: a sync message may wake the paglet (and get its real reply once the
@@ -52,6 +54,11 @@ from paglets.wire import codec
 from paglets.wire.envelope import PagletEnvelope
 
 log = logging.getLogger("paglets.parking")
+
+MAIL_WRITER_DEADLINE = 30.0  # seconds the mail writer may take to make what it holds durable
+START_SLACK = 1.0  # seconds beyond start_timeout a waking worker's start may take (the broker's own deadline is first)
+WAKE_SLACK = 10.0  # seconds beyond start_timeout a second waker waits for the wake-up already under way
+SCHEDULER_STOP_DEADLINE = 5.0  # seconds the wake-up schedule's thread may take to end
 
 
 class Parking:
@@ -112,7 +119,7 @@ class Parking:
             self._stopping = True
             self._schedule_cond.notify_all()
         if self._scheduler is not None:
-            self._scheduler.join(5)
+            self._scheduler.join(SCHEDULER_STOP_DEADLINE)
         self._wakers.shutdown()
         self.parked.close()
 
@@ -161,6 +168,11 @@ class Parking:
         )
         self._lifecycle.run_hook(agent_id, "on_deactivating", event.to_wire(), timeout)
         wait_for(self._broker.freeze(agent_id, initiator), timeout, f"paglet {agent_id} to finish its messages")
+        try:
+            self._lifecycle.release_resources(agent_id, "deactivate", timeout)
+        except BaseException:
+            self._broker.unfreeze(agent_id)  # it stays active, and its mailbox flows again
+            raise
         self.park_frozen(agent_id, info["class_name"], policy, request, timeout)
         return self._proxy(agent_id)
 
@@ -276,7 +288,7 @@ class Parking:
             self._inspection.agent_info(agent_id)  # InvalidAgentError if it is nowhere here
             return self._proxy(agent_id)
         if not owner:
-            return wait_for(waking, self._start_timeout + 10, f"paglet {agent_id} to wake")
+            return wait_for(waking, self._start_timeout + WAKE_SLACK, f"paglet {agent_id} to wake")
         try:
             proxy = self._wake(agent_id, reason)
         except BaseException as exc:
@@ -318,9 +330,9 @@ class Parking:
             )
             self._restore_files(agent_id, record)
             self._lifecycle.fork_worker(agent_id, token, class_name)
-            wait_for(self.parked.flush_mail(), 30, "the mail writer")
+            wait_for(self.parked.flush_mail(), MAIL_WRITER_DEADLINE, "the mail writer to flush")
             mail = [self._delivery(m) for m in self.parked.read_mail(agent_id)]
-            wait_for(started, self._start_timeout + 1, f"paglet {agent_id} to wake")
+            wait_for(started, self._start_timeout + START_SLACK, f"paglet {agent_id} to wake")
         except BaseException as exc:
             error = exc if isinstance(exc, PagletError) else LifecycleError(f"activating {agent_id} failed: {exc}")
             self._broker.repark(agent_id, policy.activate_on_message, policy.queue_messages_when_inactive, error)
@@ -348,11 +360,12 @@ class Parking:
 
     # -- disposal of a parked paglet --------------------------------------------------------------
     def dispose(self, agent_id: str) -> None:
-        """Forget a parked paglet: routing first (so no mail lands on disk for it), then its files."""
+        """Forget a parked paglet: routing first (so no mail lands on disk for it), then its files and work dir."""
         if self.parked.unindex(agent_id) is None:
             raise InvalidAgentError(f"no paglet {agent_id!r} on node {self._here.name}")
         self._broker.forget_parked(agent_id, InvalidAgentError(f"paglet {agent_id!r} was disposed"))
         self.parked.remove(agent_id)
+        self._lifecycle.remove_work_dir(agent_id)
         self._events.emit("paglet-disposed", agent_id=agent_id)
 
     # -- the wake-up schedule ----------------------------------------------------------------------

@@ -3,8 +3,9 @@
 ARCHITECTURE.md rule 11: a stop parks every paglet even if a handler is stuck.
 Each paglet goes the way a deactivation goes — its policy (made to wake on
 startup), ``on_deactivating``, a freeze (new mail waits; the handlers running
-finish), a snapshot, a record, its mailbox to the mail log — with one
-difference: the node waits only ``grace`` seconds in all. Then it cuts the
+finish), its resource cleanups, a snapshot, a record, its mailbox to the mail
+log — with two differences: the node waits only ``grace`` seconds in all, and
+a failing cleanup is logged but parks the paglet all the same. Then it cuts the
 handlers still running short: the caller of each message they hold gets
 :class:`~paglets.core.errors.HandlerInterruptedError` (the message is not
 retried) and the paglet is parked with its state as the node can read it
@@ -293,6 +294,19 @@ class StopParking:
         if exc is not None:  # a stop parks it all the same
             log.warning("node %s: on_deactivating of %s failed: %s", here.name, one.agent_id, exc)
 
+    def _release_resources(self, one: _Leaving) -> None:
+        """As before any deactivation; but a stopping node parks the paglet even if a cleanup fails."""
+        here = self._here
+        future = self._broker.call_worker(one.agent_id, {"op": "cleanup", "reason": "deactivate"})
+        if not self._until(future):
+            log.warning("node %s: parking %s without waiting for its resource cleanups", here.name, one.agent_id)
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.warning(
+                "node %s: resource cleanup of %s failed; parking it all the same: %s", here.name, one.agent_id, exc
+            )
+
     def _interrupt(self, one: _Leaving) -> None:
         """Fail the messages its handlers still hold, so its freeze completes."""
         if one.cut or one.frozen is None or one.frozen.done():
@@ -319,9 +333,11 @@ class StopParking:
             )  # fmt: skip
 
     def _write(self, one: _Leaving) -> None:
-        """Snapshot, record, mail to disk (the freeze is done)."""
+        """Resource cleanups (within the grace), snapshot, record, mail to disk (the freeze is done)."""
         assert one.frozen is not None and one.policy is not None
         one.frozen.result()  # a freeze that failed (the paglet crashed, say) fails this paglet's parking
+        if not self._cut:
+            self._release_resources(one)
         try:
             state = self._snapshot(one.agent_id)
         except BaseException:

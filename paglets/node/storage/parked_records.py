@@ -5,6 +5,11 @@
 touching the disk, and the count of mail waiting on disk per paglet (which
 bounds it). Parking (:mod:`paglets.node.flows.parking`) writes it; inspection
 reads it. Any thread may call it; the index is guarded by one lock.
+
+The mail counts are owned here, under that lock: the broker loop adds to
+them (:meth:`ParkedRecords.append_mail`, as it routes a message to a parked
+paglet) and the parking flows reset them (a paglet parked, woken or
+disposed of); nobody else keeps a copy.
 """
 
 from __future__ import annotations
