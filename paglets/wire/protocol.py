@@ -50,6 +50,7 @@ clone      agent, ticket?                                       -
 retract    agent, target                                        -
 gossip     table, from?                                         -
 hosts      online?                                              -
+events     since?, limit?, agent?, kind?, wait?                 -
 deactivate agent, request?                                      -
 activate   agent                                                -
 prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
@@ -165,6 +166,14 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # mesh
     "gossip": {"table": (_LIST, True), "from": (_STR, False)},
     "hosts": {"online": (_BOOL, False)},
+    # observing
+    "events": {
+        "since": (_INT, False),
+        "limit": (_INT, False),
+        "agent": (_STR, False),
+        "kind": (_STR, False),
+        "wait": (_NUM, False),
+    },
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},

@@ -57,7 +57,7 @@ def still_serves(site: Site, **headers: str) -> None:
     reply = call(site.web, "POST", f"/agents/{AGENT}/messages", {"kind": "echo", "arg": "still here"}, headers=headers)
     assert reply.status == 200 and reply.body == {"result": "still here"}, reply
     assert site.node.agent_info(AGENT)["pid"] == site.pid
-    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "paglet-crashed"] == []
+    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "crash"] == []
 
 
 def agent_ids(site: Site) -> list[str]:

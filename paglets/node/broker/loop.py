@@ -32,6 +32,7 @@ from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
 from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin, WorkerSlot
+from paglets.node.broker.stats import FailedNote
 from paglets.node.broker.table import WorkerTable
 from paglets.wire import back, protocol
 from paglets.wire.errors import error_to_wire
@@ -42,7 +43,7 @@ log = logging.getLogger("paglets.broker")
 READ_BATCH = 64
 READ_THREADS = 16
 READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
-READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip"})  # ping and mailbox: in the loop
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "events"})  # ping, mailbox: in the loop
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -64,6 +65,8 @@ class BrokerServices(Protocol):
     def wake_parked(self, agent_id: str) -> None: ...
 
     def queue_for_parked(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]: ...
+
+    def record_failures(self, notes: list[FailedNote], suppressed: int) -> None: ...
 
 
 class Broker:
@@ -241,6 +244,8 @@ class Broker:
                     peers.on_readable(sock)
             if self._acks:
                 self._send_acks()
+            if self.table.stats.notes.pending:
+                self._hand_on_failures()
             now = time.monotonic()
             if now >= next_beat:
                 self.table.housekeeping(now)
@@ -287,6 +292,22 @@ class Broker:
             self._acks[(peer, relay)] = [cid]
         else:
             waiting.append(cid)
+
+    def _hand_on_failures(self) -> None:
+        """Failed messages this pass noted become events, recorded on the calls lane (never in the loop)."""
+        notes, suppressed = self.table.stats.notes.take()
+        try:
+            self._calls.submit(self._services.record_failures, notes, suppressed)
+        except RuntimeError:
+            pass  # the node is stopping; those events go with it
+
+    def metrics(self, top: int) -> dict[str, Any]:
+        """The loop's figures for a scrape (in the loop): table, message path, peers, lanes."""
+        figures = self.table.metrics(top)
+        figures.update(self._peers.counts())
+        figures["lanes"] = {"reads": self._reads.held, "ops": self._ops.held}
+        figures["rejected_requests"] = self.rejected_requests
+        return figures
 
     def _send_acks(self) -> None:
         """One frame set per peer for the oneway sends this pass accepted."""

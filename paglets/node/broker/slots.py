@@ -147,6 +147,7 @@ class Delivery:
     no_delay: bool = False  # never queue it for a parked paglet
     ack_deferred: bool = False
     unqueued: bool = False
+    received_at: float = 0.0  # monotonic, set for sync messages when they enter a mailbox
 
 
 @dataclass(slots=True, eq=False)
@@ -161,6 +162,7 @@ class Pending:
     mid: str | None = None
     batch: list[Delivery] | None = None  # several oneway messages sent as one request
     sent_at: float = 0.0  # monotonic, for messages: how long the handler takes
+    received_at: float = 0.0  # monotonic, for sync messages: when they entered the mailbox
 
     @property
     def count(self) -> int:

@@ -133,7 +133,7 @@ class Checkpointer:
                 time.time(),
             )
             write_atomically(self.root / f"{agent_id}.mpk", record.to_bytes())
-            self._events.emit("paglet-checkpointed", agent_id=agent_id)
+            self._events.emit("checkpoint", agent_id=agent_id, class_name=class_name)
         self._written[agent_id] = (time.monotonic(), digest)
 
 
