@@ -17,6 +17,7 @@ import collections
 import enum
 import hmac
 import os
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -202,6 +203,7 @@ class WorkerSlot:
     held: bool = False  # waking from disk: its parked mail goes first, so nothing is handed out yet
     checkpoint_interval: float | None = None  # the class's own CHECKPOINT_INTERVAL, if it has one
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
+    started_at: float = field(default_factory=time.time)  # when this node reserved the slot (UNIX time)
 
     def status(self) -> MailboxStatus:
         return MailboxStatus(
@@ -223,6 +225,8 @@ class WorkerSlot:
             "mailbox": self.status().to_wire(),
             "checkpoint_interval": self.checkpoint_interval,
             "oldest_handler_age": oldest_handler_age,
+            "started_at": self.started_at,
+            "source": self.source_address,  # the node it arrived from; None when it was created or woke here
         }
 
 

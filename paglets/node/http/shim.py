@@ -21,7 +21,9 @@ site can make a browser send requests to the shim, so:
   types, and the shim answers no preflight.
 * **Origin**: a request with an ``Origin`` header must come from the shim's
   own origin, ``http://`` plus one of its served ``host:port`` (below), else
-  403. The shim serves no page, so in practice any Origin is foreign.
+  403. The only page that origin holds is the shim's own read-only dashboard
+  (``GET /``), served with a Content-Security-Policy that lets it run its own
+  script only and talk to this node only.
 * **Host** (DNS rebinding: a page whose name is made to resolve to
   127.0.0.1 is same-origin with itself, yet its ``Host`` is its own name):
   ``Host`` must be a served ``host:port``, else 400. The served hosts are
@@ -34,7 +36,12 @@ site can make a browser send requests to the shim, so:
   browser always sends one. A port forward that changes the port, or a
   proxy that rewrites the name, must pass the original ``Host`` on.
 * **API key**: a node with one requires ``Authorization: Bearer KEY`` on
-  every route but ``GET /health``.
+  every route but ``GET /health`` and the dashboard's page and files (which
+  hold no data: the page asks for the key and sends it with every request).
+* **Event streams** (``GET /events/stream``): at most
+  :data:`~paglets.node.http.observe_routes.MAX_STREAMS` at once, each
+  holding one connection thread; a reader that stops reading is dropped
+  once a write has waited ``CONNECTION_TIMEOUT``.
 * **CurveZMQ without an API key**: the shim listens on loopback only (the
   bind host's loopback), whatever the node's bind host: encryption on
   ZeroMQ must not be bypassed over plain HTTP (set an API key to serve HTTP
@@ -133,6 +140,8 @@ class HttpShim:
         self._thread.start()
 
     def stop(self) -> None:
+        self._server.stopping.set()  # event streams end...
+        self.host.events.wake()  # ...now, not at their next keep-alive
         thread, self._thread = self._thread, None
         if thread is not None and thread.is_alive():
             self._server.shutdown()  # returns once serve_forever notices, within a poll interval
