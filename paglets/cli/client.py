@@ -16,9 +16,9 @@ a ``__class__`` key), so the CLI never needs the paglets' own code.
 This module holds the ``paglets`` group and its global options; the
 commands live by family in ``commands_node`` (health, ls, hosts),
 ``commands_paglet`` (create, send, dispose), ``commands_parking``
-(deactivate, activate), ``commands_movement`` (dispatch, clone, retract) and
-``commands_keys``, each listing its own in ``COMMANDS``; printing is
-:mod:`paglets.cli.output`.
+(deactivate, activate), ``commands_movement`` (dispatch, clone, retract),
+``commands_observe`` (events, top) and ``commands_keys``, each listing its
+own in ``COMMANDS``; printing is :mod:`paglets.cli.output`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from typing import Any
 
 import click
 
-from paglets.cli import commands_keys, commands_movement, commands_node, commands_paglet, commands_parking
+from paglets.cli import (
+    commands_keys,
+    commands_movement,
+    commands_node,
+    commands_observe,
+    commands_paglet,
+    commands_parking,
+)
 from paglets.cli.common import api_key_from_env, fail
 from paglets.cli.output import Cli
 from paglets.client.host_client import DEFAULT_TIMEOUT, HostClient
@@ -95,7 +102,7 @@ def main(
     ctx.obj = Cli(HostClient(api_key=api_key or None, timeout=timeout, curve=curve), as_json)
 
 
-for family in (commands_node, commands_keys, commands_paglet, commands_parking, commands_movement):
+for family in (commands_node, commands_keys, commands_paglet, commands_parking, commands_movement, commands_observe):
     for command in family.COMMANDS:
         main.add_command(command)
 

@@ -382,16 +382,18 @@ class MessagePath:
 
     def fail_pending(self, slot: WorkerSlot, error: PagletError) -> None:
         """Fail every request in flight to the slot's worker."""
-        messages = 0
+        messages, mid = 0, None
         for cid in list(slot.pending_cids):
             pending = self._pending.pop(cid, None)
             if pending is not None:
                 if pending.is_message:
                     messages += pending.count
+                    mid = pending.mid
                 self.fail(pending.origin, error)
         slot.failed += messages
         slot.pending_cids.clear()
-        self.stats.failed_messages(slot.agent_id, slot.class_name, messages, error_text(error_to_wire(error)))
+        text = error_text(error_to_wire(error))
+        self.stats.failed_messages(slot.agent_id, slot.class_name, messages, text, mid if messages == 1 else None)
 
     def fail(self, origin: Origin | None, exc: BaseException) -> None:
         if origin is not None:

@@ -174,9 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, reply: StreamReply) -> None:
         """Write a streaming reply (server-sent events) until it ends, the client goes or the shim stops."""
         server = self.server
-        if not server.streams.acquire(blocking=False):
+        if not server.streams.take():
             body = {"error": {"type": "OverloadedError", "message": f"too many open event streams (at most "
-                              f"{server.max_streams}); retry later"}}  # fmt: skip
+                              f"{server.streams.limit}); retry later"}}  # fmt: skip
             self._send_json(503, body, {"Retry-After": "5"})
             return
         try:
@@ -191,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError) as exc:  # the reader went away or stopped reading (a write timed out)
             log.debug("http event stream to %s ended: %s", self.address_string(), exc)
         finally:
-            server.streams.release()
+            server.streams.give_back()
 
     def _drain(self) -> None:
         """Read a small unread body so closing the socket does not reset the client's read."""
@@ -215,6 +215,32 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class StreamSlots:
+    """How many event streams are open, at most ``limit``; anyone may wait for that number to fall."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> bool:
+        with self._cond:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._cond:
+            self.open -= 1
+            self._cond.notify_all()
+
+    def wait_open(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` streams are open; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.open <= at_most, timeout)
+
+
 _BUSY_BODY = b'{"error":{"type":"OverloadedError","message":"too many open HTTP connections; retry later"}}'
 _BUSY_REPLY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
 _BUSY_REPLY += b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
@@ -236,8 +262,7 @@ class ShimServer(ThreadingHTTPServer):
         self.budget = BodyBudget(limits.body_budget, limits.body_wait)
         self.names = ServedNames(frozenset(), 0)  # set by the shim once the port is known
         self._slots = threading.BoundedSemaphore(limits.max_connections)
-        self.max_streams = limits.max_streams
-        self.streams = threading.BoundedSemaphore(limits.max_streams)  # event streams open at once
+        self.streams = StreamSlots(limits.max_streams)
         self.stopping = threading.Event()  # set when the shim stops: streams end
         super().__init__(address, _Handler)
 
@@ -268,4 +293,4 @@ class ShimServer(ThreadingHTTPServer):
         log.debug("http connection from %s ended badly", client_address, exc_info=True)
 
 
-__all__ = ["DRAIN_LIMIT", "ShimLimits", "ShimServer"]
+__all__ = ["DRAIN_LIMIT", "ShimLimits", "ShimServer", "StreamSlots"]

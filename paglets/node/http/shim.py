@@ -55,7 +55,7 @@ site can make a browser send requests to the shim, so:
 
 The limits are read from this module when a shim is built
 (``CONNECTION_TIMEOUT``, ``MAX_CONNECTIONS``, ``BODY_BUDGET_FACTOR``,
-``BODY_WAIT``).
+``BODY_WAIT``, ``MAX_STREAMS``).
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ from typing import Any
 
 from paglets.node.http.bodies import BodyBudget
 from paglets.node.http.guard import ServedNames
+from paglets.node.http.observe_routes import MAX_STREAMS
 from paglets.node.http.requests import Request
 from paglets.node.http.routes import ERROR_STATUS, ROUTES, Route, error_reply, find_route
-from paglets.node.http.server import ShimLimits, ShimServer
+from paglets.node.http.server import ShimLimits, ShimServer, StreamSlots
 
 log = logging.getLogger("paglets.http")
 
@@ -107,6 +108,7 @@ class HttpShim:
             max_body=max_body,
             body_budget=max(BODY_BUDGET_FACTOR * max_body, BODY_BUDGET_FLOOR),
             body_wait=BODY_WAIT,
+            max_streams=MAX_STREAMS,
         )
         self._server = ShimServer((bind, int(port)), host, limits)
         self._thread: threading.Thread | None = None
@@ -120,6 +122,11 @@ class HttpShim:
     def budget(self) -> BodyBudget:
         """The bytes of large bodies being read and decoded at once (see :mod:`paglets.node.http.bodies`)."""
         return self._server.budget
+
+    @property
+    def streams(self) -> StreamSlots:
+        """The event streams open now (``GET /events/stream``), at most ``MAX_STREAMS``."""
+        return self._server.streams
 
     @property
     def names(self) -> ServedNames:
