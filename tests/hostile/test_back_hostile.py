@@ -162,9 +162,7 @@ def test_overlong_host_call_fields_are_refused_with_protocol_error(site):
 # -- paglet code that raises a BaseException -----------------------------------------------------
 def check_crashed(site: Site, agent_id: str, pid: int, *words: str) -> None:
     """``agent_id`` is shown crashed with a reason naming ``words``, reported once, and its process is gone."""
-    event = site.node.events.wait_for(
-        lambda e: e.kind == "crash" and e.agent_id == agent_id, timeout=30, since=0
-    )
+    event = site.node.events.wait_for(lambda e: e.kind == "crash" and e.agent_id == agent_id, timeout=30, since=0)
     assert event is not None, "no crash event"
     info = site.node.agent_info(agent_id)
     assert info["crashed"] is True and info["phase"] == "crashed" and info["active"] is False

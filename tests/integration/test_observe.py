@@ -25,8 +25,8 @@ from paglets.core.errors import PagletCrashedError, RemoteHostError, TransferErr
 from paglets.core.messages import Message
 from paglets.node.http import observe_routes
 from tests.conftest import ROOT
-from tests.sample_paglets import BacklogPaglet
 from tests.integration.test_http import call
+from tests.sample_paglets import BacklogPaglet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -201,7 +201,7 @@ def test_events_over_http_and_the_event_stream_resumes_after_last_event_id(node_
     alpha = node_process("alpha")
     first = client.create(alpha.address, ECHO).agent_id
     page = call(alpha.http_address, "GET", "/events?since=0&limit=2")
-    assert page.status == 200 and [e["kind"] for e in page.body["events"]][0] == "context-start"
+    assert page.status == 200 and next(e["kind"] for e in page.body["events"]) == "context-start"
     assert page.body["next"] == page.body["events"][-1]["event_id"] and page.body["last"] >= page.body["next"]
     mine = call(alpha.http_address, "GET", f"/events?agent={first}&kind=create").body["events"]
     assert [(e["kind"], e["agent_id"], e["class_name"]) for e in mine] == [("create", first, ECHO)]
@@ -214,7 +214,7 @@ def test_events_over_http_and_the_event_stream_resumes_after_last_event_id(node_
         until=lambda got: any(e["agent_id"] == second for e in stream_events(got)),
     )  # fmt: skip
     got = stream_events(lines)
-    assert [e["kind"] for e in got if e["agent_id"] == second][0] == "create"
+    assert next(e["kind"] for e in got if e["agent_id"] == second) == "create"
     assert got[0]["event_id"] == cursor + 1
     ids = [int(line[len("id: ") :]) for line in lines if line.startswith("id: ")]
     assert ids == [e["event_id"] for e in got]

@@ -119,9 +119,7 @@ def test_a_paglet_can_park_itself_from_a_handler(node):
     proxy = node.create(sp.ParkingPaglet)
     since = node.events.last_seq
     assert proxy.send("park-me") == "parking"
-    parked = node.events.wait_for(
-        lambda e: e.kind == "deactivate" and e.agent_id == proxy.agent_id, 10, since=since
-    )
+    parked = node.events.wait_for(lambda e: e.kind == "deactivate" and e.agent_id == proxy.agent_id, 10, since=since)
     assert parked is not None and parked.details["reason"] == "asked"
     assert node.agent_info(proxy.agent_id)["active"] is False
     with pytest.raises(MessageQueuedError):
@@ -146,9 +144,7 @@ def test_shutdown_parks_everything_and_a_restart_brings_it_back(make_node, tmp_p
     node.shutdown()
     again = make_node("alpha", persistence_dir=data)
     for i, proxy in enumerate(proxies):
-        event = again.events.wait_for(
-            lambda e, a=proxy.agent_id: e.kind == "activate" and e.agent_id == a, 10, since=0
-        )
+        event = again.events.wait_for(lambda e, a=proxy.agent_id: e.kind == "activate" and e.agent_id == a, 10, since=0)
         assert event is not None
         assert again.get_state(proxy.agent_id)["seen"] == [i]
     assert len(again.list_agents()) == 3 and again.list_agents(active=False, inactive=True) == []
