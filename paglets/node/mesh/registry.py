@@ -301,6 +301,13 @@ class MeshRegistry:
             key=lambda r: r.name,
         )
 
+    def peer_counts(self, me: str) -> tuple[int, int]:
+        """(online, offline) other nodes in the table, ``me`` left out (cheap: no listing of this node)."""
+        now = time.monotonic()
+        with self._changed:
+            online = sum(1 for name in self._table if name != me and self._online(name, now))
+            return online, sum(1 for name in self._table if name != me) - online
+
     def lookup(self, name_or_url: str) -> HostRef | None:
         """The entry for a node name or address."""
         for ref in self.hosts():

@@ -175,10 +175,10 @@ class NodeMetrics:
     def _mesh(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        hosts = self._base.mesh.hosts(include_self=False)
+        online, offline = self._base.mesh.peer_counts(self._base.here.name)
         family = GaugeMetricFamily("paglets_mesh_nodes", "Other nodes this node knows.", labels=["online"])
-        family.add_metric(["true"], sum(1 for ref in hosts if ref.online))
-        family.add_metric(["false"], sum(1 for ref in hosts if not ref.online))
+        family.add_metric(["true"], online)
+        family.add_metric(["false"], offline)
         yield family
 
 
