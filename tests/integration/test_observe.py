@@ -369,3 +369,14 @@ def test_paglets_top_once_shows_the_mesh_and_the_paglet_where_it_moved(node_proc
     assert any(line.startswith("alpha ") and "online" in line for line in lines)
     assert "arrival" in frame.stdout
     assert paglets_cli("top", "--count", "2", "--interval", "0.5", beta.address).stdout.count("paglets top - beta") == 2
+
+
+def test_every_metric_the_node_serves_is_documented(make_node):
+    node = make_node("alpha", http_port=None)
+    node.create(ECHO)
+    text = node.metrics.render().decode()
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert len(names) >= 20
+    documented = (ROOT / "docs" / "operations.md").read_text()
+    for name in names:
+        assert f"`{name}" in documented, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,11 @@ def test_failure_notes_are_bounded_per_window_and_count_the_rest():
     assert [note.message_id for note in taken] == ["m0", "m1"] and suppressed == 3
     notes.note("a1", "m:C", "m9", "ValueError: x", 4)
     assert notes.take() == ([], 4)
+
+
+def test_every_kind_and_old_name_is_documented_in_operations_md():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    for kind, meaning in EVENT_KINDS.items():
+        assert f"| `{kind}` | {meaning} |" in text, kind
+    for old in KIND_ALIASES:
+        assert f"`{old}`" in text, old
