@@ -24,7 +24,7 @@ from paglets.client.host_client import HostClient
 from paglets.core.errors import PagletCrashedError, RemoteHostError, TransferError
 from paglets.core.messages import Message
 from paglets.node.http import observe_routes
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.integration.test_http import call
 from tests.sample_paglets import BacklogPaglet
 
@@ -380,3 +380,16 @@ def test_every_metric_the_node_serves_is_documented(make_node):
     documented = (ROOT / "docs" / "operations.md").read_text()
     for name in names:
         assert f"`{name}" in documented, name
+
+
+def test_a_relay_serves_its_nodes_and_their_queue_depths_as_metrics(relay_process, node_process):
+    relay = relay_process("relay")
+    node_process("natted", "--connect", relay.address)
+
+    def connected() -> dict | None:
+        families = scrape(relay.http_address)
+        return families if metric(families, "paglets_relay_nodes", connected="true") == 1 else None
+
+    families = wait_until(connected, 20, "the relay to publish its node")  # its snapshot is published per beat
+    assert metric(families, "paglets_relay_queue_depth", node="natted") == 0
+    assert metric(families, "paglets_relay_info", relay="relay") == 1
