@@ -150,3 +150,22 @@ def test_only_nodes_the_mesh_knows_are_listed_through_a_node(site):
         reply = call(site.web, "GET", f"/nodes/{name}/agents")
         assert reply.status == status, (name, reply)
     still_serves(site)
+
+
+@pytest.mark.parametrize("last_id", ["-1", "abc", "²", "9" * 40, "1e3", " ", "0x10"])
+def test_a_bogus_last_event_id_is_ignored_and_the_stream_starts_with_news(site, last_id):
+    assert site.node.events.wait_for(kind="run-finished", agent_id=AGENT, timeout=10, since=0)  # the last one due
+    conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=20)
+    try:
+        conn.putrequest("GET", "/events/stream")
+        conn.putheader("Last-Event-ID", last_id.encode())
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 200 and response.fp.readline().startswith(b"retry:")
+        response.fp.readline()  # the rest of the opening comment block
+        response.fp.readline()
+        event = site.node.events.emit("note", AGENT)
+        assert response.fp.readline() == f"id: {event.event_id}\n".encode()  # nothing older came first
+    finally:
+        conn.close()
+    still_serves(site)

@@ -228,6 +228,7 @@ class Broker:
             poller.register(front, zmq.POLLIN)
         poller.register(back, zmq.POLLIN)
         poller.register(ctrl, zmq.POLLIN)
+        notes = self.table.stats.notes
         next_beat = time.monotonic() + self._heartbeat
         while not self._stop:
             timeout = max(0.0, next_beat - time.monotonic())
@@ -244,7 +245,7 @@ class Broker:
                     peers.on_readable(sock)
             if self._acks:
                 self._send_acks()
-            if self.table.stats.notes.pending:
+            if notes.pending:
                 self._hand_on_failures()
             now = time.monotonic()
             if now >= next_beat:

@@ -29,11 +29,12 @@ from email.message import Message as Headers
 
 from paglets.binding import WILDCARD_HOSTS, lan_addresses
 from paglets.exposure import is_loopback
+from paglets.node.http.observe_routes import STATIC_FILES
 from paglets.node.http.requests import HttpRefusal
 
 JSON = "application/json"
 # What GET may fetch without the API key: health, and the dashboard's page and files (they hold no data).
-PUBLIC_PATHS = frozenset({"/health", "/", "/dashboard/app.js", "/dashboard/app.css"})
+PUBLIC_PATHS = frozenset({"/health", *STATIC_FILES})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_:")

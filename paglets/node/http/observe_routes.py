@@ -50,6 +50,7 @@ STATIC_FILES = {  # path -> (file in static/, Content-Type)
     "/dashboard/app.css": ("app.css", "text/css; charset=utf-8"),
 }
 _NUMBER = re.compile(r"^[0-9]{1,19}(\.[0-9]{1,9})?\Z")
+_EVENT_ID = re.compile(r"^[0-9]{1,18}\Z")
 
 
 class RawReply(NamedTuple):
@@ -98,9 +99,9 @@ def get_events(host: Any, req: Request) -> tuple[int, Any]:
 
 def stream_events(host: Any, req: Request) -> StreamReply:
     """Server-sent events from the node's log (see the module docstring)."""
-    last_id = req.header("Last-Event-ID")
+    last_id = (req.header("Last-Event-ID") or "").strip()
     try:
-        start = int(last_id) if last_id is not None and last_id.isdigit() and len(last_id) <= 19 else None
+        start = int(last_id) if _EVENT_ID.match(last_id) else None  # anything else: as if none was sent
         if start is None:
             start = _number(req, "since", None)
         query = check_query(start or 0, STREAM_BATCH, _text(req, "agent"), _text(req, "kind"))
@@ -164,14 +165,11 @@ OBSERVE_ROUTES: list[tuple[str, str, Callable[[Any, Request], Any]]] = [
     ("GET", "/nodes/{node}/agents", get_node_agents),
     *(("GET", path, get_static) for path in STATIC_FILES),
 ]
-PUBLIC_PATHS = frozenset(STATIC_FILES)  # GET without the API key: the page holds no data
-
 __all__ = [
     "KEEPALIVE",
     "MAX_STREAMS",
     "OBSERVE_ROUTES",
     "PAGE_POLICY",
-    "PUBLIC_PATHS",
     "STATIC_FILES",
     "RawReply",
     "StreamReply",
