@@ -23,8 +23,8 @@ This module holds the ``paglets`` group and its global options; the
 commands live by family in ``commands_node`` (health, ls, hosts),
 ``commands_paglet`` (create, send, dispose), ``commands_parking``
 (deactivate, activate), ``commands_movement`` (dispatch, clone, retract),
-``commands_services`` (services) and ``commands_keys``, each listing its own in ``COMMANDS``; printing is
-:mod:`paglets.cli.output`.
+``commands_services`` (services), ``commands_observe`` (events, top) and ``commands_keys``, each
+listing its own in ``COMMANDS``; printing is :mod:`paglets.cli.output`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from paglets.cli import (
     commands_keys,
     commands_movement,
     commands_node,
+    commands_observe,
     commands_paglet,
     commands_parking,
     commands_services,
@@ -170,7 +171,10 @@ def main(ctx: click.Context, as_json: bool, **client_options: Any) -> None:
     ctx.obj = Cli(as_json, given, make_client)
 
 
-for family in (commands_node, commands_keys, commands_paglet, commands_parking, commands_movement, commands_services):
+for family in (
+    commands_node, commands_keys, commands_paglet, commands_parking, commands_movement, commands_services,
+    commands_observe,
+):
     for command in family.COMMANDS:
         main.add_command(command)
 

@@ -6,7 +6,7 @@ stdout gets exactly these lines (scripts and test fixtures parse them), then
 nothing more; logs go to stderr::
 
     address tcp://HOST:PORT
-    http http://HOST:PORT        (GET /health; left out with --no-http)
+    http http://HOST:PORT        (GET /health and /metrics; left out with --no-http)
     ready
 
 SIGTERM or SIGINT stops the relay and exits 0. A relay that cannot start

@@ -320,6 +320,29 @@ class HostClient:
         reply = self.request(address, "activate", {"agent": agent_id}, timeout=timeout)
         return self.proxy(reply.header.get("address", address), reply.header.get("agent", agent_id))
 
+    # -- observing -------------------------------------------------------------------
+    def events(
+        self,
+        address: str,
+        *,
+        since: int = 0,
+        limit: int = 100,
+        agent_id: str | None = None,
+        kind: str | None = None,
+        wait: float = 0.0,
+    ) -> dict[str, Any]:
+        """A read of the node's event log: ``{"events": [...], "next", "last", "first", "busy"}``.
+
+        ``next`` is the ``since`` of the following read; with ``wait`` the node
+        holds the read up to that many seconds (30 at most) until there is news.
+        """
+        header: dict[str, Any] = {"since": since, "limit": limit, "wait": wait}
+        if agent_id is not None:
+            header["agent"] = agent_id
+        if kind is not None:
+            header["kind"] = kind
+        return self.request(address, "events", header, timeout=max(self.timeout, wait + 5.0)).header
+
     def proxy(self, address: str, agent_id: str) -> PagletProxy:
         return PagletProxy(address, agent_id, self)
 

@@ -27,14 +27,17 @@ import zmq
 import paglets
 from paglets.binding import LOOPBACK, Binding, advertised_address, check_public_url, resolve_binding
 from paglets.client.host_client import HostClient
+from paglets.client.hosts import HostRef
 from paglets.client.security import CurveIdentity, CurveServer
 from paglets.client.transport import check_address
 from paglets.core.errors import AuthenticationError
+from paglets.core.event_kinds import MESSAGE_FAILED
 from paglets.core.events import ContextEventLog
 from paglets.exposure import check_exposure, exposure, is_loopback, url_host
 from paglets.node.broker.commands import BrokerCommands
 from paglets.node.broker.loop import Broker
 from paglets.node.broker.relay_link import registration_secret
+from paglets.node.broker.stats import FailedNote
 from paglets.node.config import NodeConfig
 from paglets.node.flows.arrivals import Arrivals
 from paglets.node.flows.checkpoints import Checkpointer
@@ -47,6 +50,7 @@ from paglets.node.flows.movement import Movement
 from paglets.node.flows.parking import Parking
 from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.observe.feed import EventFeed
 from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.services.directory import ServiceDirectory
@@ -81,6 +85,7 @@ class Foundation:
     parked: ParkedRecords
     mesh: MeshRegistry
     services: ServiceRegistry
+    feed: EventFeed
     ready: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -127,6 +132,7 @@ class Foundation:
             properties=dict(config.properties),
             insecure=insecure,
         )
+        events = ContextEventLog(config.event_log_size, host_name=name)
         mesh = MeshRegistry(
             describe_self,
             client,
@@ -134,6 +140,7 @@ class Foundation:
             peers=list(config.peers),
             gossip_interval=config.mesh_gossip_interval,
             offline_after=config.mesh_offline_after,
+            on_change=lambda ref, online: peer_event(events, ref, online),
         )
         events = ContextEventLog()
         services = ServiceRegistry(events, name)
@@ -148,6 +155,7 @@ class Foundation:
             curve_server=curve_server,
             client=client,
             events=events,
+            feed=EventFeed(events),
             processes=WorkerProcesses(),
             files=FileRegistry(config.artifact_max_bytes),
             artifacts=ArtifactStore(
@@ -182,6 +190,7 @@ class RunningParts:
     front: FrontRequests
     host_calls: HostCalls
     services: ServiceDirectory
+    events: ContextEventLog
     http: Any = None
 
     # -- the broker's services: what its loop hands off ------------------------------------
@@ -205,6 +214,19 @@ class RunningParts:
 
     def queue_for_parked(self, agent_id: str, delivery: Any) -> Any:
         return self.parking.queue(agent_id, delivery)
+
+    def record_failures(self, notes: list[FailedNote], suppressed: int) -> None:
+        """Failed messages the broker noted: one ``message-failed`` event each (and one for those not noted)."""
+        for note in notes:
+            self.events.emit(
+                MESSAGE_FAILED, note.agent_id, class_name=note.class_name, message_id=note.message_id,
+                error=note.error, count=note.count,
+            )  # fmt: skip
+        if suppressed:
+            self.events.emit(
+                MESSAGE_FAILED, error=f"{suppressed} more messages failed (not recorded one by one)",
+                count=suppressed, suppressed=True,
+            )  # fmt: skip
 
 
 def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
@@ -273,7 +295,7 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
     parts = RunningParts(
         broker=broker, commands=commands, templates=templates, inspection=inspection, checkpoints=checkpoints,
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
-        front=front, host_calls=host_calls, services=services,
+        front=front, host_calls=host_calls, services=services, events=events,
     )  # fmt: skip
     broker.attach(parts)
     return parts
@@ -320,10 +342,18 @@ def http_binding(base: Foundation) -> tuple[str, str | None]:
     return loopback, None
 
 
+def peer_event(events: ContextEventLog, ref: HostRef, online: bool) -> None:
+    """Record that another node of the mesh came online (``peer-online``) or fell silent (``peer-offline``)."""
+    if online:
+        events.emit("peer-online", peer=ref.name, url=ref.url, code_version=ref.code_version)
+    else:
+        events.emit("peer-offline", peer=ref.name, url=ref.url)
+
+
 def bring_online(base: Foundation, parts: RunningParts) -> None:
     """Once the sockets serve: restore checkpoints, load parked paglets, then join the mesh."""
     for agent_id in parts.checkpoints.restore_into(base.parked.root):
-        base.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
+        base.events.emit("restore", agent_id=agent_id, source="checkpoint")
     parts.parking.start()
     parts.checkpoints.start()
     base.services.start()

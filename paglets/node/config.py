@@ -37,6 +37,7 @@ from paglets.client import hosts as mesh_entry
 
 DEFAULT_DATA_ROOT = Path.home() / ".local" / "share" / "paglets"
 MIB = 1024 * 1024
+MAX_EVENT_LOG_SIZE = 1_000_000
 
 
 def _port(value: int) -> None:
@@ -57,6 +58,11 @@ def _not_negative(value: float | None) -> None:
 def _at_least_one(value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{value} must be at least 1")
+
+
+def _event_log_size(value: int) -> None:
+    if not 1 <= value <= MAX_EVENT_LOG_SIZE:
+        raise ValueError(f"{value} must be 1..{MAX_EVENT_LOG_SIZE:,}")
 
 
 def _mesh_version(value: str | None) -> None:
@@ -243,6 +249,11 @@ class NodeConfig:
         300.0, "Longest move (ticket timeout, in seconds) a client or another node may ask of this node; a "
         "longer one is refused, and a prepared arrival waits at most this long (plus a little) for its paglet.",
         check=_positive,
+    )  # fmt: skip
+    # -- observing ----------------------------------------------------------------------------
+    event_log_size: int = opt(
+        10_000, "Events the node keeps in memory (paglets events, GET /events); the oldest go first. At most "
+        "1,000,000.", check=_event_log_size,
     )  # fmt: skip
     # -- objects that only Host(...) takes -----------------------------------------------
     client: Any = opt(None, "HostClient this node uses to reach other nodes.", cli=False)

@@ -39,6 +39,7 @@ from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.mesh.discovery import LanDiscovery
+from paglets.node.observe.metrics import NodeMetrics
 from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
@@ -75,6 +76,8 @@ class Host:
         self.mesh = base.mesh
         self.processes = base.processes
         self.services = base.services  # the service registry (records of this node's paglets)
+        self.feed = base.feed  # reads of the event log from outside (the events op, GET /events)
+        self.metrics = NodeMetrics(base, lambda: self._run)  # GET /metrics
         self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
@@ -419,13 +422,34 @@ class Host:
                 self._properties[key] = value
 
     def add_listener(self, listener: Callable[[ContextEvent], Any]) -> None:
+        """Call ``listener(event)`` for each event of this node (on the emitting thread: keep it quick).
+
+        A listener that raises is logged and produces a ``listener-failed`` event.
+        """
         self.events.add_listener(listener)
 
     def remove_listener(self, listener: Callable[[ContextEvent], Any]) -> None:
         self.events.remove_listener(listener)
 
-    def list_events(self, *, since: int = 0, limit: int = 100) -> list[ContextEvent]:
-        return self.events.events_since(since, limit=limit)
+    def list_events(
+        self, *, since: int = 0, limit: int = 100, kind: str | None = None, agent_id: str | None = None
+    ) -> list[ContextEvent]:
+        """Events with ``event_id > since``, oldest first; ``kind`` may be a kind or an old name of one."""
+        return self.events.events_since(since, limit=limit, kind=kind, agent_id=agent_id)
+
+    def node_agents(self, name: str, timeout: float = 5.0) -> list[dict[str, Any]] | None:
+        """The paglets (active and parked) of this node or of a node of the mesh named ``name``; None if unknown.
+
+        Another node is asked over ZeroMQ with this node's client: only a node
+        the mesh knows by that name, never an address a caller gives.
+        """
+        if name == self.name:
+            return self.list_agents(active=True, inactive=True)
+        ref = self.mesh.lookup(name)
+        if ref is None or ref.name != name:
+            return None
+        reply = self.client.request(ref.url, "list", {"active": True, "inactive": True}, timeout=timeout)
+        return list(reply.header.get("agents") or [])
 
     # -- per paglet -------------------------------------------------------------------
     def resources_for(self, agent_id: str) -> WorkerResources:

@@ -81,7 +81,7 @@ class NodeRunner:
                 "(and run) any module. Use it for development only.",
                 name,
             )
-        base.events.emit("node-start", address=base.here.address)
+        base.events.emit("context-start", address=base.here.address, http_address=base.here.http_address)
         log.info("node %s serving on %s (http %s)", name, base.here.address, base.here.http_address or "off")
 
     def _start_parts(self) -> RunningParts:
@@ -114,7 +114,7 @@ class NodeRunner:
                 except PagletError as exc:  # the broker did not even list its paglets: stop all the same
                     failure = exc
             self.parts = None
-        base.events.emit("node-stop")
+        base.events.emit("context-stop", deactivate_active=deactivate_active)
         if self.discovery is not None:
             self.discovery.stop()
             self.discovery = None

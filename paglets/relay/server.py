@@ -58,6 +58,7 @@ from paglets.core.errors import (
 )
 from paglets.exposure import check_exposure, exposure
 from paglets.loops import LoopChannel, LoopThread
+from paglets.relay import metrics as relay_metrics
 from paglets.relay.nodes import NodeEntry, NodeTable
 from paglets.relay.owners import NameOwners
 from paglets.relay.queues import NodeQueues
@@ -399,7 +400,8 @@ class RelayServer:
             sys_version = ""
 
             def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/health":
+                path = self.path.split("?")[0]
+                if path not in ("/health", "/metrics"):
                     self._answer(404, {"error": {"type": "ProtocolError", "message": "unknown route"}})
                     return
                 if relay_server._api_key is not None:
@@ -407,12 +409,19 @@ class RelayServer:
                     if not _key_matches(offered, relay_server._api_key):
                         self._answer(401, {"error": {"type": "AuthenticationError", "message": "missing or wrong key"}})
                         return
+                if path == "/metrics":
+                    self._send(
+                        200, "text/plain; version=0.0.4; charset=utf-8", relay_metrics.render(relay_server.health())
+                    )
+                    return
                 self._answer(200, relay_server.health())
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+                self._send(status, "application/json", json.dumps(body).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -51,6 +51,7 @@ retract    agent, target                                        -
 gossip     table, from?                                         -
 hosts      online?                                              -
 services   name?, cap?, scope?, peer?                           -> [records]
+events     since?, limit?, agent?, kind?, wait?                 -
 deactivate agent, request?                                      -
 activate   agent                                                -
 prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
@@ -168,6 +169,14 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "hosts": {"online": (_BOOL, False)},
     # services
     "services": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False), "peer": (_BOOL, False)},
+    # observing
+    "events": {
+        "since": (_INT, False),
+        "limit": (_INT, False),
+        "agent": (_STR, False),
+        "kind": (_STR, False),
+        "wait": (_NUM, False),
+    },
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},

@@ -49,7 +49,7 @@ def site(make_node) -> Site:
 
 
 def crashed_ids(site: Site) -> set[str]:
-    return {e.agent_id for e in site.node.list_events(limit=10_000) if e.kind == "paglet-crashed"}
+    return {e.agent_id for e in site.node.list_events(limit=10_000) if e.kind == "crash"}
 
 
 def still_serves(site: Site, crashed: frozenset[str] = frozenset()) -> None:
@@ -162,14 +162,12 @@ def test_overlong_host_call_fields_are_refused_with_protocol_error(site):
 # -- paglet code that raises a BaseException -----------------------------------------------------
 def check_crashed(site: Site, agent_id: str, pid: int, *words: str) -> None:
     """``agent_id`` is shown crashed with a reason naming ``words``, reported once, and its process is gone."""
-    event = site.node.events.wait_for(
-        lambda e: e.kind == "paglet-crashed" and e.agent_id == agent_id, timeout=30, since=0
-    )
-    assert event is not None, "no paglet-crashed event"
+    event = site.node.events.wait_for(lambda e: e.kind == "crash" and e.agent_id == agent_id, timeout=30, since=0)
+    assert event is not None, "no crash event"
     info = site.node.agent_info(agent_id)
     assert info["crashed"] is True and info["phase"] == "crashed" and info["active"] is False
     for word in words:
-        assert word in info["error"] and word in event.data["reason"], (word, info["error"])
+        assert word in info["error"] and word in event.error, (word, info["error"])
     with pytest.raises(PagletCrashedError):
         HostClient(timeout=10).send(site.node.address, agent_id, Message("echo", arg="anyone?"))
     wait_until(lambda: not pid_alive(pid), 30, f"crashed worker {pid} to exit")
@@ -236,8 +234,8 @@ def test_a_base_exception_in_a_batch_of_oneway_messages_crashes_its_paglet(site)
 def test_a_creation_hook_raising_a_base_exception_fails_the_create(site, what):
     with pytest.raises(PagletCrashedError, match=what):
         site.node.create(FragilePaglet, init={"raise_in": "on_creation", "raise_what": what})
-    event = site.node.events.wait_for(lambda e: e.kind == "paglet-crashed", timeout=30, since=0)
-    assert event is not None and "on_creation" in event.data["reason"] and what in event.data["reason"]
+    event = site.node.events.wait_for(lambda e: e.kind == "crash", timeout=30, since=0)
+    assert event is not None and "on_creation" in event.error and what in event.error
     assert [a["agent_id"] for a in site.node.list_agents()] == [site.echo]  # nothing half-made stays
     still_serves(site, crashed=frozenset({event.agent_id}))
 

@@ -58,7 +58,7 @@ def still_serves(site: Site) -> None:
     client = HostClient(timeout=10)
     assert client.send(site.node.address, site.echo, Message("echo", arg="still here")) == "still here"
     assert site.node.agent_info(site.echo)["pid"] == site.pid
-    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "paglet-crashed"] == []
+    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "crash"] == []
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def still_serves(site: Site, **headers: str) -> None:
     reply = call(site.web, "POST", f"/agents/{AGENT}/messages", {"kind": "echo", "arg": "still here"}, headers=headers)
     assert reply.status == 200 and reply.body == {"result": "still here"}, reply
     assert site.node.agent_info(AGENT)["pid"] == site.pid
-    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "paglet-crashed"] == []
+    assert [e for e in site.node.list_events(limit=10_000) if e.kind == "crash"] == []
 
 
 def agent_ids(site: Site) -> list[str]:
@@ -72,6 +72,17 @@ def request(site: Site, head: str, body: bytes = b"", *, timeout: float = 10.0) 
 
 def here(site: Site) -> str:
     return f"127.0.0.1:{site.port}"
+
+
+def raw_get(site: Site, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """GET ``path``: its status and body, whatever the Content-Type."""
+    conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 # -- a web page: Content-Type, Origin, Host ---------------------------------------------
@@ -150,10 +161,20 @@ def locked(make_node) -> Site:
     return Site(node, node.http_address, node.agent_info(AGENT)["pid"])
 
 
-def test_every_route_but_health_needs_the_key(locked):
+def route_paths() -> list[tuple[str, str, str]]:
+    """(method, a concrete path, body type) of every route."""
+    paths = []
+    for route in ROUTES:
+        path = route.pattern.pattern.replace("(?P<agent_id>[^/]+)", AGENT).replace("(?P<node>[^/]+)", "locked")
+        paths.append((route.method, path.replace("\\", ""), route.body_type))
+    return paths
+
+
+def test_every_route_but_health_and_the_dashboard_files_needs_the_key(locked):
     envelope = msgpack.packb({"kind": "dispatch", "agent_id": "x", "agent_class_name": ECHO, "state": b""})
-    routes = [(r.method, r.pattern.pattern.replace("(?P<agent_id>[^/]+)", AGENT), r.body_type) for r in ROUTES]
-    assert len(routes) == 14  # GET /services too
+    routes = route_paths()
+    assert len(routes) == 22  # GET /services too
+    public = {"/", "/dashboard/app.js", "/dashboard/app.css"}
     for method, path, body_type in routes:
         body = envelope if body_type else b"{}"
         headers_for = {"Content-Type": body_type or "application/json"}
@@ -163,6 +184,11 @@ def test_every_route_but_health_needs_the_key(locked):
             {"Authorization": "Bearer s3cret2"},
             {"Authorization": "s3cret"},
         ):
+            if path in public:  # the page and its files hold no data: they load without the key
+                status, raw = raw_get(locked, path, key)
+                assert status == 200 and b"paglets" in raw, path
+                assert AGENT.encode() not in raw and b"locked" not in raw
+                continue
             reply = call(locked.web, method, path, body if method == "POST" else None, headers={**headers_for, **key})
             if (method, path) == ("GET", "/health"):
                 assert reply.status == 200 and reply.body["name"] == "locked"

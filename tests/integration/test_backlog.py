@@ -122,12 +122,10 @@ def test_mail_queued_behind_a_self_deactivation_waits_on_disk_in_order(node):
         proxy.send_oneway(Message("note", arg=i))
     node.client.flush(node.address, 10)
     release(proxy)
-    parked = node.events.wait_for(
-        lambda e: e.kind == "paglet-deactivated" and e.agent_id == proxy.agent_id, 30, since=since
-    )
+    parked = node.events.wait_for(lambda e: e.kind == "deactivate" and e.agent_id == proxy.agent_id, 30, since=since)
     assert parked is not None, "the paglet did not park itself"
     assert node.get_state(proxy.agent_id, sp.BacklogState).seen == []
-    # paglet-deactivated comes before the old worker has exited, and a worker woken while
+    # the deactivate event comes before the old worker has exited, and a worker woken while
     # it still runs sometimes hears nothing from the node and exits ("node silent"): the
     # activation then fails with PagletCrashedError (reported; outside this test's subject).
     wait_until(lambda: not pid_alive(old_pid), 10, "the parked paglet's worker to exit")

@@ -162,9 +162,9 @@ def test_itinerary_driven_from_run_ends_with_the_full_history(two):
         assert event is not None, f"no {kind} on beta after event #{after}"
         return event
 
-    first_visit = on_beta("paglet-arrived", since)
-    last_visit = on_beta("paglet-arrived", first_visit.seq)
-    on_beta("paglet-run-finished", last_visit.seq)  # run() at the last stop ended the tour
+    first_visit = on_beta("arrival", since)
+    last_visit = on_beta("arrival", first_visit.seq)
+    on_beta("run-finished", last_visit.seq)  # run() at the last stop ended the tour
     state = beta.get_state(proxy.agent_id)
     assert state["touring"] is False
     assert state["stops"] == ["beta", "alpha", "beta"]

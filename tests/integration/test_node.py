@@ -30,7 +30,7 @@ from tests.conftest import pid_alive, wait_until
 
 
 def crashed_event(node, agent_id, timeout):
-    return node.events.wait_for(lambda e: e.kind == "paglet-crashed" and e.agent_id == agent_id, timeout, since=0)
+    return node.events.wait_for(lambda e: e.kind == "crash" and e.agent_id == agent_id, timeout, since=0)
 
 
 def until_running(proxy: PagletProxy, handlers: int) -> None:
@@ -76,7 +76,7 @@ def test_create_with_plain_state_builds_the_dataclass(node):
 def test_run_is_called_after_creation(node):
     seq = node.events.last_seq
     proxy = node.create(sp.WorkingPaglet)
-    assert node.events.wait_for(lambda e: e.kind == "paglet-run-finished" and e.agent_id == proxy.agent_id, 10, seq)
+    assert node.events.wait_for(lambda e: e.kind == "run-finished" and e.agent_id == proxy.agent_id, 10, seq)
     assert node.get_state(proxy.agent_id, sp.WorkState).ran
 
 
@@ -281,7 +281,7 @@ def test_frozen_worker_is_declared_crashed_after_missed_heartbeats(node):
     os.kill(pid, signal.SIGSTOP)
     try:
         event = crashed_event(node, proxy.agent_id, 20)
-        assert event is not None and "heartbeat" in event.data["reason"]
+        assert event is not None and "heartbeat" in event.error
         wait_until(lambda: not pid_alive(pid), 5, "the frozen worker to be killed")
     finally:
         if pid_alive(pid):

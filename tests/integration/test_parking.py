@@ -119,10 +119,8 @@ def test_a_paglet_can_park_itself_from_a_handler(node):
     proxy = node.create(sp.ParkingPaglet)
     since = node.events.last_seq
     assert proxy.send("park-me") == "parking"
-    parked = node.events.wait_for(
-        lambda e: e.kind == "paglet-deactivated" and e.agent_id == proxy.agent_id, 10, since=since
-    )
-    assert parked is not None and parked.data["reason"] == "asked"
+    parked = node.events.wait_for(lambda e: e.kind == "deactivate" and e.agent_id == proxy.agent_id, 10, since=since)
+    assert parked is not None and parked.details["reason"] == "asked"
     assert node.agent_info(proxy.agent_id)["active"] is False
     with pytest.raises(MessageQueuedError):
         proxy.send(Message("note", arg=1))
@@ -132,8 +130,8 @@ def test_activate_at_wakes_the_paglet_on_time(node):
     proxy = node.create(sp.ParkingPaglet)
     due = time.time() + 1.0
     park(node, proxy, DeactivationPolicy(activate_on_message=False, activate_at=due))
-    event = node.events.wait_for(lambda e: e.kind == "paglet-activated" and e.agent_id == proxy.agent_id, 10)
-    assert event is not None and event.data["reason"] == "scheduled"
+    event = node.events.wait_for(lambda e: e.kind == "activate" and e.agent_id == proxy.agent_id, 10)
+    assert event is not None and event.details["reason"] == "scheduled"
     assert event.timestamp >= due  # not early; how late it may be is a figure for bench/
 
 
@@ -146,9 +144,7 @@ def test_shutdown_parks_everything_and_a_restart_brings_it_back(make_node, tmp_p
     node.shutdown()
     again = make_node("alpha", persistence_dir=data)
     for i, proxy in enumerate(proxies):
-        event = again.events.wait_for(
-            lambda e, a=proxy.agent_id: e.kind == "paglet-activated" and e.agent_id == a, 10, since=0
-        )
+        event = again.events.wait_for(lambda e, a=proxy.agent_id: e.kind == "activate" and e.agent_id == a, 10, since=0)
         assert event is not None
         assert again.get_state(proxy.agent_id)["seen"] == [i]
     assert len(again.list_agents()) == 3 and again.list_agents(active=False, inactive=True) == []
@@ -178,7 +174,7 @@ def test_a_corrupt_record_is_quarantined_and_the_node_starts(make_node, tmp_path
     record.write_bytes(record.read_bytes()[:20])
     again = make_node("alpha", persistence_dir=data)
     event = again.events.wait_for(lambda e: e.kind == "record-quarantined", 5, since=0)
-    assert event is not None and bad.agent_id in event.data["path"]
+    assert event is not None and bad.agent_id in event.details["path"]
     assert not record.exists() and list((data / "quarantine").iterdir())
     assert [a["agent_id"] for a in again.list_agents(active=False, inactive=True)] == [good.agent_id]
 
@@ -264,7 +260,7 @@ def test_a_clean_stop_leaves_no_checkpoint_behind(make_node, tmp_path):
     node = make_node("alpha", persistence_dir=data, checkpoint_interval=0.1)
     proxy = node.create(sp.ParkingPaglet)
     proxy.send(Message("note", arg=1))
-    assert node.events.wait_for(lambda e: e.kind == "paglet-checkpointed", 5, since=0)
+    assert node.events.wait_for(lambda e: e.kind == "checkpoint", 5, since=0)
     node.stop()
     assert not list((data / "checkpoints").glob("*.mpk"))
     assert make_node("alpha", persistence_dir=data).list_agents(inactive=True) == []

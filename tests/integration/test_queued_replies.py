@@ -113,10 +113,10 @@ def test_a_paglet_parking_itself_to_wake_on_messages_answers_its_caller_and_then
     release(proxy)
     assert park_me.get_reply(30) is True  # the handler's own reply still reaches its caller
     assert note.get_reply(30) == 1  # and the message behind it woke the paglet
-    parked = node.events.wait_for(lambda e: e.kind == "paglet-deactivated", 30, since=since)
-    woken = node.events.wait_for(lambda e: e.kind == "paglet-activated", 30, since=since)
+    parked = node.events.wait_for(lambda e: e.kind == "deactivate", 30, since=since)
+    woken = node.events.wait_for(lambda e: e.kind == "activate", 30, since=since)
     assert parked is not None and woken is not None and parked.seq < woken.seq, node.events.events_since(since)
-    assert woken.data["reason"] == "message"
+    assert woken.details["reason"] == "message"
     assert proxy.send("seen") == [["behind", "alpha"]]
 
 

@@ -120,9 +120,7 @@ def test_a_paglet_woken_while_the_node_waits_is_parked_too(make_node, tmp_path):
     stopping = threading.Thread(target=lambda: lost.append(node.shutdown()))
     stopping.start()
     try:
-        parked = node.events.wait_for(
-            lambda e: e.kind == "paglet-deactivated" and e.agent_id == calm.agent_id, 30, since=since
-        )
+        parked = node.events.wait_for(lambda e: e.kind == "deactivate" and e.agent_id == calm.agent_id, 30, since=since)
         assert parked is not None  # the node has listed its active paglets and waits for the stuck one
         assert sleeper.send(Message("note", arg="woken")) == ["before", "woken"]  # the message wakes it
     finally:

@@ -216,8 +216,11 @@ def test_failing_listener_is_logged_and_does_not_break_emit(caplog):
     with caplog.at_level(logging.ERROR, logger="paglets.events"):
         event = log.emit("created")
     assert event.seq == 1
-    assert seen == [1]
+    assert seen == [1, 2]  # the other listener saw the event, then the listener-failed event about it
     assert "listener bug" in caplog.text
+    failed = log.events_since(1)[0]
+    assert failed.kind == "listener-failed" and failed.details["failed_event_id"] == 1
+    assert failed.error == "RuntimeError: listener bug"
 
 
 def test_listener_may_emit_without_deadlock():

@@ -285,6 +285,11 @@ class BrokerCommands:
     def summary(self, agent_id: str) -> Future[Any]:
         return self._call(lambda: self._broker.table.summary(agent_id))
 
+    def metrics(self, top: int) -> Future[Any]:
+        """The loop's figures for a metrics scrape: slots per phase, the ``top`` deepest mailboxes,
+        message counts and timing histograms, peer links."""
+        return self._call(lambda: self._broker.metrics(top))
+
     def connect_relay(self) -> None:
         """Dial the relay and wait a little for its answer, so that a node that says it is
         ready is reachable; the node calls this once it is ready to answer (its parked paglets loaded)."""

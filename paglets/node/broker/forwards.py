@@ -31,6 +31,9 @@ class Forwards:
     def drop(self, agent_id: str) -> None:
         self._entries.pop(agent_id, None)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def expire(self, now: float) -> None:
         for agent_id, (_address, expires) in list(self._entries.items()):
             if now > expires:

@@ -40,6 +40,7 @@ from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
 from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin, WorkerSlot
+from paglets.node.broker.stats import FailedNote
 from paglets.node.broker.table import WorkerTable
 from paglets.wire import back, protocol
 from paglets.wire.errors import error_to_wire
@@ -51,7 +52,7 @@ READ_BATCH = 64
 READ_THREADS = 16
 READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
 # ping and mailbox: in the loop
-READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services"})
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services", "events"})
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -73,6 +74,8 @@ class BrokerServices(Protocol):
     def wake_parked(self, agent_id: str) -> None: ...
 
     def queue_for_parked(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]: ...
+
+    def record_failures(self, notes: list[FailedNote], suppressed: int) -> None: ...
 
 
 class Broker:
@@ -234,6 +237,7 @@ class Broker:
             poller.register(front, zmq.POLLIN)
         poller.register(back, zmq.POLLIN)
         poller.register(ctrl, zmq.POLLIN)
+        notes = self.table.stats.notes
         next_beat = time.monotonic() + self._heartbeat
         while not self._stop:
             timeout = max(0.0, next_beat - time.monotonic())
@@ -250,6 +254,8 @@ class Broker:
                     peers.on_readable(sock)
             if self._acks:
                 self._send_acks()
+            if notes.pending:
+                self._hand_on_failures()
             now = time.monotonic()
             if now >= next_beat:
                 self.table.housekeeping(now)
@@ -296,6 +302,22 @@ class Broker:
             self._acks[(peer, relay)] = [cid]
         else:
             waiting.append(cid)
+
+    def _hand_on_failures(self) -> None:
+        """Failed messages this pass noted become events, recorded on the calls lane (never in the loop)."""
+        notes, suppressed = self.table.stats.notes.take()
+        try:
+            self._calls.submit(self._services.record_failures, notes, suppressed)
+        except RuntimeError:
+            pass  # the node is stopping; those events go with it
+
+    def metrics(self, top: int) -> dict[str, Any]:
+        """The loop's figures for a scrape (in the loop): table, message path, peers, lanes."""
+        figures = self.table.metrics(top)
+        figures.update(self._peers.counts())
+        figures["lanes"] = {"reads": self._reads.held, "ops": self._ops.held}
+        figures["rejected_requests"] = self.rejected_requests
+        return figures
 
     def _send_acks(self) -> None:
         """One frame set per peer for the oneway sends this pass accepted."""

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from paglets.core.errors import HostError, InvalidAgentError, OverloadedError, PagletCrashedError, PagletError
 from paglets.core.messages import UNQUEUED_PRIORITY
 from paglets.node.broker.slots import Delivery, Origin, Pending, Phase, Sender, WorkerSlot
+from paglets.node.broker.stats import LoopStats, error_text
 from paglets.wire import back, protocol
 from paglets.wire.back import msg_frames, parse_rep
 from paglets.wire.errors import error_to_wire
@@ -57,18 +58,23 @@ class MessagePath:
         self._reroute = reroute
         self._pending: dict[bytes, Pending] = {}
         self._cids = itertools.count(1)
+        self.stats = LoopStats()  # counts and timings for the node's metrics (read through a broker command)
 
     # -- in -------------------------------------------------------------------------
     def enqueue(self, slot: WorkerSlot, delivery: Delivery) -> None:
         origin = delivery.origin
         if slot.phase is Phase.CRASHED:
-            self.fail(origin, PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {slot.crash_reason}"))
+            error = PagletCrashedError(f"paglet {slot.agent_id!r} crashed: {slot.crash_reason}")
+            self.stats.failed_messages(slot.agent_id, slot.class_name, 1, f"PagletCrashedError: {error}", delivery.mid)
+            self.fail(origin, error)
             return
         if slot.phase is Phase.STOPPING:
             self.fail(origin, InvalidAgentError(f"paglet {slot.agent_id!r} is being removed"))
             return
         if delivery.mid is not None and self._is_duplicate(slot, delivery):
             return
+        if not delivery.oneway:
+            delivery.received_at = time.monotonic()  # for the sync round-trip histogram
         if delivery.priority == UNQUEUED_PRIORITY and self._may_bypass(slot):
             delivery.unqueued = True
             self._dispatch(slot, delivery, slot.ident)
@@ -152,7 +158,7 @@ class MessagePath:
             origin = None
         self._pending[cid] = Pending(
             slot, origin, is_message=True, handler=None if delivery.unqueued else handler, mid=delivery.mid,
-            sent_at=time.monotonic(),
+            sent_at=time.monotonic(), received_at=delivery.received_at,
         )  # fmt: skip
         slot.pending_cids.add(cid)
         slot.in_flight += 1
@@ -224,8 +230,7 @@ class MessagePath:
             self._on_started(slot, ok)
         self._after_progress(slot)
 
-    @staticmethod
-    def _message_done(slot: WorkerSlot, pending: Pending, ok: bool, payload: list[bytes]) -> None:
+    def _message_done(self, slot: WorkerSlot, pending: Pending, ok: bool, payload: list[bytes]) -> None:
         """Count a handled message (or batch), note how long it took, and free its handler."""
         count = pending.count
         slot.in_flight -= count
@@ -237,15 +242,31 @@ class MessagePath:
             failed = 0
         slot.delivered += count - failed
         slot.failed += failed
+        stats = self.stats
+        stats.delivered += count - failed
+        if failed:
+            self._note_failed(slot, pending, ok, payload, failed)
+        now = time.monotonic()
         # Batches stop once a batch's messages took long each (the backlog is better
         # shared among handlers one by one) and resume once a message goes fast again.
-        took = (time.monotonic() - pending.sent_at) / count
+        took = (now - pending.sent_at) / count
+        stats.handling.observe(took, count)
+        if pending.received_at:
+            stats.sync_rtt.observe(now - pending.received_at)
         if pending.batch is not None or took < slot.handling_time:
             slot.handling_time = took
         if pending.handler is not None and slot.phase not in GONE_PHASES:
             slot.idle_handlers.append(pending.handler)
         if pending.mid is not None:
             slot.seen.record_reply(pending.mid, ok, payload)
+
+    def _note_failed(self, slot: WorkerSlot, pending: Pending, ok: bool, payload: list[bytes], failed: int) -> None:
+        """Handlers raised: count the messages and note an event (with the error, when one message failed)."""
+        if ok:  # a batch of oneway messages, some of which raised
+            error = f"{failed} of {pending.count} oneway messages of a batch raised"
+        else:
+            error = error_text(back.parse_error(payload))
+        self.stats.failed_messages(slot.agent_id, slot.class_name, failed, error, pending.mid)
 
     def on_give_back(self, slot: WorkerSlot, ident: bytes, cid: bytes, rest: list[bytes]) -> None:
         """A handler leaving with its paglet returns the end of its batch: queue it again, first."""
@@ -334,6 +355,7 @@ class MessagePath:
             slot.failed += pending.count
             cut += pending.count
             self.fail(pending.origin, error)  # None for oneway messages: their senders were answered on entry
+        self.stats.failed_messages(slot.agent_id, slot.class_name, cut, error_text(error_to_wire(error)))
         self._check_frozen(slot)
         return cut
 
@@ -360,13 +382,18 @@ class MessagePath:
 
     def fail_pending(self, slot: WorkerSlot, error: PagletError) -> None:
         """Fail every request in flight to the slot's worker."""
+        messages, mid = 0, None
         for cid in list(slot.pending_cids):
             pending = self._pending.pop(cid, None)
             if pending is not None:
                 if pending.is_message:
-                    slot.failed += pending.count
+                    messages += pending.count
+                    mid = pending.mid
                 self.fail(pending.origin, error)
+        slot.failed += messages
         slot.pending_cids.clear()
+        text = error_text(error_to_wire(error))
+        self.stats.failed_messages(slot.agent_id, slot.class_name, messages, text, mid if messages == 1 else None)
 
     def fail(self, origin: Origin | None, exc: BaseException) -> None:
         if origin is not None:

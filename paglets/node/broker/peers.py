@@ -58,6 +58,10 @@ class PeerLinks:
     def owns(self, sock: zmq.Socket) -> bool:
         return sock in self._addresses
 
+    def counts(self) -> dict[str, int]:
+        """Open links to other nodes and forwarded messages awaiting their replies (for metrics)."""
+        return {"links": len(self._sockets), "forwards_waiting": len(self._waiting)}
+
     def forward(self, address: str, agent_id: str, delivery: Delivery) -> None:
         """Send ``delivery`` on to ``address``; its origin gets the reply (or the failure)."""
         header: dict[str, Any] = {"agent": agent_id, "prio": delivery.priority, "fwd": True}

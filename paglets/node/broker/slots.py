@@ -17,6 +17,7 @@ import collections
 import enum
 import hmac
 import os
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -147,6 +148,7 @@ class Delivery:
     no_delay: bool = False  # never queue it for a parked paglet
     ack_deferred: bool = False
     unqueued: bool = False
+    received_at: float = 0.0  # monotonic, set for sync messages when they enter a mailbox
 
 
 @dataclass(slots=True, eq=False)
@@ -161,6 +163,7 @@ class Pending:
     mid: str | None = None
     batch: list[Delivery] | None = None  # several oneway messages sent as one request
     sent_at: float = 0.0  # monotonic, for messages: how long the handler takes
+    received_at: float = 0.0  # monotonic, for sync messages: when they entered the mailbox
 
     @property
     def count(self) -> int:
@@ -200,6 +203,7 @@ class WorkerSlot:
     held: bool = False  # waking from disk: its parked mail goes first, so nothing is handed out yet
     checkpoint_interval: float | None = None  # the class's own CHECKPOINT_INTERVAL, if it has one
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
+    started_at: float = field(default_factory=time.time)  # when this node reserved the slot (UNIX time)
 
     def status(self) -> MailboxStatus:
         return MailboxStatus(
@@ -221,6 +225,8 @@ class WorkerSlot:
             "mailbox": self.status().to_wire(),
             "checkpoint_interval": self.checkpoint_interval,
             "oldest_handler_age": oldest_handler_age,
+            "started_at": self.started_at,
+            "source": self.source_address,  # the node it arrived from; None when it was created or woke here
         }
 
 

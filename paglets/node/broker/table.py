@@ -17,6 +17,7 @@ STOPPING are the other ends.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,10 @@ from paglets.node.broker.message_path import GONE_PHASES, MessagePath
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlot, worker_ident
+from paglets.node.broker.stats import LoopStats, error_text
 from paglets.wire import back
 from paglets.wire.back import BACK, IDLE, READY, REP
+from paglets.wire.errors import error_to_wire
 
 BATCH_MAX = 256  # the most oneway messages one handler may be given at once (MAILBOX_BATCH caps it lower)
 
@@ -119,6 +122,32 @@ class WorkerTable:
         if slot is None:
             raise InvalidAgentError(f"no active paglet {agent_id!r} on node {self.node_name}")
         return slot
+
+    @property
+    def stats(self) -> LoopStats:
+        """The message path's counts and timings (loop thread only; read through :meth:`metrics`)."""
+        return self._mail.stats
+
+    def metrics(self, top: int) -> dict[str, Any]:
+        """Slots per phase, mailbox depths (the ``top`` deepest and the total) and the path's figures."""
+        phases: dict[str, int] = {}
+        queued = in_flight = 0
+        depths: list[tuple[int, str, str]] = []
+        for slot in self.slots.values():
+            phases[slot.phase.value] = phases.get(slot.phase.value, 0) + 1
+            depth = len(slot.queue)
+            queued += depth
+            in_flight += slot.in_flight
+            if depth:
+                depths.append((depth, slot.agent_id, slot.class_name))
+        return {
+            "phases": phases,
+            "queued": queued,
+            "in_flight": in_flight,
+            "deepest": heapq.nlargest(top, depths),
+            "forwarding": len(self._forwards),
+            **self._mail.stats.snapshot(),
+        }
 
     def unknown(self, agent_id: str) -> InvalidAgentError:
         return InvalidAgentError(f"no paglet {agent_id!r} on node {self.node_name}")
@@ -411,9 +440,11 @@ class WorkerTable:
         self._mail.fail_pending(slot, error)
         slot.idle_handlers.clear()
         slot.in_flight = 0
-        for delivery in slot.queue.drain():
+        queued = slot.queue.drain()
+        for delivery in queued:
             slot.failed += 1
             self._fail(delivery.origin, error)
+        self._mail.stats.failed_messages(slot.agent_id, slot.class_name, len(queued), error_text(error_to_wire(error)))
         self._fail(slot.start_origin, error)
         self._fail(slot.freeze_origin, error)
         slot.start_origin = slot.freeze_origin = None

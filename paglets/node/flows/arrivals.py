@@ -119,10 +119,16 @@ class Arrivals:
             # Nothing of the paglet may stay here when the answer is "no": the source keeps it.
             self._broker.stop_worker(envelope.agent_id)
             self._files.drop(envelope.agent_id)
-            raise transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {here.name}") from None
+            error = transfer_error(exc, f"arrival of paglet {envelope.agent_id} on {here.name}")
+            self._events.emit(
+                "transfer-failed", agent_id=envelope.agent_id, class_name=envelope.agent_class_name,
+                error=str(error), source=envelope.source_host_address, how=envelope.kind.value,
+            )  # fmt: skip
+            raise error from None
         self._events.emit(
-            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how=envelope.kind.value
-        )
+            "arrival", agent_id=envelope.agent_id, class_name=envelope.agent_class_name,
+            source=envelope.source_host_address, how=envelope.kind.value,
+        )  # fmt: skip
         return {"agent": envelope.agent_id, "address": here.address}
 
     def _arrive_parked(self, envelope: PagletEnvelope) -> dict[str, Any]:
@@ -135,8 +141,9 @@ class Arrivals:
             self._files.drop(envelope.agent_id)
             raise transfer_error(exc, f"parking paglet {envelope.agent_id} on {self._here.name}") from None
         self._events.emit(
-            "paglet-arrived", agent_id=envelope.agent_id, source=envelope.source_host_address, how="parked"
-        )
+            "arrival", agent_id=envelope.agent_id, class_name=envelope.agent_class_name,
+            source=envelope.source_host_address, how="parked",
+        )  # fmt: skip
         return {"agent": envelope.agent_id, "address": self._here.address, "active": False}
 
     def _arrival_header(self, envelope: PagletEnvelope) -> dict[str, Any]:

@@ -189,7 +189,7 @@ class Checkpointer:
         if recovered:
             log.info("node %s: checkpoints of paglet %s are written again", self._here.name, agent_id)
         if data is not None:
-            self._events.emit("paglet-checkpointed", agent_id=agent_id)
+            self._events.emit("checkpoint", agent_id=agent_id, class_name=class_name)
 
     def _record(self, agent_id: str, class_name: str, state: bytes) -> bytes:
         here = self._here

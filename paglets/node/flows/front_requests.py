@@ -18,6 +18,7 @@ from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.arrivals import Arrivals
 from paglets.node.flows.movement import Movement
 from paglets.node.mesh.registry import MeshRegistry
+from paglets.node.observe.feed import DEFAULT_LIMIT, check_query
 from paglets.node.services.directory import ServiceDirectory
 from paglets.node.services.mesh_query import pack_records
 from paglets.node.storage.files import ArtifactStore
@@ -192,6 +193,15 @@ class FrontRequests:
         except ValueError as exc:
             raise ProtocolError(f"services: {exc}") from None
         return {"count": len(records)}, [pack_records(records)]
+
+    # observing
+    def _op_events(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        """A read of the event log; a waiting one ends early when the node stops (see paglets.node.observe.feed)."""
+        query = check_query(
+            header.get("since", 0), header.get("limit", DEFAULT_LIMIT), header.get("agent"), header.get("kind"),
+            header.get("wait", 0.0),
+        )  # fmt: skip
+        return self._node.feed.read(query, stop=lambda: not self._node.running), []
 
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker does not know — maybe only not yet, during start-up."""

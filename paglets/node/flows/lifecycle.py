@@ -127,7 +127,7 @@ class Lifecycle:
             self.remove_worker(agent_id)
             raise
         if not prepare_only:
-            self._events.emit("paglet-created", agent_id=agent_id, class_name=class_name, hook=hook)
+            self._events.emit("create", agent_id=agent_id, class_name=class_name, hook=hook)
         return agent_id
 
     def check_allowed(self, class_name: str) -> None:
@@ -218,7 +218,7 @@ class Lifecycle:
             self._checkpoints.release(agent_id)
             raise
         self.forget(agent_id)
-        self._events.emit("paglet-disposed", agent_id=agent_id)
+        self._events.emit("dispose", agent_id=agent_id)
 
     def forget(self, agent_id: str) -> None:
         """What this node keeps for a paglet that is gone from it: files, checkpoint, work dir."""
@@ -240,13 +240,13 @@ class Lifecycle:
     # -- notices from the broker (on its lane for host calls) ------------------------------
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
         log.warning("node %s: paglet %s crashed: %s", self._here.name, agent_id, reason)
-        self._events.emit("paglet-crashed", agent_id=agent_id, pid=pid, reason=reason)
+        self._events.emit("crash", agent_id=agent_id, error=reason, pid=pid)
         if pid is not None:
             self._processes.kill(pid)  # a hung worker: make sure it is really gone
 
     def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
         if header.get("kind") == "run-finished":
-            self._events.emit("paglet-run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
+            self._events.emit("run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
 
 
 def check_class_name(class_name: str) -> None:

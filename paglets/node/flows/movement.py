@@ -168,9 +168,14 @@ class Movement:
         summary = self._inspection.agent_info(agent_id)
         if address == here.address:
             return PagletProxy(here.address, agent_id, self._client)
-        deadline = time.monotonic() + ticket.timeout
+        started = time.monotonic()
+        deadline = started + ticket.timeout
         token = uuid.uuid4().hex
-        prepared = self._prepare(address, agent_id, summary["class_name"], kind, token, ticket)
+        try:
+            prepared = self._prepare(address, agent_id, summary["class_name"], kind, token, ticket)
+        except TransferError as exc:
+            self._failed_move(agent_id, summary["class_name"], exc, address, kind.value)
+            raise
         target_name = str(prepared.get("name") or "")
         event = MobilityEvent(
             agent_id,
@@ -199,12 +204,22 @@ class Movement:
             self._abort_later(address, agent_id, token)
             if releasing and isinstance(exc, LifecycleError):
                 raise  # a resource would not close: the move is cancelled, and the error says which
-            raise transfer_error(exc, f"moving paglet {agent_id} to {address}") from None
+            error = transfer_error(exc, f"moving paglet {agent_id} to {address}")
+            self._failed_move(agent_id, summary["class_name"], error, address, kind.value)
+            raise error from None
         self._broker.depart(agent_id, address)
         self._checkpoints.forget(agent_id)
         self._after_departure(agent_id)
-        self._events.emit("paglet-dispatched", agent_id=agent_id, target=address, how=kind.value)
+        self._events.emit(
+            "retract" if kind is EnvelopeKind.RETRACT else "dispatch", agent_id=agent_id,
+            class_name=summary["class_name"], target=address, duration=round(time.monotonic() - started, 6),
+        )  # fmt: skip
         return PagletProxy(address, agent_id, self._client)
+
+    def _failed_move(self, agent_id: str, class_name: str, error: BaseException, target: str, how: str) -> None:
+        self._events.emit(
+            "transfer-failed", agent_id=agent_id, class_name=class_name, error=str(error), target=target, how=how
+        )
 
     def _envelope(
         self,
@@ -334,8 +349,13 @@ class Movement:
         local = address == here.address
         target_name = here.name
         prepared: dict[str, Any] = {}
+        started = time.monotonic()
         if not local:
-            prepared = self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket)
+            try:
+                prepared = self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket)
+            except TransferError as exc:
+                self._failed_move(agent_id, class_name, exc, address, "clone")
+                raise
             target_name = str(prepared.get("name") or "")
         event = CloneEvent(
             agent_id,
@@ -364,9 +384,14 @@ class Movement:
         except BaseException as exc:
             if not local:
                 self._abort_later(address, clone_id, token)
-            raise transfer_error(exc, f"cloning paglet {agent_id} to {address}") from None
+            error = transfer_error(exc, f"cloning paglet {agent_id} to {address}")
+            self._failed_move(agent_id, class_name, error, address, "clone")
+            raise error from None
         self._lifecycle.run_hook(agent_id, "on_cloned", event.to_wire(), timeout)
-        self._events.emit("paglet-cloned", agent_id=agent_id, clone_id=clone_id, target=address)
+        self._events.emit(
+            "clone", agent_id=agent_id, class_name=class_name, clone_id=clone_id, target=address,
+            duration=round(time.monotonic() - started, 6),
+        )  # fmt: skip
         return PagletProxy(address, clone_id, self._client)
 
     def _clone_here(self, agent_id: str, clone_id: str, class_name: str, event: CloneEvent) -> None:
@@ -396,10 +421,16 @@ class Movement:
             reply = self._client.request(
                 address, "retract", {"agent": agent_id, "target": here.address}, timeout=limit + 5
             )
-        except (TransferError, LifecycleError):
-            raise  # LifecycleError: a resource there would not close, so the paglet stays there
+        except LifecycleError:
+            raise  # a resource there would not close, so the paglet stays there
         except PagletError as exc:
-            raise TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}") from None
+            error = (
+                exc
+                if isinstance(exc, TransferError)
+                else TransferError(f"retracting paglet {agent_id} from {address} failed: {exc}")
+            )
+            self._events.emit("transfer-failed", agent_id=agent_id, error=str(error), source=address, how="retract")
+            raise error from None
         return PagletProxy(reply.header.get("address", here.address), agent_id, self._client)
 
 

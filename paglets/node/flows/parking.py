@@ -207,7 +207,7 @@ class Parking:
         self._broker.park(agent_id, policy.activate_on_message, policy.queue_messages_when_inactive)
         self._files.drop(agent_id)
         self._checkpoints.forget(agent_id)
-        self._events.emit("paglet-deactivated", agent_id=agent_id, reason=request.reason)
+        self._events.emit("deactivate", agent_id=agent_id, class_name=class_name, reason=request.reason)
 
     def park_arrival(self, envelope: PagletEnvelope) -> None:
         """A paglet that arrived with ArrivalMode.INACTIVE: record it parked, with the default policy."""
@@ -218,7 +218,9 @@ class Parking:
         self.parked.add(record)
         self._route_and_schedule(record)
         self._files.drop(envelope.agent_id)
-        self._events.emit("paglet-deactivated", agent_id=envelope.agent_id, reason=request.reason)
+        self._events.emit(
+            "deactivate", agent_id=envelope.agent_id, class_name=envelope.agent_class_name, reason=request.reason
+        )
 
     def _chosen_policy(self, agent_id: str, request: DeactivationRequest, timeout: float) -> DeactivationPolicy | None:
         header = {"op": "policy", "request": request.to_wire()}
@@ -312,7 +314,7 @@ class Parking:
             self.activate(agent_id, reason)
         except PagletError as exc:
             log.warning("node %s: could not activate %s (%s): %s", self._here.name, agent_id, reason, exc)
-            self._events.emit("paglet-activation-failed", agent_id=agent_id, reason=str(exc))
+            self._events.emit("activation-failed", agent_id=agent_id, error=str(exc), reason=reason)
 
     def _wake(self, agent_id: str, reason: str) -> PagletProxy:
         here = self._here
@@ -340,7 +342,7 @@ class Parking:
             raise error from None
         self._broker.release(agent_id, mail)
         self.parked.remove(agent_id)
-        self._events.emit("paglet-activated", agent_id=agent_id, reason=reason, mail=len(mail))
+        self._events.emit("activate", agent_id=agent_id, class_name=class_name, reason=reason, mail=len(mail))
         return self._proxy(agent_id)
 
     def _restore_files(self, agent_id: str, record: InactiveRecord) -> None:
@@ -366,7 +368,7 @@ class Parking:
         self._broker.forget_parked(agent_id, InvalidAgentError(f"paglet {agent_id!r} was disposed"))
         self.parked.remove(agent_id)
         self._lifecycle.remove_work_dir(agent_id)
-        self._events.emit("paglet-disposed", agent_id=agent_id)
+        self._events.emit("dispose", agent_id=agent_id)
 
     # -- the wake-up schedule ----------------------------------------------------------------------
     def _run_schedule(self) -> None:

@@ -10,7 +10,7 @@ runs or a body is read:
 2. ``Origin``: when present it must be the shim's own, ``http://`` plus a
    served ``host:port``, else 403 (``Origin: null`` included).
 3. The API key, when the node has one: ``Authorization: Bearer KEY`` on every
-   route but ``GET /health``, else 401.
+   route but ``GET /health`` and the dashboard's files (:data:`PUBLIC_PATHS`), else 401.
 4. ``Content-Type`` on a state-changing method (POST, PUT, PATCH, DELETE):
    the route's type, ``application/json`` (``application/msgpack`` for
    ``/envelopes``), even when there is no body, else 415. A page can send
@@ -29,9 +29,12 @@ from email.message import Message as Headers
 
 from paglets.binding import WILDCARD_HOSTS, lan_addresses
 from paglets.exposure import is_loopback
+from paglets.node.http.observe_routes import STATIC_FILES
 from paglets.node.http.requests import HttpRefusal
 
 JSON = "application/json"
+# What GET may fetch without the API key: health, and the dashboard's page and files (they hold no data).
+PUBLIC_PATHS = frozenset({"/health", *STATIC_FILES})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_:")
@@ -116,9 +119,11 @@ def check_request(names: ServedNames, api_key: str | None, method: str, path: st
     if len(origins) > 1 or (origins and not names.accepts_origin(origins[0])):
         shown = origins[0] if len(origins) == 1 else f"{len(origins)} Origin headers"
         raise HttpRefusal(
-            403, f"cross-origin request from {shown!r:.100} refused: the shim serves no web page", "ForbiddenError"
+            403,
+            f"cross-origin request from {shown!r:.100} refused: only the node's own page may ask it",
+            "ForbiddenError",
         )
-    if api_key and not (method == "GET" and (path.rstrip("/") or "/") == "/health"):
+    if api_key and not (method == "GET" and (path.rstrip("/") or "/") in PUBLIC_PATHS):
         check_key(api_key, headers)
 
 

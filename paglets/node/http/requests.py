@@ -175,6 +175,12 @@ class Request:
     params: dict[str, str]
     query: dict[str, list[str]]
     body: Any = None
+    path: str = ""
+    headers: Any = None  # the request's headers (an email.message.Message), when the handler needs one
+
+    def header(self, name: str) -> str | None:
+        """One request header's value, or None."""
+        return None if self.headers is None else self.headers.get(name)
 
     def flag(self, name: str) -> bool:
         value = self.query.get(name, ["0"])[-1].lower()

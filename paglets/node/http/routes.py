@@ -24,6 +24,10 @@ POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 
 GET      /services?name=&capabil...  ``lookup_services(name, capability, scope)`` (scope: local|mesh)
 =======  ==========================  ==============================================
 
+The read-only views for operators (``/events``, ``/events/stream``,
+``/metrics``, ``/hosts``, ``/nodes/{name}/agents`` and the dashboard at
+``/``) are listed in :mod:`paglets.node.http.observe_routes`.
+
 Bodies are JSON sent as ``Content-Type: application/json``, except
 ``/envelopes``: a msgpack ``PagletEnvelope`` sent as ``Content-Type:
 application/msgpack`` (for networks where only HTTP passes). A POST or
@@ -55,6 +59,7 @@ from urllib.parse import unquote
 
 from paglets.core import errors
 from paglets.core.messages import NORMAL_PRIORITY, Message
+from paglets.node.http.observe_routes import OBSERVE_ROUTES, RawReply, StreamReply
 from paglets.node.http.requests import HttpRefusal, Request, envelope_from_body, is_agent_id
 from paglets.wire import codec
 from paglets.wire.errors import error_to_wire
@@ -77,7 +82,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (TimeoutError, 504),  # a facade Future that did not complete
 )
 
-Reply = tuple[int, Any]
+Reply = tuple[int, Any] | RawReply | StreamReply
 
 
 # -- handlers: each one validates, then calls the host facade --------------------------
@@ -193,7 +198,7 @@ def _route(
     *,
     body_optional: bool = False,
 ) -> Route:
-    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
     return Route(method, re.compile(pattern), handler, body_type, body_optional)
 
 
@@ -213,12 +218,18 @@ ROUTES = [
     _route("POST", "/agents/{agent_id}/activate", activate_agent, body_optional=True),
     _route("POST", "/envelopes", post_envelope, MSGPACK),
     _route("GET", "/services", list_services),
+    *(_route(method, template, handler) for method, template, handler in OBSERVE_ROUTES),
 ]
+
+
+def route_path(raw_path: str) -> str:
+    """The path routes are matched against: without a trailing slash (``/`` stays)."""
+    return raw_path.rstrip("/") or "/"
 
 
 def find_route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
     """The route for ``method raw_path`` and its (checked) path parameters, or a 404/405/400 refusal."""
-    path = raw_path.rstrip("/") or "/"
+    path = route_path(raw_path)
     allowed = []
     for route in ROUTES:
         match = route.pattern.fullmatch(path)
@@ -249,4 +260,4 @@ def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, {"error": {"type": "HostError", "message": f"internal error: {type(exc).__name__}: {exc}"[:500]}}
 
 
-__all__ = ["ERROR_STATUS", "MSGPACK", "ROUTES", "Reply", "Route", "error_reply", "find_route"]
+__all__ = ["ERROR_STATUS", "MSGPACK", "ROUTES", "Reply", "Route", "error_reply", "find_route", "route_path"]

@@ -28,11 +28,13 @@ from paglets.core import errors
 from paglets.node.http import guard
 from paglets.node.http.bodies import BodyBudget, check_envelope_shape, decode_json
 from paglets.node.http.guard import ServedNames
+from paglets.node.http.observe_routes import MAX_STREAMS, RawReply, StreamReply
 from paglets.node.http.requests import HttpRefusal, Request
-from paglets.node.http.routes import MSGPACK, Reply, error_reply, find_route
+from paglets.node.http.routes import MSGPACK, Reply, error_reply, find_route, route_path
 
 log = logging.getLogger("paglets.http")
 
+NO_CONTENT_POLICY = "default-src 'none'; frame-ancestors 'none'"
 DRAIN_LIMIT = 64 * 1024  # an unread body up to this size is read and dropped, so the close is not a reset
 _LENGTH = re.compile(r"^[0-9]{1,19}$")
 
@@ -46,6 +48,7 @@ class ShimLimits:
     max_body: int  # bytes of one request body (http_max_body); more is 413, unread
     body_budget: int  # bytes of bodies read and decoded at once
     body_wait: float  # seconds a body waits for its share of the budget before 503
+    max_streams: int = MAX_STREAMS  # event streams served at once; one more is 503
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -72,14 +75,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._unread = int(declared) if _LENGTH.match(declared) else 0  # drained after the reply
         headers: dict[str, str] = {}
         try:
-            status, body = self._answer()
+            reply = self._answer()
         except HttpRefusal as exc:
-            (status, body), headers = error_reply(exc), exc.headers
+            reply, headers = error_reply(exc), exc.headers
         except Exception as exc:
-            status, body = error_reply(exc)
-            if status == 500 and not isinstance(exc, errors.PagletError):
+            reply = error_reply(exc)
+            if reply[0] == 500 and not isinstance(exc, errors.PagletError):
                 log.error("http %s %s failed", self.command, self.path[:200], exc_info=True)
-        self._send_json(status, body, headers)
+        if isinstance(reply, RawReply):
+            self._send(reply.status, reply.content_type, reply.body, reply.headers)
+        elif isinstance(reply, StreamReply):
+            self._stream(reply)
+        else:
+            self._send_json(reply[0], reply[1], headers)
         self._drain()
 
     def _answer(self) -> Reply:
@@ -88,7 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
         guard.check_request(server.names, host.api_key, self.command, url.path, self.headers)
         route, params = find_route(self.command, url.path)
         guard.check_content_type(self.command, route.body_type, self.headers)
-        request = Request(params, parse_qs(url.query, keep_blank_values=True))
+        request = Request(params, parse_qs(url.query, keep_blank_values=True), path=route_path(url.path))
+        request.headers = self.headers
         if self.command == "POST" and not (route.body_optional and self._no_body_sent()):
             request.body = self._read_body(route.body_type)
         return route.handler(host, request)
@@ -141,17 +150,48 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, RecursionError) as exc:
             log.error("http %s: reply is not JSON-encodable: %s", getattr(self, "path", "?")[:200], exc)
             status, data = 500, b'{"error":{"type":"SerializationError","message":"reply is not JSON-encodable"}}'
+        self._send(status, "application/json", data, headers)
+
+    def _send(self, status: int, content_type: str, data: bytes, headers: dict[str, str]) -> None:
+        self._head(status, content_type, headers, len(data))
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _head(self, status: int, content_type: str, headers: dict[str, str], length: int | None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", content_type)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
         self.send_header("Connection", "close")
         self.send_header("X-Content-Type-Options", "nosniff")  # a browser must never run a reply as a page
         self.send_header("Cache-Control", "no-store")
+        if "Content-Security-Policy" not in headers:  # data, never a page: it may load and run nothing
+            self.send_header("Content-Security-Policy", NO_CONTENT_POLICY)
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+
+    def _stream(self, reply: StreamReply) -> None:
+        """Write a streaming reply (server-sent events) until it ends, the client goes or the shim stops."""
+        server = self.server
+        if not server.streams.take():
+            body = {"error": {"type": "OverloadedError", "message": f"too many open event streams (at most "
+                              f"{server.streams.limit}); retry later"}}  # fmt: skip
+            self._send_json(503, body, {"Retry-After": "5"})
+            return
+        try:
+            self._head(200, reply.content_type, {"X-Accel-Buffering": "no"}, None)
+            self.wfile.flush()
+
+            def write(data: bytes) -> None:
+                self.wfile.write(data)
+                self.wfile.flush()
+
+            reply.run(write, server.stopping.is_set)
+        except (OSError, ValueError) as exc:  # the reader went away or stopped reading (a write timed out)
+            log.debug("http event stream to %s ended: %s", self.address_string(), exc)
+        finally:
+            server.streams.give_back()
 
     def _drain(self) -> None:
         """Read a small unread body so closing the socket does not reset the client's read."""
@@ -175,6 +215,32 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
+class StreamSlots:
+    """How many event streams are open, at most ``limit``; anyone may wait for that number to fall."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.open = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> bool:
+        with self._cond:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._cond:
+            self.open -= 1
+            self._cond.notify_all()
+
+    def wait_open(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` streams are open; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.open <= at_most, timeout)
+
+
 _BUSY_BODY = b'{"error":{"type":"OverloadedError","message":"too many open HTTP connections; retry later"}}'
 _BUSY_REPLY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
 _BUSY_REPLY += b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
@@ -196,6 +262,8 @@ class ShimServer(ThreadingHTTPServer):
         self.budget = BodyBudget(limits.body_budget, limits.body_wait)
         self.names = ServedNames(frozenset(), 0)  # set by the shim once the port is known
         self._slots = threading.BoundedSemaphore(limits.max_connections)
+        self.streams = StreamSlots(limits.max_streams)
+        self.stopping = threading.Event()  # set when the shim stops: streams end
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -225,4 +293,4 @@ class ShimServer(ThreadingHTTPServer):
         log.debug("http connection from %s ended badly", client_address, exc_info=True)
 
 
-__all__ = ["DRAIN_LIMIT", "ShimLimits", "ShimServer"]
+__all__ = ["DRAIN_LIMIT", "ShimLimits", "ShimServer", "StreamSlots"]

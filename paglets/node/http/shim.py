@@ -21,7 +21,9 @@ site can make a browser send requests to the shim, so:
   types, and the shim answers no preflight.
 * **Origin**: a request with an ``Origin`` header must come from the shim's
   own origin, ``http://`` plus one of its served ``host:port`` (below), else
-  403. The shim serves no page, so in practice any Origin is foreign.
+  403. The only page that origin holds is the shim's own read-only dashboard
+  (``GET /``), served with a Content-Security-Policy that lets it run its own
+  script only and talk to this node only.
 * **Host** (DNS rebinding: a page whose name is made to resolve to
   127.0.0.1 is same-origin with itself, yet its ``Host`` is its own name):
   ``Host`` must be a served ``host:port``, else 400. The served hosts are
@@ -34,7 +36,12 @@ site can make a browser send requests to the shim, so:
   browser always sends one. A port forward that changes the port, or a
   proxy that rewrites the name, must pass the original ``Host`` on.
 * **API key**: a node with one requires ``Authorization: Bearer KEY`` on
-  every route but ``GET /health``.
+  every route but ``GET /health`` and the dashboard's page and files (which
+  hold no data: the page asks for the key and sends it with every request).
+* **Event streams** (``GET /events/stream``): at most
+  :data:`~paglets.node.http.observe_routes.MAX_STREAMS` at once, each
+  holding one connection thread; a reader that stops reading is dropped
+  once a write has waited ``CONNECTION_TIMEOUT``.
 * **CurveZMQ without an API key**: the shim listens on loopback only (the
   bind host's loopback), whatever the node's bind host: encryption on
   ZeroMQ must not be bypassed over plain HTTP (set an API key to serve HTTP
@@ -48,7 +55,7 @@ site can make a browser send requests to the shim, so:
 
 The limits are read from this module when a shim is built
 (``CONNECTION_TIMEOUT``, ``MAX_CONNECTIONS``, ``BODY_BUDGET_FACTOR``,
-``BODY_WAIT``).
+``BODY_WAIT``, ``MAX_STREAMS``).
 """
 
 from __future__ import annotations
@@ -59,9 +66,10 @@ from typing import Any
 
 from paglets.node.http.bodies import BodyBudget
 from paglets.node.http.guard import ServedNames
+from paglets.node.http.observe_routes import MAX_STREAMS
 from paglets.node.http.requests import Request
 from paglets.node.http.routes import ERROR_STATUS, ROUTES, Route, error_reply, find_route
-from paglets.node.http.server import ShimLimits, ShimServer
+from paglets.node.http.server import ShimLimits, ShimServer, StreamSlots
 
 log = logging.getLogger("paglets.http")
 
@@ -100,6 +108,7 @@ class HttpShim:
             max_body=max_body,
             body_budget=max(BODY_BUDGET_FACTOR * max_body, BODY_BUDGET_FLOOR),
             body_wait=BODY_WAIT,
+            max_streams=MAX_STREAMS,
         )
         self._server = ShimServer((bind, int(port)), host, limits)
         self._thread: threading.Thread | None = None
@@ -113,6 +122,11 @@ class HttpShim:
     def budget(self) -> BodyBudget:
         """The bytes of large bodies being read and decoded at once (see :mod:`paglets.node.http.bodies`)."""
         return self._server.budget
+
+    @property
+    def streams(self) -> StreamSlots:
+        """The event streams open now (``GET /events/stream``), at most ``MAX_STREAMS``."""
+        return self._server.streams
 
     @property
     def names(self) -> ServedNames:
@@ -133,6 +147,8 @@ class HttpShim:
         self._thread.start()
 
     def stop(self) -> None:
+        self._server.stopping.set()  # event streams end...
+        self.host.events.wake()  # ...now, not at their next keep-alive
         thread, self._thread = self._thread, None
         if thread is not None and thread.is_alive():
             self._server.shutdown()  # returns once serve_forever notices, within a poll interval

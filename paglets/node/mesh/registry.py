@@ -59,8 +59,12 @@ class MeshRegistry:
         peers: list[str] | None = None,
         gossip_interval: float = 1.0,
         offline_after: float = 10.0,
+        on_change: Callable[[HostRef, bool], None] | None = None,
     ):
+        """``on_change(ref, online)``: told (on the gossip thread) when another node comes online or goes offline."""
         self._describe_self = describe_self
+        self._on_change = on_change
+        self._reported: dict[str, HostRef] = {}  # the other nodes last reported online
         self._client = client
         self.enabled = enabled
         self._peers = list(dict.fromkeys(peers or []))
@@ -119,6 +123,7 @@ class MeshRegistry:
                 self._take_reply(futures[future], future.result().header)
         self._advance_claims()
         self._expire()
+        self._report_changes(me.name)
 
     def _ping(self, url: str) -> Future[Any]:
         timeout = max(PING_TIMEOUT, self.gossip_interval)
@@ -268,6 +273,21 @@ class MeshRegistry:
                 if now - seen > self.offline_after * FORGET_AFTER:
                     self._forget(name)
 
+    def _report_changes(self, me: str) -> None:
+        """Tell ``on_change`` which other nodes came online and which went offline (or were forgotten)."""
+        if self._on_change is None:
+            return
+        now = time.monotonic()
+        with self._changed:
+            online = {name: ref for name, ref in self._table.items() if name != me and self._online(name, now)}
+        came = [ref for name, ref in online.items() if name not in self._reported]
+        went = [ref for name, ref in self._reported.items() if name not in online]
+        self._reported = online
+        for ref in sorted(came, key=lambda r: r.name):
+            self._on_change(ref, True)
+        for ref in sorted(went, key=lambda r: r.name):
+            self._on_change(ref, False)
+
     def _online(self, name: str, now: float) -> bool:
         return now - self._seen_at.get(name, float("-inf")) <= self.offline_after
 
@@ -280,6 +300,13 @@ class MeshRegistry:
             (r for r in refs if (include_self or r.name != me) and (r.online or not online_only)),
             key=lambda r: r.name,
         )
+
+    def peer_counts(self, me: str) -> tuple[int, int]:
+        """(online, offline) other nodes in the table, ``me`` left out (cheap: no listing of this node)."""
+        now = time.monotonic()
+        with self._changed:
+            online = sum(1 for name in self._table if name != me and self._online(name, now))
+            return online, sum(1 for name in self._table if name != me) - online
 
     def lookup(self, name_or_url: str) -> HostRef | None:
         """The entry for a node name or address."""

@@ -46,10 +46,11 @@ Listener = Callable[[str, ServiceRecord, str], Any]
 
 # node events that end a paglet's stay here -> (reason, keep pinned records)
 _ENDINGS: dict[str, tuple[str, bool]] = {
-    "paglet-disposed": ("disposed", False),
-    "paglet-dispatched": ("moved", False),
-    "paglet-crashed": ("crashed", True),
-    "paglet-deactivated": ("parked", True),
+    "dispose": ("disposed", False),
+    "dispatch": ("moved", False),
+    "retract": ("moved", False),
+    "crash": ("crashed", True),
+    "deactivate": ("parked", True),
 }
 
 
@@ -254,7 +255,7 @@ class ServiceRegistry:
         if ending is None or event.agent_id is None:
             return
         reason, keep_pinned = ending
-        if event.kind == "paglet-deactivated" and event.data.get("keep_services"):
+        if event.kind == "deactivate" and event.data.get("keep_services"):
             return
         with self._lock:
             if event.agent_id not in self._by_agent:
