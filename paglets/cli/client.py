@@ -172,7 +172,12 @@ def main(ctx: click.Context, as_json: bool, **client_options: Any) -> None:
 
 
 for family in (
-    commands_node, commands_keys, commands_paglet, commands_parking, commands_movement, commands_services,
+    commands_node,
+    commands_keys,
+    commands_paglet,
+    commands_parking,
+    commands_movement,
+    commands_services,
     commands_observe,
 ):
     for command in family.COMMANDS:

@@ -51,8 +51,11 @@ def test_valid_send_request_is_parsed():
         (request(op="ping", header={"x": "x" * (1 << 20)}, payload=()), "header is .* the limit is 1048576", True),
         (request(op="create", header={"cls": "m:" + "C" * 600}, payload=(b"", b"")), "'cls' is 602", True),
         (request(op="gossip", header={"table": [{}] * 4097}, payload=()), "'table' has 4097 items", True),
-        (request(op="deactivate", header={"agent": "a1", "request": {"m": {"n": "v" * 4097}}}, payload=()),
-         "'request' holds a value of 4097 characters", True),
+        (
+            request(op="deactivate", header={"agent": "a1", "request": {"m": {"n": "v" * 4097}}}, payload=()),
+            "'request' holds a value of 4097 characters",
+            True,
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(frames, reason, answerable):
