@@ -17,7 +17,8 @@ This module holds the ``paglets`` group and its global options; the
 commands live by family in ``commands_node`` (health, ls, hosts),
 ``commands_paglet`` (create, send, dispose), ``commands_parking``
 (deactivate, activate), ``commands_movement`` (dispatch, clone, retract) and
-``commands_keys``, each listing its own in ``COMMANDS``; printing is
+``commands_keys``, each listing its own in ``COMMANDS``; ``commands_artifacts``
+holds the ``artifacts`` group (put, get, ls, rm); printing is
 :mod:`paglets.cli.output`.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 import click
 
 from paglets.cli import commands_keys, commands_movement, commands_node, commands_paglet, commands_parking
+from paglets.cli.commands_artifacts import artifacts as artifacts_group
 from paglets.cli.common import api_key_from_env, fail
 from paglets.cli.output import Cli
 from paglets.client.host_client import DEFAULT_TIMEOUT, HostClient
@@ -98,6 +100,7 @@ def main(
 for family in (commands_node, commands_keys, commands_paglet, commands_parking, commands_movement):
     for command in family.COMMANDS:
         main.add_command(command)
+main.add_command(artifacts_group)  # put, get, ls, rm
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ from paglets.node.broker.loop import Broker
 from paglets.node.broker.relay_link import registration_secret
 from paglets.node.config import NodeConfig
 from paglets.node.flows.arrivals import Arrivals
+from paglets.node.flows.artifacts import FRONT_OPS as ARTIFACT_OPS
+from paglets.node.flows.artifacts import HOST_CALLS as ARTIFACT_CALLS
+from paglets.node.flows.artifacts import ArtifactExchange, release_on_dispose
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.front_requests import FrontRequests
 from paglets.node.flows.host_calls import HostCalls
@@ -51,6 +54,7 @@ from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
+from paglets.node.storage.spool import SpoolSweeper
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.node")
@@ -123,6 +127,15 @@ class Foundation:
             properties=dict(config.properties),
             insecure=insecure,
         )
+        events = ContextEventLog()
+        artifacts = ArtifactStore(
+            data_dir / "artifacts",
+            max_bytes=config.artifact_max_bytes,
+            quota_bytes=config.artifact_storage_quota_bytes,
+            host=lambda: here.address,
+            events=events,
+        )
+        events.add_listener(release_on_dispose(artifacts))  # a paglet's own artifacts go with it
         mesh = MeshRegistry(
             describe_self,
             client,
@@ -140,14 +153,10 @@ class Foundation:
             curve=curve,
             curve_server=curve_server,
             client=client,
-            events=ContextEventLog(),
+            events=events,
             processes=WorkerProcesses(),
             files=FileRegistry(config.artifact_max_bytes),
-            artifacts=ArtifactStore(
-                data_dir / "artifacts",
-                max_bytes=config.artifact_max_bytes,
-                quota_bytes=config.artifact_storage_quota_bytes,
-            ),
+            artifacts=artifacts,
             parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
             mesh=mesh,
         )
@@ -174,15 +183,21 @@ class RunningParts:
     front: FrontRequests
     host_calls: HostCalls
     http: Any = None
+    artifacts: ArtifactExchange | None = None
+    spool: SpoolSweeper | None = None
 
     # -- the broker's services: what its loop hands off ------------------------------------
     def handle_front(self, request: protocol.Request) -> Any:
+        if request.op in ARTIFACT_OPS and self.artifacts is not None:
+            return self.artifacts.handle_front(request)
         return self.front.handle(request)
 
     def route_unknown(self, request: protocol.Request) -> Any:
         return self.front.route_unknown(request)
 
     def handle_host_call(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        if header.get("op") in ARTIFACT_CALLS and self.artifacts is not None:
+            return self.artifacts.handle_host_call(agent_id, header)
         return self.host_calls.handle(agent_id, ident, header, payload)
 
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
@@ -263,6 +278,8 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
         front=front, host_calls=host_calls,
     )  # fmt: skip
+    parts.artifacts = ArtifactExchange(base.artifacts, client, here, max_message_size=config.max_message_size)
+    parts.spool = SpoolSweeper(base.artifacts, config.artifact_spool_ttl_seconds, here.name)
     broker.attach(parts)
     return parts
 
@@ -314,6 +331,8 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
         base.events.emit("paglet-restored", agent_id=agent_id, source="checkpoint")
     parts.parking.start()
     parts.checkpoints.start()
+    if parts.spool is not None:
+        parts.spool.start()
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
@@ -335,6 +354,8 @@ def stop_parts(base: Foundation, parts: RunningParts, stop_workers: Any) -> None
 def stop_online(base: Foundation, parts: RunningParts) -> None:
     """The reverse of :func:`bring_online`."""
     base.ready.clear()
+    if parts.spool is not None:
+        parts.spool.stop()
     base.mesh.stop()
     parts.checkpoints.stop(keep=False)
     parts.parking.stop()

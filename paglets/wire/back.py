@@ -106,6 +106,10 @@ hosts             online?                                    -
 host_status       name                                       -
 wait_for_host     name, wait?                                -
 crashed           reason                                     -
+artifact_put      path, name?                                -
+artifact_fetch    sha, source, name?                         -
+artifact_path     sha                                        -
+artifact_delete   sha                                        -
 ================  =========================================  ===============
 
 ``crashed``: the paglet's code raised a ``BaseException`` (``SystemExit``,
@@ -221,6 +225,11 @@ HCALL_OPS: dict[str, Schema] = {
     "host_status": {"name": (_STR, True)},
     "wait_for_host": {"name": (_STR, True), "wait": (_NUM, False)},
     "crashed": {"reason": (_STR, True)},
+    # artifacts (paglets.node.flows.artifacts)
+    "artifact_put": {"path": (_STR, True), "name": (_STR, False)},
+    "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},
+    "artifact_path": {"sha": (_STR, True)},
+    "artifact_delete": {"sha": (_STR, True)},
 }
 HCALL_PAYLOAD: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2), "set_property": (1, 1)}
 

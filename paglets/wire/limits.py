@@ -48,6 +48,7 @@ TEXT_LIMITS: dict[str, int] = {
     "hook": MAX_NAME,
     "mode": MAX_NAME,
     "reason": MAX_TEXT,
+    "owner": MAX_AGENT_ID,  # the paglet that uploads an artifact
 }
 # The most items each named list field may hold (their strings: ITEM_LIMITS, else MAX_TEXT).
 ITEM_COUNTS: dict[str, int] = {"caps": 64, "table": 4096, "seen": MAX_SEEN_IDS}

@@ -21,6 +21,10 @@ POST     /agents/{id}/retract        ``retract(from, id)``: pull it here from no
 POST     /agents/{id}/deactivate     ``deactivate(id, request)`` (body optional: reason, policy, metadata)
 POST     /agents/{id}/activate       ``activate(id)`` (no body)
 POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 (msgpack body)
+GET      /artifacts                  the artifact store (:mod:`paglets.node.http.artifact_routes`):
+GET      /artifacts/{id}             list, stream out, stream in (``application/octet-stream``),
+PUT      /artifacts/{id}             delete
+DELETE   /artifacts/{id}
 =======  ==========================  ==============================================
 
 Bodies are JSON sent as ``Content-Type: application/json``, except
@@ -53,7 +57,10 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from paglets.core import errors
+from paglets.core.artifacts import check_artifact_id
 from paglets.core.messages import NORMAL_PRIORITY, Message
+from paglets.node.http import artifact_routes
+from paglets.node.http.artifact_routes import OCTET_STREAM
 from paglets.node.http.requests import HttpRefusal, Request, envelope_from_body, is_agent_id
 from paglets.wire import codec
 from paglets.wire.errors import error_to_wire
@@ -61,6 +68,9 @@ from paglets.wire.errors import error_to_wire
 MSGPACK = "application/msgpack"
 
 ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.ArtifactNotFoundError, 404),
+    (errors.ArtifactQuotaError, 413),  # over artifact_max_bytes or the quota: nothing stored
+    (errors.ArtifactError, 400),  # a bad id or name, or bytes whose size or sha256 do not match
     (errors.MessageQueuedError, 202),  # accepted for later, not handled: no result to give
     (errors.InvalidAgentError, 404),
     (errors.NotHandledError, 422),
@@ -166,6 +176,7 @@ class Route(NamedTuple):
     handler: Callable[[Any, Request], Reply]
     body_type: str  # the Content-Type a state-changing request must declare; "" for application/json
     body_optional: bool  # a POST without Content-Length has no body (else it is 411)
+    stream: bool = False  # a PUT body the handler reads in chunks (artifact_routes.StreamedBody), not capped here
 
 
 def _route(
@@ -175,12 +186,14 @@ def _route(
     body_type: str = "",
     *,
     body_optional: bool = False,
+    stream: bool = False,
 ) -> Route:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return Route(method, re.compile(pattern), handler, body_type, body_optional)
+    return Route(method, re.compile(pattern), handler, body_type, body_optional, stream)
 
 
-# One line per endpoint; every {param} in a path is an agent id, checked before the handler runs.
+# One line per endpoint; every {param} in a path is an agent id (an artifact id for
+# {artifact_id}), checked before the handler runs.
 ROUTES = [
     _route("GET", "/health", get_health),
     _route("GET", "/agents", list_agents),
@@ -195,6 +208,10 @@ ROUTES = [
     _route("POST", "/agents/{agent_id}/deactivate", deactivate_agent, body_optional=True),
     _route("POST", "/agents/{agent_id}/activate", activate_agent, body_optional=True),
     _route("POST", "/envelopes", post_envelope, MSGPACK),
+    _route("GET", "/artifacts", artifact_routes.list_artifacts),
+    _route("PUT", "/artifacts/{artifact_id}", artifact_routes.put_artifact, OCTET_STREAM, stream=True),
+    _route("GET", "/artifacts/{artifact_id}", artifact_routes.get_artifact),
+    _route("DELETE", "/artifacts/{artifact_id}", artifact_routes.delete_artifact),
 ]
 
 
@@ -206,8 +223,10 @@ def find_route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
         match = route.pattern.fullmatch(path)
         if match and route.method == method:
             params = {name: unquote(value) for name, value in match.groupdict().items()}
-            for value in params.values():
-                if not is_agent_id(value):
+            for name, value in params.items():
+                if name == "artifact_id":
+                    check_artifact_id(value)  # ArtifactError: 400, saying what an id is
+                elif not is_agent_id(value):
                     raise HttpRefusal(400, f"invalid agent id {value!r:.80} in path")
             return route, params
         if match:
