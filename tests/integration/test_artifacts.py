@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -252,3 +256,66 @@ def test_a_node_start_removes_parts_an_earlier_run_left(make_node, tmp_path):
 def test_artifact_ops_are_in_the_protocol_table():
     for op in ("artifact_begin", "artifact_chunk", "artifact_commit", "artifact_get", "artifact_fetch"):
         assert op in protocol.FRONT_OPS
+
+
+# -- HTTP --------------------------------------------------------------------------------------------------
+def http_call(node, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
+    url = urlsplit(node.http_address)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"Content-Type": content_type} if content_type else {}
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read(), response.headers
+    finally:
+        conn.close()
+
+
+def test_http_put_get_list_delete(make_node, tmp_path):
+    node = make_node("alpha", http_port=0, http_max_body=64 * 1024)  # artifacts have their own limit
+    data = os.urandom(3 * MIB + 1)
+    sha = hashlib.sha256(data).hexdigest()
+    status, body, _ = http_call(node, "PUT", f"/artifacts/{sha}?name=up.bin", data, "application/octet-stream")
+    assert status == 201 and json.loads(body)["artifact"]["name"] == "up.bin"
+    status, body, _ = http_call(node, "PUT", f"/artifacts/{sha}", data, "application/octet-stream")
+    assert status == 200  # held already
+    status, body, headers = http_call(node, "GET", f"/artifacts/{sha}")
+    assert (status, body) == (200, data)
+    assert headers["Content-Type"] == "application/octet-stream" and headers["X-Artifact-Sha256"] == sha
+    assert "up.bin" in headers["Content-Disposition"]
+    status, body, _ = http_call(node, "GET", "/artifacts")
+    assert status == 200 and [item["id"] for item in json.loads(body)["artifacts"]] == [sha]
+    status, body, _ = http_call(node, "DELETE", f"/artifacts/{sha}", content_type="application/json")
+    assert (status, json.loads(body)) == (200, {"deleted": sha})
+    assert http_call(node, "GET", f"/artifacts/{sha}")[0] == 404
+    assert store_files(node) == []
+
+
+def expect_continue(node, sha: str, length: int) -> tuple[socket.socket, bytes]:
+    """Send a PUT's head with ``Expect: 100-continue``; the socket and the node's first answer."""
+    url = urlsplit(node.http_address)
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    sock.sendall(
+        f"PUT /artifacts/{sha} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    return sock, sock.recv(65536)
+
+
+def test_http_put_answers_expect_continue_after_its_checks(make_node):
+    node = make_node("alpha", http_port=0, artifact_max_bytes=MIB)
+    data = os.urandom(100 * 1024)
+    sock, first = expect_continue(node, hashlib.sha256(data).hexdigest(), len(data))
+    with sock:
+        assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(data)
+        answer = first[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.split(b" ", 2)[1] == b"201"
+    sock, first = expect_continue(node, "a" * 64, MIB + 1)  # over the limit: refused before the body is sent
+    with sock:
+        while chunk := sock.recv(65536):
+            first += chunk
+        assert first.split(b" ", 2)[1] == b"413" and b"ArtifactQuotaError" in first
+    assert store_files(node) == [hashlib.sha256(data).hexdigest()]

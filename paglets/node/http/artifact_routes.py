@@ -18,7 +18,7 @@ against ``Content-Length`` before a byte is read: 413), not by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import quote
 
@@ -38,14 +38,23 @@ class FileBody(NamedTuple):
 
 
 class StreamedBody:
-    """A request body the handler reads in chunks (``Content-Length`` bytes of ``rfile``)."""
+    """A request body the handler reads in chunks (``Content-Length`` bytes of ``rfile``).
 
-    def __init__(self, rfile: BinaryIO, length: int):
+    ``on_first_read`` runs before the first byte is read: the server answers
+    ``Expect: 100-continue`` there, so a client waits for the handler's
+    checks (a refused upload is never sent at all).
+    """
+
+    def __init__(self, rfile: BinaryIO, length: int, on_first_read: Callable[[], None] | None = None):
         self.length = length
         self.remaining = length
         self._rfile = rfile
+        self._on_first_read = on_first_read
 
     def chunks(self, size: int = STREAM_CHUNK) -> Iterator[bytes]:
+        if self._on_first_read is not None:
+            self._on_first_read()
+            self._on_first_read = None
         while self.remaining > 0:
             want = min(size, self.remaining)
             try:
@@ -69,7 +78,7 @@ def list_artifacts(host: Any, req: Request) -> tuple[int, Any]:
 def put_artifact(host: Any, req: Request) -> tuple[int, Any]:
     body: StreamedBody = req.body
     sha = req.params["artifact_id"]
-    name = req.query.get("name", [sha])[-1]
+    name = req.query["name"][-1] if "name" in req.query else None  # None: keep its name (its id when new)
     store = host.artifacts
     started = store.begin(sha, body.length, name)
     if isinstance(started, ArtifactRef):  # held already: the body is read and dropped

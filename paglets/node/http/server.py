@@ -101,11 +101,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_streamed(self, route: Any, host: Any, request: Request) -> Reply:
         """A body the handler reads in chunks: Content-Length required, capped by the handler (not max_body)."""
-        body = request.body = StreamedBody(self.rfile, self._declared_length(limit=None))
+        body = request.body = StreamedBody(self.rfile, self._declared_length(limit=None), self._continue)
         try:
             return route.handler(host, request)
         finally:
             self._unread = body.remaining  # drained after the reply if small, as any unread body
+
+    def _continue(self) -> None:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body now (curl waits a second otherwise)."""
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
 
     def _no_body_sent(self) -> bool:
         """True for a request with neither Content-Length nor Transfer-Encoding (which has no body)."""

@@ -91,7 +91,7 @@ class Session:
 
     token: str
     sha: str
-    name: str
+    name: str | None
     owner: str | None
     sink: PartFile
 
@@ -190,13 +190,15 @@ class ArtifactStore:
 
     # -- uploads --------------------------------------------------------------------------------
     def begin(
-        self, sha: str, size: int, name: str, *, owner: str | None = None, what: str = "upload"
+        self, sha: str, size: int, name: str | None, *, owner: str | None = None, what: str = "upload"
     ) -> ArtifactRef | Session:
         """Start storing artifact ``sha``: its ref if the store holds it already, else a new session.
 
+        ``name`` None keeps the name the artifact has (its id for a new one).
         Refused (ArtifactQuotaError, ArtifactError) before a byte is stored.
         """
-        sha, name = check_artifact_id(sha), check_artifact_name(name)
+        sha = check_artifact_id(sha)
+        name = None if name is None else check_artifact_name(name)
         owner = _check_owner(owner)
         with self._lock:
             if self._blob_size(sha) == size:
@@ -404,13 +406,13 @@ class ArtifactStore:
         except OSError:
             return None
 
-    def _record(self, sha: str, name: str, size: int, owner: str | None) -> ArtifactRef:
+    def _record(self, sha: str, name: str | None, size: int, owner: str | None) -> ArtifactRef:
         """Note one more upload of artifact ``sha`` (under the lock); the uploader's ref."""
         meta = self._meta.get(sha)
         fresh = meta is None
         if meta is None:
-            meta = self._meta[sha] = ArtifactMeta(name=name, size=size, created=time.time())
-        meta.name = name
+            meta = self._meta[sha] = ArtifactMeta(name=name or sha, size=size, created=time.time())
+        meta.name = name or meta.name
         if owner is None:
             meta.kept = True
         elif owner not in meta.owners:
@@ -418,7 +420,7 @@ class ArtifactStore:
         self._write_meta(sha, meta)
         if fresh:
             self._emit("artifact-stored", id=sha, size=size, name=name, owner=owner)
-        return ArtifactRef(self._host(), sha, name, size, sha, meta.created, owner)
+        return ArtifactRef(self._host(), sha, meta.name, size, sha, meta.created, owner)
 
     def _ref(self, sha: str, meta: ArtifactMeta) -> ArtifactRef:
         owner = meta.owners[0] if meta.owners and not meta.kept else None
