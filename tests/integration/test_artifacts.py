@@ -14,7 +14,7 @@ import pytest
 
 from paglets.client.host_client import HostClient
 from paglets.core.artifacts import ArtifactRef
-from paglets.core.errors import ArtifactError, ArtifactNotFoundError, ArtifactQuotaError
+from paglets.core.errors import ArtifactError, ArtifactNotFoundError, ArtifactQuotaError, AuthenticationError
 from paglets.core.messages import Message
 from paglets.wire import protocol
 from tests.artifact_paglets import ArtifactPaglet, ArtifactState
@@ -319,3 +319,23 @@ def test_http_put_answers_expect_continue_after_its_checks(make_node):
             first += chunk
         assert first.split(b" ", 2)[1] == b"413" and b"ArtifactQuotaError" in first
     assert store_files(node) == [hashlib.sha256(data).hexdigest()]
+
+
+def test_transfers_run_beside_a_node_full_of_slow_requests(make_node, client, tmp_path):
+    node = make_node("alpha", max_slow_ops=2)  # the chunks of a window would not fit among slow requests
+    source = random_file(tmp_path / "data.bin", 12 * MIB)
+    ref = client.upload_artifact(node.address, source)
+    assert client.download_artifact(ref, tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+
+
+def test_a_node_with_an_api_key_takes_artifacts_only_with_it(make_node, tmp_path):
+    node = make_node("alpha", api_key="s3cret")
+    source = random_file(tmp_path / "data.bin", 2 * MIB)
+    with pytest.raises(AuthenticationError):
+        HostClient(timeout=10).upload_artifact(node.address, source)
+    keyed = HostClient(api_key="s3cret", timeout=10)
+    ref = keyed.upload_artifact(node.address, source)
+    assert keyed.download_artifact(ref, tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    with pytest.raises(AuthenticationError):
+        HostClient(timeout=10).download_artifact(ref, tmp_path / "stolen.bin")
+    assert not (tmp_path / "stolen.bin").exists()

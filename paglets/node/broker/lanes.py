@@ -6,7 +6,7 @@ releases it in its loop once the answer is posted back, so the count needs
 no lock; a lane that is full refuses at once with
 :class:`~paglets.core.errors.OverloadedError` rather than queueing forever.
 
-The node has three (see :class:`~paglets.node.broker.loop.Broker`):
+The node has four (see :class:`~paglets.node.broker.loop.Broker`):
 
 * ``reads`` — requests that only look (health, list, info, state, hosts,
   gossip): a few threads, a large bound.
@@ -17,6 +17,9 @@ The node has three (see :class:`~paglets.node.broker.loop.Broker`):
 * ``calls`` — what the node's own paglets ask (host calls) and the node's
   notices (a crash, an event, a parked paglet to wake): not bounded here,
   since they come from code the node runs, but never behind a remote flood.
+* ``transfers`` — chunks of artifact transfers (``artifact_chunk``,
+  ``artifact_get``): short, numerous and pipelined, so they neither fill
+  ``max_slow_ops`` nor wait behind moves; a few threads, a bound of their own.
 """
 
 from __future__ import annotations
