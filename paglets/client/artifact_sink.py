@@ -1,12 +1,14 @@
 """Where a streamed artifact lands: a ``.part`` file written in order, hashed as it grows, kept only if whole.
 
 Chunks of one transfer may arrive out of order (a node answers pipelined
-requests on several threads), so :class:`PartFile` keeps the few that come
-early — at most ``max_ahead`` bytes of them, the transfer's window — and
-writes each as soon as the bytes before it are there, feeding the sha256 as
-it goes. :meth:`PartFile.keep` checks the size and the sha256, syncs the file
-and renames it into place; anything else removes the ``.part``. Both the
-node's store and a client's download use it.
+requests on several threads), so :class:`PartFile` writes each at its offset
+at once — one that comes early may reach at most ``max_ahead`` bytes (the
+transfer's window) past the bytes written in order, and nothing waits in
+memory — and feeds the sha256 in order: a chunk that came early is read
+back from the file once the gap before it is filled. :meth:`PartFile.keep`
+checks the size and the sha256, syncs the file and renames it into place;
+anything else removes the ``.part``. Both the node's store and a client's
+download use it.
 """
 
 from __future__ import annotations
@@ -55,46 +57,49 @@ class PartFile:
         self._max_ahead = max_ahead
         self._lock = threading.Lock()
         self._hash = hashlib.sha256()
-        self._written = 0
-        self._early: dict[int, bytes] = {}
-        self._early_bytes = 0
+        self._hashed = 0  # every byte below this is written and hashed
+        self._early: dict[int, int] = {}  # offset -> length of chunks written past a gap, not hashed yet
         self._closed = False
-        self._file = open(part, "xb")  # held across calls; closed by keep() or discard()
+        self._fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)  # closed by keep() or discard()
 
     @property
     def written(self) -> int:
+        """Bytes written in order from the start (a chunk past a gap counts once the gap is filled)."""
         with self._lock:
-            return self._written
+            return self._hashed
 
     def put(self, offset: int, chunk: bytes) -> int:
-        """Take the chunk at ``offset``; returns how many bytes are written in order so far."""
+        """Write the chunk at ``offset``; returns how many bytes are written in order so far."""
         with self._lock:
             self._check_chunk(offset, chunk)
-            self._early[offset] = chunk
-            self._early_bytes += len(chunk)
-            while (ready := self._early.pop(self._written, None)) is not None:
-                self._early_bytes -= len(ready)
-                self._file.write(ready)
-                self._hash.update(ready)
-                self._written += len(ready)
+            os.pwrite(self._fd, chunk, offset)
+            if offset != self._hashed:
+                self._early[offset] = len(chunk)  # hashed (read back) once the bytes before it are here
+            else:
+                self._hash.update(chunk)
+                self._hashed += len(chunk)
+                while (length := self._early.pop(self._hashed, None)) is not None:
+                    self._hash.update(os.pread(self._fd, length, self._hashed))
+                    self._hashed += length
             self.touched = time.monotonic()
-            return self._written
+            return self._hashed
 
     def _check_chunk(self, offset: int, chunk: bytes) -> None:
         if self._closed:
             raise ArtifactError(f"{self.what}: the transfer is over (finished, failed or expired)")
+        end = offset + len(chunk)
         if not chunk:
             raise ArtifactError(f"{self.what}: empty chunk at offset {offset}")
-        if offset < self._written or offset in self._early:
-            raise ArtifactError(f"{self.what}: chunk at offset {offset} arrived twice")
-        if offset + len(chunk) > self.size:
+        if offset < self._hashed or any(start < end and offset < start + n for start, n in self._early.items()):
+            raise ArtifactError(f"{self.what}: chunk at offset {offset} arrived twice (or overlaps one that did)")
+        if end > self.size:
             raise ArtifactError(
                 f"{self.what}: chunk at offset {offset} of {len(chunk)} bytes goes past the announced size {self.size}"
             )
-        if self._early_bytes + len(chunk) > self._max_ahead:
+        if end - self._hashed > self._max_ahead:
             raise ArtifactError(
-                f"{self.what}: chunk at offset {offset} is too far ahead of the {self._written} bytes written "
-                f"(at most {self._max_ahead} bytes may wait)"
+                f"{self.what}: chunk at offset {offset} is too far ahead of the {self._hashed} bytes written "
+                f"in order (at most {self._max_ahead} bytes past them)"
             )
 
     def keep(self, final: Path) -> None:
@@ -104,9 +109,9 @@ class PartFile:
                 raise ArtifactError(f"{self.what}: the transfer is over (finished, failed or expired)")
             self._closed = True
             try:
-                if self._written != self.size or self._early:
+                if self._hashed != self.size or self._early:
                     raise ArtifactError(
-                        f"{self.what}: {self._written} of the announced {self.size} bytes arrived; nothing was kept"
+                        f"{self.what}: {self._hashed} of the announced {self.size} bytes arrived; nothing was kept"
                     )
                 digest = self._hash.hexdigest()
                 if digest != self.sha:
@@ -114,9 +119,8 @@ class PartFile:
                         f"{self.what}: the bytes that arrived have sha256 {digest[:12]}..., not {self.sha[:12]}...; "
                         "nothing was kept"
                     )
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
+                os.fsync(self._fd)
+                self._close()
                 os.replace(self.part, final)
             except BaseException:
                 self._remove()
@@ -129,11 +133,15 @@ class PartFile:
             self._closed = True
             self._remove()
 
+    def _close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
     def _remove(self) -> None:
         self._early.clear()
-        self._early_bytes = 0
-        with contextlib.suppress(OSError):
-            self._file.close()
+        self._close()
         with contextlib.suppress(OSError):
             self.part.unlink(missing_ok=True)
 

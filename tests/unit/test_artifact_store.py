@@ -84,12 +84,14 @@ def test_a_bad_chunk_is_refused(tmp_path, offset, length, why):
     assert files_in(tmp_path) == []
 
 
-def test_a_chunk_sent_twice_is_refused(tmp_path):
+@pytest.mark.parametrize(("first", "second"), [(0, 0), (2 * KIB, 2 * KIB), (2 * KIB, 3 * KIB), (3 * KIB, 2 * KIB)])
+def test_a_chunk_sent_twice_or_overlapping_another_is_refused(tmp_path, first, second):
     part = PartFile(tmp_path / "x.part", 8 * KIB, "0" * 64, 8 * KIB)
-    part.put(0, bytes(KIB))
+    part.put(first, bytes(2 * KIB))
     with pytest.raises(ArtifactError, match="arrived twice"):
-        part.put(0, bytes(KIB))
+        part.put(second, bytes(2 * KIB))
     part.discard()
+    assert files_in(tmp_path) == []
 
 
 # -- ids and names ---------------------------------------------------------------------------------
