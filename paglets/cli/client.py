@@ -24,7 +24,8 @@ commands live by family in ``commands_node`` (health, ls, hosts),
 ``commands_paglet`` (create, send, dispose), ``commands_parking``
 (deactivate, activate), ``commands_movement`` (dispatch, clone, retract),
 ``commands_services`` (services), ``commands_observe`` (events, top) and ``commands_keys``, each
-listing its own in ``COMMANDS``; printing is :mod:`paglets.cli.output`.
+listing its own in ``COMMANDS``; ``commands_artifacts`` holds the ``artifacts`` group (put, get,
+ls, rm); printing is :mod:`paglets.cli.output`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from paglets.cli import (
     commands_parking,
     commands_services,
 )
+from paglets.cli.commands_artifacts import artifacts as artifacts_group
 from paglets.cli.common import api_key_from_env, fail
 from paglets.cli.output import Cli
 from paglets.client.host_client import DEFAULT_TIMEOUT, HostClient
@@ -182,6 +184,7 @@ for family in (
 ):
     for command in family.COMMANDS:
         main.add_command(command)
+main.add_command(artifacts_group)  # put, get, ls, rm
 
 
 if __name__ == "__main__":

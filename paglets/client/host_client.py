@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paglets.client import artifacts
 from paglets.client.addresses import check_address
+from paglets.client.artifacts import Progress
 from paglets.client.channel import channel
 from paglets.client.dealer import reply_value
 from paglets.client.proxy import PagletProxy
 from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
 from paglets.client.transfer import DEFAULT_TRANSFER_TIMEOUT, TransferTicket
+from paglets.core.artifacts import ArtifactRef, check_artifact_id
 from paglets.core.errors import SerializationError
 from paglets.core.messages import NORMAL_PRIORITY, FutureReply, Message
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
@@ -345,6 +349,55 @@ class HostClient:
 
     def proxy(self, address: str, agent_id: str) -> PagletProxy:
         return PagletProxy(address, agent_id, self)
+
+    # -- artifacts (streamed in chunks with a window: paglets.client.artifacts) ----------------
+    def upload_artifact(
+        self,
+        address: str,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        progress: Progress | None = None,
+    ) -> ArtifactRef:
+        """Store the file at ``path`` on node ``address``; returns its ref there.
+
+        ``name`` (metadata only; default: the file's name); ``owner``: the
+        agent id of the paglet uploading (its artifact goes when it is
+        disposed on that node); ``progress(done, total)`` is called as
+        chunks are acked. A file over the node's limits is refused
+        (``ArtifactQuotaError``) before a byte is sent.
+        """
+        return artifacts.upload_file(self, address, path, name=name, owner=owner, progress=progress)
+
+    def download_artifact(self, ref: ArtifactRef, target_path: str | Path, *, progress: Progress | None = None) -> Path:
+        """Write artifact ``ref`` (from ``ref.host``) to ``target_path``, checked; nothing is left half-written."""
+        return artifacts.download_file(self, ref, target_path, progress=progress)
+
+    def delete_artifact(self, ref: ArtifactRef) -> None:
+        """Remove artifact ``ref`` from ``ref.host`` (for every holder)."""
+        self.request(ref.host, "artifact_delete", {"sha": check_artifact_id(ref.id)})
+
+    def stat_artifact(self, address: str, artifact_id: str) -> ArtifactRef:
+        """The ref of artifact ``artifact_id`` on node ``address`` (``ArtifactNotFoundError`` if it has none)."""
+        reply = self.request(address, "artifact_stat", {"sha": check_artifact_id(artifact_id)})
+        return ArtifactRef.from_wire(reply.header.get("artifact"))
+
+    def list_artifacts(self, address: str) -> list[ArtifactRef]:
+        """The artifacts node ``address`` holds, oldest first."""
+        reply = self.request(address, "artifact_list")
+        return [ArtifactRef.from_wire(item) for item in reply.header.get("artifacts") or []]
+
+    def fetch_artifact(
+        self, address: str, ref: ArtifactRef, *, name: str | None = None, timeout: float | None = None
+    ) -> ArtifactRef:
+        """Make node ``address`` pull artifact ``ref`` from ``ref.host`` (node to node); its ref on ``address``."""
+        header: dict[str, Any] = {"sha": check_artifact_id(ref.id), "source": ref.host}
+        if name is not None:
+            header["name"] = name
+        limit = timeout if timeout is not None else artifacts.step_timeout(ref.size, self.timeout)
+        reply = self.request(address, "artifact_fetch", header, timeout=limit, watch_connection=True)
+        return ArtifactRef.from_wire(reply.header.get("artifact"))
 
 
 def create_request(

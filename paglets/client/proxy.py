@@ -84,6 +84,16 @@ class PagletProxy:
             self.host_url, self.agent_id, message, activate_if_inactive=activate_if_inactive, no_delay=no_delay
         )
 
+    def send_artifact(
+        self, message: Message | str, path: Any, *, name: str | None = None, timeout: float | None = None
+    ) -> Any:
+        """Upload the file at ``path`` to this paglet's node, then send ``message`` with the
+        :class:`~paglets.core.artifacts.ArtifactRef` in ``args["artifact"]``; returns the reply."""
+        ref = self.client.upload_artifact(self.host_url, path, name=name)
+        message = Message(message) if isinstance(message, str) else message
+        message.args["artifact"] = ref
+        return self.send(message, timeout=timeout)
+
     # -- lifecycle ---------------------------------------------------------------
     def dispatch(self, target: Any) -> PagletProxy:
         """Move the paglet to ``target`` (address, mesh name or TransferTicket); this proxy follows it."""

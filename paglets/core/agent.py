@@ -203,6 +203,15 @@ class PagletContext:
     def file_path(self, name: Any) -> Path:
         return self._unsupported("file_path")
 
+    def upload_artifact(self, path: str | Path, *, host_url: str | None = None, name: str | None = None) -> Any:
+        return self._unsupported("upload_artifact")
+
+    def download_artifact(self, ref: Any, target_path: str | Path) -> Path:
+        return self._unsupported("download_artifact")
+
+    def delete_artifact(self, ref: Any) -> None:
+        self._unsupported("delete_artifact")
+
     # -- services (see paglets.services; ``agent_id`` None: the paglet of this context) -------
     def advertise_service(
         self,
@@ -480,6 +489,22 @@ class Paglet(Generic[StateT]):
 
     def file_path(self, name: Any) -> Path:
         return self.context.file_path(name)
+
+    # -- artifacts: files exchanged explicitly (paglets.core.artifacts) ------------------------
+    def upload_artifact(self, path: str | Path, *, host_url: str | None = None, name: str | None = None) -> Any:
+        """Store the file at ``path`` on this node (or on node ``host_url``); returns its ``ArtifactRef``.
+
+        The artifact is owned by this paglet: it goes when the paglet is disposed on that node.
+        """
+        return self.context.upload_artifact(path, host_url=host_url, name=name)
+
+    def download_artifact(self, ref: Any, target_path: str | Path) -> Path:
+        """Write artifact ``ref`` (on any node) to ``target_path``, size and sha256 checked."""
+        return self.context.download_artifact(ref, target_path)
+
+    def delete_artifact(self, ref: Any) -> None:
+        """Remove artifact ``ref`` from its node."""
+        self.context.delete_artifact(ref)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

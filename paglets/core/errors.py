@@ -108,6 +108,20 @@ class TransferError(PagletError):
     """A move (dispatch, clone, retract, remote create) did not happen."""
 
 
+class ArtifactError(HostError):
+    """An artifact operation was refused or failed: a bad id or name, a size or sha256 that does not match,
+    a target that cannot be written. Nothing was half-written."""
+
+
+class ArtifactNotFoundError(ArtifactError):
+    """The node holds no artifact with that id."""
+
+
+class ArtifactQuotaError(ArtifactError):
+    """Storing the artifact would exceed the node's artifact_max_bytes or artifact_storage_quota_bytes;
+    refused before a byte was stored."""
+
+
 class MessageQueuedError(PagletError):
     """A synchronous message was queued durably instead of handled, so there is no reply to give.
 
@@ -123,6 +137,9 @@ class MessageQueuedError(PagletError):
 
 
 __all__ = [
+    "ArtifactError",
+    "ArtifactNotFoundError",
+    "ArtifactQuotaError",
     "AuthenticationError",
     "ForbiddenError",
     "HandlerInterruptedError",

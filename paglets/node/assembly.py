@@ -40,6 +40,9 @@ from paglets.node.broker.relay_link import registration_secret
 from paglets.node.broker.stats import FailedNote
 from paglets.node.config import NodeConfig
 from paglets.node.flows.arrivals import Arrivals
+from paglets.node.flows.artifacts import FRONT_OPS as ARTIFACT_OPS
+from paglets.node.flows.artifacts import HOST_CALLS as ARTIFACT_CALLS
+from paglets.node.flows.artifacts import ArtifactExchange, release_on_dispose
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.front_requests import FrontRequests
 from paglets.node.flows.host_calls import HostCalls
@@ -58,6 +61,7 @@ from paglets.node.services.mesh_query import MeshQuery
 from paglets.node.services.registry import ServiceRegistry
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
+from paglets.node.storage.spool import SpoolSweeper
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.node")
@@ -133,6 +137,14 @@ class Foundation:
             insecure=insecure,
         )
         events = ContextEventLog(config.event_log_size, host_name=name)
+        artifacts = ArtifactStore(
+            data_dir / "artifacts",
+            max_bytes=config.artifact_max_bytes,
+            quota_bytes=config.artifact_storage_quota_bytes,
+            host=lambda: here.address,
+            events=events,
+        )
+        events.add_listener(release_on_dispose(artifacts))  # a paglet's own artifacts go with it
         mesh = MeshRegistry(
             describe_self,
             client,
@@ -142,7 +154,6 @@ class Foundation:
             offline_after=config.mesh_offline_after,
             on_change=lambda ref, online: peer_event(events, ref, online),
         )
-        events = ContextEventLog()
         services = ServiceRegistry(events, name)
         events.add_listener(services.on_node_event)  # a paglet that leaves takes its records along
         return cls(
@@ -158,11 +169,7 @@ class Foundation:
             feed=EventFeed(events),
             processes=WorkerProcesses(),
             files=FileRegistry(config.artifact_max_bytes),
-            artifacts=ArtifactStore(
-                data_dir / "artifacts",
-                max_bytes=config.artifact_max_bytes,
-                quota_bytes=config.artifact_storage_quota_bytes,
-            ),
+            artifacts=artifacts,
             parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
             mesh=mesh,
             services=services,
@@ -192,15 +199,21 @@ class RunningParts:
     services: ServiceDirectory
     events: ContextEventLog
     http: Any = None
+    artifacts: ArtifactExchange | None = None
+    spool: SpoolSweeper | None = None
 
     # -- the broker's services: what its loop hands off ------------------------------------
     def handle_front(self, request: protocol.Request) -> Any:
+        if request.op in ARTIFACT_OPS and self.artifacts is not None:
+            return self.artifacts.handle_front(request)
         return self.front.handle(request)
 
     def route_unknown(self, request: protocol.Request) -> Any:
         return self.front.route_unknown(request)
 
     def handle_host_call(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        if header.get("op") in ARTIFACT_CALLS and self.artifacts is not None:
+            return self.artifacts.handle_host_call(agent_id, header)
         return self.host_calls.handle(agent_id, ident, header, payload)
 
     def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
@@ -297,6 +310,8 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
         front=front, host_calls=host_calls, services=services, events=events,
     )  # fmt: skip
+    parts.artifacts = ArtifactExchange(base.artifacts, client, here, max_message_size=config.max_message_size)
+    parts.spool = SpoolSweeper(base.artifacts, config.artifact_spool_ttl_seconds, here.name)
     broker.attach(parts)
     return parts
 
@@ -357,6 +372,8 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
     parts.parking.start()
     parts.checkpoints.start()
     base.services.start()
+    if parts.spool is not None:
+        parts.spool.start()
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
@@ -379,6 +396,8 @@ def stop_parts(base: Foundation, parts: RunningParts, stop_workers: Any) -> None
 def stop_online(base: Foundation, parts: RunningParts) -> None:
     """The reverse of :func:`bring_online`."""
     base.ready.clear()
+    if parts.spool is not None:
+        parts.spool.stop()
     base.mesh.stop()
     base.services.stop()
     parts.checkpoints.stop(keep=False)

@@ -109,6 +109,10 @@ crashed           reason                                     -
 advertise         name, caps?, meta?, scope?, ttl?           -
 unadvertise       name                                       -
 lookup            name?, cap?, scope?                        -
+artifact_put      path, name?                                -
+artifact_fetch    sha, source, name?                         -
+artifact_path     sha                                        -
+artifact_delete   sha                                        -
 ================  =========================================  ===============
 
 ``advertise``, ``unadvertise``: the calling paglet's service records
@@ -239,6 +243,11 @@ HCALL_OPS: dict[str, Schema] = {
     },
     "unadvertise": {"name": (_STR, True)},
     "lookup": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False)},
+    # artifacts (paglets.node.flows.artifacts)
+    "artifact_put": {"path": (_STR, True), "name": (_STR, False)},
+    "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},
+    "artifact_path": {"sha": (_STR, True)},
+    "artifact_delete": {"sha": (_STR, True)},
 }
 HCALL_PAYLOAD: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2), "set_property": (1, 1)}
 

@@ -61,6 +61,15 @@ transfer   agent, token                                         -
 envelope   -                                                    [envelope]
 blob_has   sha, size                                            -
 blob_put   sha, offset, size, final?                            [chunk]
+artifact_begin  sha, size, name, owner?                         -
+artifact_chunk  token, offset                                   [chunk]
+artifact_commit token                                           -
+artifact_abort  token                                           -
+artifact_stat   sha                                             -
+artifact_get    sha, offset, length                             -> [chunk]
+artifact_list   -                                               -
+artifact_delete sha                                             -
+artifact_fetch  sha, source, name?                              -
 =========  ===================================================  ==============
 
 Every inbound frame set is validated by :func:`parse_request` before anything
@@ -197,6 +206,16 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "envelope": {},
     "blob_has": {"sha": (_STR, True), "size": (_INT, True)},
     "blob_put": {"sha": (_STR, True), "offset": (_INT, True), "size": (_INT, True), "final": (_BOOL, False)},
+    # artifacts: explicit file exchange (paglets.client.artifacts streams them)
+    "artifact_begin": {"sha": (_STR, True), "size": (_INT, True), "name": (_STR, True), "owner": (_STR, False)},
+    "artifact_chunk": {"token": (_STR, True), "offset": (_INT, True)},
+    "artifact_commit": {"token": (_STR, True)},
+    "artifact_abort": {"token": (_STR, True)},
+    "artifact_stat": {"sha": (_STR, True)},
+    "artifact_get": {"sha": (_STR, True), "offset": (_INT, True), "length": (_INT, True)},
+    "artifact_list": {},
+    "artifact_delete": {"sha": (_STR, True)},
+    "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},
 }
 
 # op -> {list field: most items}
@@ -210,6 +229,7 @@ PAYLOAD_FRAMES: dict[str, tuple[int, int]] = {
     "arrive": (1, 1),
     "envelope": (1, 1),
     "blob_put": (1, 1),
+    "artifact_chunk": (1, 1),
 }
 
 

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from paglets.client.artifacts import check_target, copy_file, step_timeout
 from paglets.client.host_client import HostClient, create_request
 from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.core.agent import ACTIVE, PagletContext
-from paglets.core.errors import ForbiddenError
+from paglets.core.artifacts import ArtifactRef
+from paglets.core.errors import ArtifactError, ForbiddenError
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
 from paglets.core.resources import ResourceRegistry
@@ -38,6 +40,8 @@ from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
 from paglets.worker.link import NodeLink
 from paglets.worker.spec import WorkerSpec
+
+CALL_FLOOR = 60.0  # seconds any artifact host call may take, plus its share per byte
 
 
 class WorkerContext(PagletContext):
@@ -308,6 +312,35 @@ class WorkerContext(PagletContext):
     def _own(self, agent_id: str | None, what: str) -> None:
         if agent_id is not None and agent_id != self.agent_id:
             raise ForbiddenError(f"paglet {self.agent_id} may {what} services for itself only, not for {agent_id}")
+
+    # -- artifacts --------------------------------------------------------------
+    def upload_artifact(self, path: str | Path, *, host_url: str | None = None, name: str | None = None) -> ArtifactRef:
+        """Store a file on this node (or on ``host_url``); owned by this paglet (it goes when it is disposed there)."""
+        source = Path(path).expanduser().resolve()
+        if not self._is_local(host_url):
+            return self.client.upload_artifact(host_url, source, name=name, owner=self.agent_id)
+        size = source.stat().st_size if source.is_file() else 0
+        wire = self.host_call("artifact_put", timeout=step_timeout(2 * size, CALL_FLOOR), path=str(source), name=name)
+        return ArtifactRef.from_wire(wire)
+
+    def download_artifact(self, ref: ArtifactRef, target_path: str | Path) -> Path:
+        """Write artifact ``ref`` to ``target_path``, checked. One on another node is fetched by this node
+        first (node to node; kept here as this paglet's until it is disposed), then copied."""
+        check_target(ref, target_path)  # a bad target fails before anything is fetched
+        if not self._is_local(ref.host):
+            timeout = step_timeout(ref.size, CALL_FLOOR)
+            ArtifactRef.from_wire(self.host_call("artifact_fetch", timeout=timeout, sha=ref.id, source=ref.host))
+        found = self.host_call("artifact_path", sha=ref.id)
+        here = ArtifactRef.from_wire(found["artifact"])
+        if here.size != ref.size:
+            raise ArtifactError(f"artifact {ref.id[:12]}: the ref says {ref.size} bytes, the node holds {here.size}")
+        return copy_file(Path(found["path"]), ref, target_path)
+
+    def delete_artifact(self, ref: ArtifactRef) -> None:
+        if self._is_local(ref.host):
+            self.host_call("artifact_delete", sha=ref.id)
+        else:
+            self.client.delete_artifact(ref)
 
     # -- per-paglet resources ---------------------------------------------------
     def resources(self) -> ResourceRegistry:

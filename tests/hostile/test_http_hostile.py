@@ -166,6 +166,7 @@ def route_paths() -> list[tuple[str, str, str]]:
     paths = []
     for route in ROUTES:
         path = route.pattern.pattern.replace("(?P<agent_id>[^/]+)", AGENT).replace("(?P<node>[^/]+)", "locked")
+        path = path.replace("(?P<artifact_id>[^/]+)", "0" * 64)
         paths.append((route.method, path.replace("\\", ""), route.body_type))
     return paths
 
@@ -173,7 +174,7 @@ def route_paths() -> list[tuple[str, str, str]]:
 def test_every_route_but_health_and_the_dashboard_files_needs_the_key(locked):
     envelope = msgpack.packb({"kind": "dispatch", "agent_id": "x", "agent_class_name": ECHO, "state": b""})
     routes = route_paths()
-    assert len(routes) == 22  # GET /services too
+    assert len(routes) == 26  # GET /services and the artifact routes too
     public = {"/", "/dashboard/app.js", "/dashboard/app.css"}
     for method, path, body_type in routes:
         body = envelope if body_type else b"{}"

@@ -8,7 +8,7 @@ at once with :class:`~paglets.core.errors.OverloadedError` rather than
 queueing forever. A job that raises fails only its own Future (and is
 logged with its traceback): the lane keeps its threads.
 
-The node has three (see :class:`~paglets.node.broker.loop.Broker`):
+The node has four (see :class:`~paglets.node.broker.loop.Broker`):
 
 * ``reads`` — requests that only look (health, list, info, state, hosts,
   gossip): a few threads, a large bound.
@@ -19,6 +19,9 @@ The node has three (see :class:`~paglets.node.broker.loop.Broker`):
 * ``calls`` — what the node's own paglets ask (host calls) and the node's
   notices (a crash, an event, a parked paglet to wake): not bounded here,
   since they come from code the node runs, but never behind a remote flood.
+* ``transfers`` — chunks of artifact transfers (``artifact_chunk``,
+  ``artifact_get``): short, numerous and pipelined, so they neither fill
+  ``max_slow_ops`` nor wait behind moves; a few threads, a bound of their own.
 """
 
 from __future__ import annotations

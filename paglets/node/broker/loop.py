@@ -19,6 +19,9 @@ counted when its answer is posted back to the loop), and
 ``rejected_requests``. Other threads read the slot counts through
 :class:`~paglets.node.broker.commands.BrokerCommands` (``summaries``); they
 may read ``rejected_requests`` directly as a snapshot, and never write it.
+
+Chunks of artifact transfers have a lane of
+their own too (``TRANSFER_OPS``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ READ_THREADS = 16
 READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
 # ping and mailbox: in the loop
 READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services", "events"})
+# Chunks of artifact transfers: many, short and pipelined (a window per transfer), on a lane of their own so
+# they neither fill max_slow_ops nor wait behind moves.
+TRANSFER_OPS = frozenset({"artifact_chunk", "artifact_get"})
+TRANSFER_THREADS = 8
+TRANSFERS_LIMIT = 1024  # chunks running or waiting: 64 transfers x a window of 8, twice over
 Answer = tuple[dict[str, Any], list[bytes]]
 
 
@@ -117,6 +125,7 @@ class Broker:
             f"paglets-ops-{node_name}", "slow requests (create, moves, parking, transfers)", op_threads, max_slow_ops
         )
         self._calls = Lane(f"paglets-calls-{node_name}", "host calls", op_threads)  # the node's own paglets
+        self._transfers = Lane(f"paglets-transfers-{node_name}", "artifact chunks", TRANSFER_THREADS, TRANSFERS_LIMIT)
         self._poller = zmq.Poller()
         self._acks: dict[tuple[bytes, bool], list[bytes]] = {}  # oneway acks of this loop pass, per peer
         self._curve_server = curve_server
@@ -170,7 +179,7 @@ class Broker:
         if self.running:
             self.channel.post(self._request_stop)
             self._thread.join(timeout)
-        for lane in (self._reads, self._ops, self._calls):
+        for lane in (self._reads, self._ops, self._calls, self._transfers):
             lane.shutdown()
 
     def _request_stop(self) -> None:
@@ -369,7 +378,11 @@ class Broker:
                 return
             origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
-            lane = self._reads if op in READ_OPS and not _fans_out(request) else self._ops
+            lane = (
+                self._reads if op in READ_OPS and not _fans_out(request)
+                else self._transfers if op in TRANSFER_OPS
+                else self._ops
+            )  # fmt: skip
             self._off_loop(origin, lambda: self._services.handle_front(request), lane)
 
     def _front_send(self, request: protocol.Request, origin: FrontOrigin) -> None:

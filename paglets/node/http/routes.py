@@ -22,6 +22,10 @@ POST     /agents/{id}/deactivate     ``deactivate(id, request)`` (body optional:
 POST     /agents/{id}/activate       ``activate(id)`` (no body)
 POST     /envelopes                  ``arrivals.receive_envelope(body)`` -> 201 (msgpack body)
 GET      /services?name=&capabil...  ``lookup_services(name, capability, scope)`` (scope: local|mesh)
+GET      /artifacts                  the artifact store (:mod:`paglets.node.http.artifact_routes`):
+GET      /artifacts/{id}             list, stream out, stream in (``application/octet-stream``),
+PUT      /artifacts/{id}             delete
+DELETE   /artifacts/{id}
 =======  ==========================  ==============================================
 
 The read-only views for operators (``/events``, ``/events/stream``,
@@ -58,7 +62,10 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from paglets.core import errors
+from paglets.core.artifacts import check_artifact_id
 from paglets.core.messages import NORMAL_PRIORITY, Message
+from paglets.node.http import artifact_routes
+from paglets.node.http.artifact_routes import OCTET_STREAM
 from paglets.node.http.observe_routes import OBSERVE_ROUTES, RawReply, StreamReply
 from paglets.node.http.requests import HttpRefusal, Request, envelope_from_body, is_agent_id
 from paglets.wire import codec
@@ -67,6 +74,9 @@ from paglets.wire.errors import error_to_wire
 MSGPACK = "application/msgpack"
 
 ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.ArtifactNotFoundError, 404),
+    (errors.ArtifactQuotaError, 413),  # over artifact_max_bytes or the quota: nothing stored
+    (errors.ArtifactError, 400),  # a bad id or name, or bytes whose size or sha256 do not match
     (errors.MessageQueuedError, 202),  # accepted for later, not handled: no result to give
     (errors.InvalidAgentError, 404),
     (errors.NotHandledError, 422),
@@ -188,6 +198,7 @@ class Route(NamedTuple):
     handler: Callable[[Any, Request], Reply]
     body_type: str  # the Content-Type a state-changing request must declare; "" for application/json
     body_optional: bool  # a POST without Content-Length has no body (else it is 411)
+    stream: bool = False  # a PUT body the handler reads in chunks (artifact_routes.StreamedBody), not capped here
 
 
 def _route(
@@ -197,12 +208,14 @@ def _route(
     body_type: str = "",
     *,
     body_optional: bool = False,
+    stream: bool = False,
 ) -> Route:
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-    return Route(method, re.compile(pattern), handler, body_type, body_optional)
+    return Route(method, re.compile(pattern), handler, body_type, body_optional, stream)
 
 
-# One line per endpoint; every {param} in a path is an agent id, checked before the handler runs.
+# One line per endpoint; every {param} in a path is an agent id (an artifact id for
+# {artifact_id}), checked before the handler runs.
 ROUTES = [
     _route("GET", "/health", get_health),
     _route("GET", "/agents", list_agents),
@@ -219,6 +232,10 @@ ROUTES = [
     _route("POST", "/envelopes", post_envelope, MSGPACK),
     _route("GET", "/services", list_services),
     *(_route(method, template, handler) for method, template, handler in OBSERVE_ROUTES),
+    _route("GET", "/artifacts", artifact_routes.list_artifacts),
+    _route("PUT", "/artifacts/{artifact_id}", artifact_routes.put_artifact, OCTET_STREAM, stream=True),
+    _route("GET", "/artifacts/{artifact_id}", artifact_routes.get_artifact),
+    _route("DELETE", "/artifacts/{artifact_id}", artifact_routes.delete_artifact),
 ]
 
 
@@ -235,8 +252,10 @@ def find_route(method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
         match = route.pattern.fullmatch(path)
         if match and route.method == method:
             params = {name: unquote(value) for name, value in match.groupdict().items()}
-            for value in params.values():
-                if not is_agent_id(value):
+            for name, value in params.items():
+                if name == "artifact_id":
+                    check_artifact_id(value)  # ArtifactError: 400, saying what an id is
+                elif not is_agent_id(value):
                     raise HttpRefusal(400, f"invalid agent id {value!r:.80} in path")
             return route, params
         if match:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from paglets.core import errors
 from paglets.node.http import guard
+from paglets.node.http.artifact_routes import OCTET_STREAM, STREAM_CHUNK, FileBody, StreamedBody
 from paglets.node.http.bodies import BodyBudget, check_envelope_shape, decode_json
 from paglets.node.http.guard import ServedNames
 from paglets.node.http.observe_routes import MAX_STREAMS, RawReply, StreamReply
@@ -86,6 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply.status, reply.content_type, reply.body, reply.headers)
         elif isinstance(reply, StreamReply):
             self._stream(reply)
+        elif isinstance(reply[1], FileBody):
+            self._send_file(reply[0], reply[1])
+            return
         else:
             self._send_json(reply[0], reply[1], headers)
         self._drain()
@@ -98,9 +102,25 @@ class _Handler(BaseHTTPRequestHandler):
         guard.check_content_type(self.command, route.body_type, self.headers)
         request = Request(params, parse_qs(url.query, keep_blank_values=True), path=route_path(url.path))
         request.headers = self.headers
+        if route.stream:
+            return self._answer_streamed(route, host, request)
         if self.command == "POST" and not (route.body_optional and self._no_body_sent()):
             request.body = self._read_body(route.body_type)
         return route.handler(host, request)
+
+    def _answer_streamed(self, route: Any, host: Any, request: Request) -> Reply:
+        """A body the handler reads in chunks: Content-Length required, capped by the handler (not max_body)."""
+        body = request.body = StreamedBody(self.rfile, self._declared_length(limit=None), self._continue)
+        try:
+            return route.handler(host, request)
+        finally:
+            self._unread = body.remaining  # drained after the reply if small, as any unread body
+
+    def _continue(self) -> None:
+        """Tell a client that sent ``Expect: 100-continue`` to send its body now (curl waits a second otherwise)."""
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version != "HTTP/1.0":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
 
     def _no_body_sent(self) -> bool:
         """True for a request with neither Content-Length nor Transfer-Encoding (which has no body)."""
@@ -118,16 +138,20 @@ class _Handler(BaseHTTPRequestHandler):
                     return data
                 return decode_json(data)
 
-    def _declared_length(self) -> int:
-        """The Content-Length, refused (411/400/413) before a byte of the body is read."""
+    def _declared_length(self, limit: int | None = -1) -> int:
+        """The Content-Length, refused (411/400/413) before a byte of the body is read.
+
+        ``limit``: the most it may be (default: ``http_max_body``; None: no cap here).
+        """
         lengths = set(self.headers.get_all("Content-Length") or ())
         if "Transfer-Encoding" in self.headers or not lengths:
             raise HttpRefusal(411, "a request body needs a Content-Length header (chunked is not supported)")
         raw = lengths.pop()
         if lengths or not _LENGTH.match(raw):
             raise HttpRefusal(400, f"bad Content-Length {raw!r:.40}")
-        length, limit = int(raw), self.server.max_body
-        if length > limit:
+        length = int(raw)
+        limit = self.server.max_body if limit == -1 else limit
+        if limit is not None and length > limit:
             self._unread = 0  # and it never will be: the point is not to take it in
             raise HttpRefusal(413, f"body of {length} bytes exceeds the limit of {limit} bytes (http_max_body)")
         return length
@@ -192,6 +216,28 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("http event stream to %s ended: %s", self.address_string(), exc)
         finally:
             server.streams.give_back()
+
+    def _send_file(self, status: int, body: FileBody) -> None:
+        """Stream an open file out as the reply body, in chunks; the file is closed whatever happens."""
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", OCTET_STREAM)
+            self.send_header("Content-Length", str(body.size))
+            self.send_header("Connection", "close")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Cache-Control", "no-store")
+            for name, value in body.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            left = body.size
+            while left > 0 and self.command != "HEAD":
+                chunk = body.file.read(min(STREAM_CHUNK, left))
+                if not chunk:
+                    break  # the connection closes short of Content-Length: the client sees a truncated body
+                self.wfile.write(chunk)
+                left -= len(chunk)
+        finally:
+            body.file.close()
 
     def _drain(self) -> None:
         """Read a small unread body so closing the socket does not reset the client's read."""
