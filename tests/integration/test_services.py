@@ -169,7 +169,7 @@ def test_a_record_expires_after_its_ttl(node):
     user.send(Message("advertise", {"name": "brief", "ttl": 0.3}))
     user.send(Message("advertise", {"name": "lasting", "ttl": 600}))
     expired = wait_event(node, "service-expired", user.agent_id, since)
-    assert expired.data["service_name"] == "brief"
+    assert expired.service_name == "brief"
     assert [r.name for r in node.lookup_services()] == ["lasting"]
 
 
@@ -194,7 +194,7 @@ def test_service_events_are_in_the_node_event_log(node):
     since = node.events.last_seq
     user.send(Message("advertise", {"name": "q", "scope": "mesh"}))
     user.send(Message("unadvertise", {"name": "q"}))
-    logged = [(e.kind, e.agent_id, e.data) for e in node.list_events(since=since) if e.kind.startswith("service-")]
+    logged = [(e.kind, e.agent_id, {"service_name": e.service_name, **e.details}) for e in node.list_events(since=since) if e.kind.startswith("service-")]
     assert logged == [
         ("service-advertised", user.agent_id, {"service_name": "q", "scope": "mesh", "expires_at": None}),
         ("service-withdrawn", user.agent_id, {"service_name": "q", "scope": "mesh", "reason": "unadvertised"}),

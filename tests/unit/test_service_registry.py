@@ -88,7 +88,7 @@ def test_an_expired_record_is_never_listed_and_is_removed_by_the_expiry_thread(r
     registry.put(record("a", "later", ttl=60))
     since = events.last_seq
     expired = events.wait_for(lambda e: e.kind == "service-expired", timeout=10, since=since)
-    assert expired is not None and expired.data["service_name"] == "soon"
+    assert expired is not None and expired.service_name == "soon"
     assert [r.name for r in registry.records()] == ["later"]
 
 

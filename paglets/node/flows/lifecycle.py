@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ STOP_GRACE = 2.0  # seconds a worker asked to exit has before it is killed
 START_SLACK = 1.0  # seconds beyond the start timeout we wait (the broker's own deadline fails the start first)
 RESOURCES_DEADLINE = 10.0  # seconds a worker may take to list its resources
 CLEANUP_DEADLINE = 30.0  # seconds a paglet's resource cleanups may take when nobody gave a deadline
+MAX_EARLY_EVENTS = 8  # worker events held per starting paglet until its "create" event is out (run-finished: one)
 
 
 class Lifecycle:
@@ -76,6 +78,9 @@ class Lifecycle:
         self._checkpoints = checkpoints
         self._curve = curve
         self._call_timeout = call_timeout
+        # agent -> worker events that came before its "create" event (run() may end first): told after it
+        self._unannounced: dict[str, list[dict[str, Any]]] = {}
+        self._unannounced_lock = threading.Lock()
 
     def create(self, cls: Any, state: Any = None, init: Any = None, agent_id: str | None = None) -> str:
         """Start a new paglet of ``cls`` (a class or ``"module:Class"``); its agent id once ``on_creation`` ran."""
@@ -115,19 +120,30 @@ class Lifecycle:
             start_header = {"hook": hook, "plain": plain}
             if event is not None:
                 start_header["event"] = event
-        started = self._broker.expect_worker(agent_id, token, class_name, start_header, payload, limit, source)
-        try:
-            self.fork_worker(agent_id, token, class_name)
-        except BaseException:
-            self._broker.stop_worker(agent_id)
-            raise
-        try:
-            wait_for(started, limit + START_SLACK, f"paglet {agent_id} ({class_name}) to start on {self._here.name}")
-        except BaseException:
-            self.remove_worker(agent_id)
-            raise
         if not prepare_only:
-            self._events.emit("create", agent_id=agent_id, class_name=class_name, hook=hook)
+            with self._unannounced_lock:
+                self._unannounced[agent_id] = []
+        try:
+            started = self._broker.expect_worker(agent_id, token, class_name, start_header, payload, limit, source)
+            try:
+                self.fork_worker(agent_id, token, class_name)
+            except BaseException:
+                self._broker.stop_worker(agent_id)
+                raise
+            try:
+                what = f"paglet {agent_id} ({class_name}) to start on {self._here.name}"
+                wait_for(started, limit + START_SLACK, what)
+            except BaseException:
+                self.remove_worker(agent_id)
+                raise
+            if not prepare_only:
+                self._events.emit("create", agent_id=agent_id, class_name=class_name, hook=hook)
+        finally:
+            if not prepare_only:
+                with self._unannounced_lock:
+                    early = self._unannounced.pop(agent_id, [])
+                for header in early:  # the paglet's own events after its creation, as they happened
+                    self._tell_worker_event(agent_id, header)
         return agent_id
 
     def check_allowed(self, class_name: str) -> None:
@@ -245,6 +261,14 @@ class Lifecycle:
             self._processes.kill(pid)  # a hung worker: make sure it is really gone
 
     def worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
+        with self._unannounced_lock:
+            early = self._unannounced.get(agent_id)
+            if early is not None and len(early) < MAX_EARLY_EVENTS:
+                early.append(header)  # told once its "create" event is out
+                return
+        self._tell_worker_event(agent_id, header)
+
+    def _tell_worker_event(self, agent_id: str, header: dict[str, Any]) -> None:
         if header.get("kind") == "run-finished":
             self._events.emit("run-finished", agent_id=agent_id, ok=bool(header.get("ok")))
 
