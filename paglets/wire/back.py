@@ -69,69 +69,8 @@ hb       n -> w     ``{}``                                -
 * ``[count]`` and ``[failed count]`` are 4 bytes, big-endian.
 * ``hb``: heartbeats; any frame also counts as a sign of life.
 
-``call`` ops (node -> worker main socket):
-
-=========  ===========================  =====================================
-op         fields                       result
-=========  ===========================  =====================================
-state      -                            codec-encoded state
-hook       name, event                  - (runs that lifecycle hook)
-resources  -                            codec-encoded ``{name: open}``
-cleanup    reason?                      - (cleans up the paglet's resources)
-dispose    event                        - (``on_disposing``, then cleanup)
-policy     request                      codec-encoded deactivation policy
-exit       -                            no reply: the worker exits
-=========  ===========================  =====================================
-
-``hcall`` ops (a paglet -> its node; result: one codec-encoded frame):
-
-================  =========================================  ===============
-op                fields                                     payload
-================  =========================================  ===============
-send              agent, local?, oneway?, prio?, mid?        [message]
-list              state?                                     -
-create            cls, agent?, plain?                        [state, init]
-dispose           agent                                      -
-dispatch          target (str or ticket map), agent?         -
-clone             agent?, target? (str or ticket map)        -
-register_file     path, name?, mode?                         -
-registered_files  -                                          -
-unregister_file   name                                       -
-file_path         name                                       -
-deactivate        agent?, reason?, policy?, metadata?        -
-activate          agent                                      -
-get_property      key                                        -
-set_property      key                                        [value]
-hosts             online?                                    -
-host_status       name                                       -
-wait_for_host     name, wait?                                -
-crashed           reason                                     -
-advertise         name, caps?, meta?, scope?, ttl?           -
-unadvertise       name                                       -
-lookup            name?, cap?, scope?                        -
-artifact_put      path, name?                                -
-artifact_fetch    sha, source, name?                         -
-artifact_path     sha                                        -
-artifact_delete   sha                                        -
-================  =========================================  ===============
-
-``advertise``, ``unadvertise``: the calling paglet's service records
-(:mod:`paglets.node.services`); the result is the record's wire map, or
-whether there was one. ``lookup``: the records of this node (``scope``
-``local``, the default) or of the mesh (``mesh``), as wire maps.
-
-``crashed``: the paglet's code raised a ``BaseException`` (``SystemExit``,
-``KeyboardInterrupt``...) in a handler, a hook or ``run()``. The node marks
-the paglet crashed at once, failing every caller waiting on it with
-``PagletCrashedError``, and answers; the worker then exits with
-:data:`CRASH_EXIT_CODE` (it does so too when no answer comes in time).
-
-Field types are in :data:`READY_FIELDS`, :data:`START_FIELDS`,
-:data:`MSG_FIELDS`, :data:`EVENT_FIELDS`, :data:`CALL_OPS` and
-:data:`HCALL_OPS`. A field that is ``None`` counts as absent. Fields not
-listed are ignored. String, list and map fields have the size limits of
-:mod:`paglets.wire.limits` (a message id at most 256 characters, an agent
-id 128, a class name 512...).
+The ``call`` and ``hcall`` ops, their fields and their types are in
+:mod:`paglets.wire.back_ops`; :func:`check_fields` checks a header against them.
 
 Routing ids: a worker's main socket is ``agent_id/KEY``, where ``KEY`` is
 a secret its node derived for this worker (``WorkerSpec.ident``); its other
@@ -150,7 +89,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from paglets.core.errors import ProtocolError
-from paglets.wire.limits import check_value
+from paglets.wire.back_ops import (
+    CALL_OPS,
+    EVENT_FIELDS,
+    HCALL_OPS,
+    HCALL_PAYLOAD,
+    MSG_FIELDS,
+    READY_FIELDS,
+    START_FIELDS,
+    check_fields,
+)
 from paglets.wire.protocol import ERR, OK, pack, unpack_map
 
 READY = b"ready"
@@ -172,85 +120,6 @@ EXIT_CALL = pack({"op": "exit"})
 # A worker whose paglet raised a BaseException exits with this code (after its ``crashed`` host call).
 CRASH_EXIT_CODE = 70
 
-# (accepted types, required) per field
-Schema = dict[str, tuple[tuple[type, ...], bool]]
-_STR = (str,)
-_BOOL = (bool,)
-_INT = (int,)
-_NUM = (int, float)
-_MAP = (dict,)
-_LIST = (list,)
-_TARGET = (str, dict)
-
-READY_FIELDS: Schema = {
-    "token": (_STR, True),
-    "pid": (_INT, True),
-    "workers": (_INT, False),
-    "batch": (_INT, False),
-    "checkpoint": (_NUM, False),
-    "error": (_MAP, False),
-}
-START_FIELDS: Schema = {"hook": (_STR, False), "plain": (_BOOL, False), "event": (_MAP, False)}
-MSG_FIELDS: Schema = {"oneway": (_BOOL, True), "unqueued": (_BOOL, False)}
-EVENT_FIELDS: Schema = {"kind": (_STR, True), "ok": (_BOOL, False)}
-
-CALL_OPS: dict[str, Schema] = {
-    "state": {},
-    "hook": {"name": (_STR, True), "event": (_MAP, True)},
-    "resources": {},
-    "cleanup": {"reason": (_STR, False)},
-    "dispose": {"event": (_MAP, True)},
-    "policy": {"request": (_MAP, True)},
-    "exit": {},
-}
-
-HCALL_OPS: dict[str, Schema] = {
-    "send": {
-        "agent": (_STR, True),
-        "local": (_BOOL, False),
-        "oneway": (_BOOL, False),
-        "prio": (_INT, False),
-        "mid": (_STR, False),
-    },
-    "list": {"state": (_INT, False)},
-    "create": {"cls": (_STR, True), "agent": (_STR, False), "plain": (_BOOL, False)},
-    "dispose": {"agent": (_STR, True)},
-    "dispatch": {"agent": (_STR, False), "target": (_TARGET, True)},
-    "clone": {"agent": (_STR, False), "target": (_TARGET, False)},
-    "register_file": {"path": (_STR, True), "name": (_STR, False), "mode": (_STR, False)},
-    "registered_files": {},
-    "unregister_file": {"name": (_STR, True)},
-    "file_path": {"name": (_STR, True)},
-    "deactivate": {
-        "agent": (_STR, False),
-        "reason": (_STR, False),
-        "policy": (_MAP, False),
-        "metadata": (_MAP, False),
-    },
-    "activate": {"agent": (_STR, True)},
-    "get_property": {"key": (_STR, True)},
-    "set_property": {"key": (_STR, True)},
-    "hosts": {"online": (_BOOL, False)},
-    "host_status": {"name": (_STR, True)},
-    "wait_for_host": {"name": (_STR, True), "wait": (_NUM, False)},
-    "crashed": {"reason": (_STR, True)},
-    "advertise": {
-        "name": (_STR, True),
-        "caps": (_LIST, False),
-        "meta": (_MAP, False),
-        "scope": (_STR, False),
-        "ttl": (_NUM, False),
-    },
-    "unadvertise": {"name": (_STR, True)},
-    "lookup": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False)},
-    # artifacts (paglets.node.flows.artifacts)
-    "artifact_put": {"path": (_STR, True), "name": (_STR, False)},
-    "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},
-    "artifact_path": {"sha": (_STR, True)},
-    "artifact_delete": {"sha": (_STR, True)},
-}
-HCALL_PAYLOAD: dict[str, tuple[int, int]] = {"send": (1, 1), "create": (2, 2), "set_property": (1, 1)}
-
 # The msg headers the node sends, built once; the worker looks them up instead of decoding.
 MSG_HEADERS: dict[tuple[bool, bool], bytes] = {
     (oneway, unqueued): pack({"oneway": oneway, "unqueued": True} if unqueued else {"oneway": oneway})
@@ -261,24 +130,6 @@ _MSG_HEADER_FLAGS = {frame: flags for flags, frame in MSG_HEADERS.items()}
 _ONEWAY_HEADER = MSG_HEADERS[True, False]
 _QUEUED_HEADER = (MSG_HEADERS[False, False], _ONEWAY_HEADER)  # indexed by oneway
 _UNQUEUED_HEADER = (MSG_HEADERS[False, True], MSG_HEADERS[True, True])
-
-
-def check_fields(what: str, header: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    """``header`` if every field of ``schema`` is there (when required) with its type and size; else ProtocolError.
-
-    Sizes: :mod:`paglets.wire.limits` (names, ids and addresses; any string, list or map).
-    """
-    for name, (types, required) in schema.items():
-        value = header.get(name)
-        if value is None:
-            if required:
-                raise ProtocolError(f"{what}: missing field {name!r}")
-            continue
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            expected = " or ".join(t.__name__ for t in types)
-            raise ProtocolError(f"{what}: field {name!r} must be {expected}, got {type(value).__name__}")
-        check_value(what, name, value)
-    return header
 
 
 def encode_count(count: int) -> bytes:

@@ -194,7 +194,8 @@ def test_service_events_are_in_the_node_event_log(node):
     since = node.events.last_seq
     user.send(Message("advertise", {"name": "q", "scope": "mesh"}))
     user.send(Message("unadvertise", {"name": "q"}))
-    logged = [(e.kind, e.agent_id, {"service_name": e.service_name, **e.details}) for e in node.list_events(since=since) if e.kind.startswith("service-")]
+    services = [e for e in node.list_events(since=since) if e.kind.startswith("service-")]
+    logged = [(e.kind, e.agent_id, {"service_name": e.service_name, **e.details}) for e in services]
     assert logged == [
         ("service-advertised", user.agent_id, {"service_name": "q", "scope": "mesh", "expires_at": None}),
         ("service-withdrawn", user.agent_id, {"service_name": "q", "scope": "mesh", "reason": "unadvertised"}),
