@@ -43,5 +43,5 @@ def test_a_checkpoint_that_cannot_be_written_is_logged_as_an_error_until_it_can(
     since = node.events.last_seq
     blocked.rmdir()
     proxy.send(Message("note", arg="after"))
-    assert node.events.wait_for(lambda e: e.kind == "paglet-checkpointed" and e.agent_id == agent_id, 10, since=since)
+    assert node.events.wait_for(lambda e: e.kind == "checkpoint" and e.agent_id == agent_id, 10, since=since)
     assert blocked.is_file()

@@ -92,10 +92,10 @@ def test_a_tourist_collects_quotes_from_the_services_living_on_each_node(make_no
     tourist = alpha.create(QuoteTourist)
     since = alpha.events.last_seq
     tourist.send(Message("tour", {"symbol": "ACME", "stops": [beta.address, gamma.address, alpha.address]}))
-    back = alpha.events.wait_for(lambda e: e.kind == "paglet-arrived" and e.agent_id == tourist.agent_id, 30, since)
+    back = alpha.events.wait_for(lambda e: e.kind == "arrival" and e.agent_id == tourist.agent_id, 30, since)
     assert back is not None
     done = alpha.events.wait_for(
-        lambda e: e.kind == "paglet-run-finished" and e.agent_id == tourist.agent_id, 30, since=back.seq
+        lambda e: e.kind == "run-finished" and e.agent_id == tourist.agent_id, 30, since=back.seq
     )
     assert done is not None
     state = alpha.get_state(tourist.agent_id)
