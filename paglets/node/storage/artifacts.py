@@ -27,14 +27,13 @@ paglet (uploaded from it) goes when the paglet is disposed here
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from paglets.core.errors import (
     ProtocolError,
 )
 from paglets.core.events import ContextEventLog
+from paglets.node.storage.artifact_meta import META_DIR, ArtifactMeta, load_metadata, write_meta
 from paglets.wire.protocol import AGENT_ID_PATTERN
 
 CHUNK_SIZE = 1024 * 1024  # file blobs of moving paglets (blob_put)
@@ -56,33 +56,6 @@ TRANSFER_CHUNK = 1024 * 1024  # bytes per chunk of an artifact transfer
 TRANSFER_WINDOW = 8  # chunks of one transfer in flight at once
 MAX_READ = 8 * 1024 * 1024  # the most one artifact_get may ask for
 MAX_SESSIONS = 64  # uploads and fetches in progress at once (each holds a file open)
-META_DIR = ".meta"
-
-
-@dataclass
-class ArtifactMeta:
-    """What the store records about one artifact besides its bytes."""
-
-    name: str
-    size: int
-    created: float
-    owners: list[str] = field(default_factory=list)  # paglets that uploaded it
-    kept: bool = False  # a client uploaded it: it stays until deleted
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "created": self.created, "owners": self.owners,
-                "kept": self.kept}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, data: Any) -> ArtifactMeta:
-        owners = data.get("owners")
-        return cls(
-            name=check_artifact_name(data["name"]),
-            size=int(data["size"]),
-            created=float(data["created"]),
-            owners=[o for o in owners if isinstance(o, str)] if isinstance(owners, list) else [],
-            kept=bool(data.get("kept")),
-        )
 
 
 @dataclass
@@ -124,19 +97,7 @@ class ArtifactStore:
         (self.root / META_DIR).mkdir(parents=True, exist_ok=True)
         for partial in self.root.glob("*.part"):
             partial.unlink(missing_ok=True)
-        loaded: dict[str, ArtifactMeta] = {}
-        for record in (self.root / META_DIR).glob("*.json"):
-            sha = record.stem
-            try:
-                check_artifact_id(sha)
-                meta = ArtifactMeta.from_json(json.loads(record.read_text()))
-                blob = self.root / sha
-                if not blob.is_file() or blob.stat().st_size != meta.size:
-                    raise ValueError("its blob is missing or has another size")
-            except (ArtifactError, ValueError, TypeError, KeyError, OSError):
-                record.unlink(missing_ok=True)  # an artifact we cannot vouch for is not listed
-                continue
-            loaded[sha] = meta
+        loaded = load_metadata(self.root)
         with self._lock:
             self._meta = loaded
 
@@ -427,14 +388,7 @@ class ArtifactStore:
         return ArtifactRef(self._host(), sha, meta.name, meta.size, sha, meta.created, owner)
 
     def _write_meta(self, sha: str, meta: ArtifactMeta) -> None:
-        record = self.root / META_DIR / f"{sha}.json"
-        temporary = record.with_suffix(".tmp")
-        with open(temporary, "w") as handle:
-            json.dump(meta.to_json(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, record)
-        sync_directory(record.parent)
+        write_meta(self.root, sha, meta)
 
     def _remove_files(self, sha: str) -> None:
         (self.root / META_DIR / f"{sha}.json").unlink(missing_ok=True)
