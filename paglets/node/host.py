@@ -37,7 +37,9 @@ from paglets.core.runtime_values import ServiceScope
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
+from paglets.node import launch
 from paglets.node.flows.lifecycle import WorkerResources
+from paglets.node.flows.startup import start_launch_paglets
 from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.observe.metrics import NodeMetrics
 from paglets.node.runner import NodeRunner
@@ -55,17 +57,28 @@ log = logging.getLogger("paglets.host")
 class Host:
     """A paglets node: runs paglets in worker processes and serves their mailboxes."""
 
-    def __init__(self, name: str, host: str | Sequence[str] = "127.0.0.1", port: int = 0, **options: Any):
-        """``options``: any field of :class:`~paglets.node.config.NodeConfig` (``http_port=None``: no HTTP)."""
-        if not isinstance(host, str):
+    def __init__(
+        self, name: str | None = None, host: str | Sequence[str] | None = None, port: int | None = None, **options: Any
+    ):
+        """``options``: any field of :class:`~paglets.node.config.NodeConfig` (``http_port=None``: no HTTP).
+
+        ``launch_config`` (a TOML file's path, a parsed mapping or a
+        :class:`~paglets.node.launch.LaunchConfig`) gives the node's options
+        (the keywords given here win), its startup paglets and resident
+        services; ``name``, ``host`` (default 127.0.0.1) and ``port`` (default
+        0) may come from it too.
+        """
+        if host is not None and not isinstance(host, str):
             host = (list(host) or ["127.0.0.1"])[0]
         if "http_port" in options and options["http_port"] is None:
             del options["http_port"]
             options["http"] = False
-        self.config = NodeConfig.from_options(name=name, host=host, port=port, **options)
+        self.config = NodeConfig.from_options(**launch.host_keywords(name, host, port, options))
         codec.POLICY.allow(*self.config.allow_modules, *self.config.preload)
         if self.config.allow_any_module:
             codec.POLICY.allow_any = True
+        if self.config.launch_config is not None:  # before anything starts: a refused class stops the node here
+            self.config.launch_config.check_modules(codec.POLICY.allows)
         base = self._base = Foundation.build(self.config, self._mesh_entry)
         self.here = base.here
         self.client = base.client
@@ -156,12 +169,16 @@ class Host:
 
     # -- running (see paglets.node.runner) ----------------------------------------------------
     def start_background(self) -> None:
-        """Open the sockets, start the template process, load parked paglets, and return."""
+        """Open the sockets, start the template process, load parked paglets, create the startup
+        paglets of the launch config, and return."""
+        was_running = self.running
         self._runner.start()
+        if not was_running:
+            start_launch_paglets(self, self.config.launch_config)
 
     def serve_forever(self) -> None:
         """Start and block until :meth:`stop` or :meth:`shutdown` is called."""
-        self._runner.start()
+        self.start_background()
         self._runner.wait_stopped()
 
     def shutdown(self) -> list[str]:
