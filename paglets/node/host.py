@@ -34,10 +34,10 @@ from paglets.core.events import ContextEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
 from paglets.core.runtime_values import ServiceScope
+from paglets.node import launch
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
-from paglets.node import launch
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.flows.startup import start_launch_paglets
 from paglets.node.mesh.discovery import LanDiscovery

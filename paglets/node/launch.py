@@ -184,7 +184,7 @@ def _option_value(spec: OptionSpec, value: Any, source: str) -> Any:
             raise _fail(source, key, "a string or a list of strings", value)
     if kind == "dict":
         if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
-            raise _fail(source, key, "a table of strings (key = \"value\")", value)
+            raise _fail(source, key, 'a table of strings (key = "value")', value)
         value = dict(value)
     try:
         _check_text(spec.field, value)
