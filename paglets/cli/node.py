@@ -61,8 +61,10 @@ from paglets.node import launch
 from paglets.node.config import OptionSpec, option_specs
 from paglets.node.host import Host
 from paglets.node.launch import LaunchConfig, LaunchConfigError
+from paglets.node.rollout.updater import exec_own_command_line
 
 log = logging.getLogger("paglets.cli.node")
+RESTART = 0  # not a signal number: what the rollout puts in the stop queue to have the node exec itself
 LAUNCH_CONFIG = "paglets.launch_config"  # where --config leaves the parsed file in the click context
 EXIT_NOT_ALL_PARKED = 3  # stopped, but some paglet could not be parked (the log names it)
 PORT_TAKEN_HINT = " (another node? give this one its own --port and --http-port, or 0 for free ones)"
@@ -301,8 +303,14 @@ def main(**options: Any) -> None:
 def run_node(kwargs: dict[str, Any]) -> int:
     """Start a node, announce it on stdout, serve until a stop signal; the exit code."""
     stop_requests = install_stop_handlers()  # before starting: an early SIGTERM still stops cleanly
+    if kwargs.get("auto_update_from_git") and kwargs.get("auto_update_restart_callback") is None:
+        # after an update the node parks its paglets and stops; the main thread then execs the new code
+        kwargs["auto_update_restart_callback"] = lambda: stop_requests.put(RESTART)
     try:
         host = Host(**kwargs)
+        if host.rollout.catch_up():  # the checkout had new commits: run them, not this code
+            log.warning("node %s: the checkout moved on at start; restarting on the new code", host.name)
+            exec_own_command_line()
         host.start_background()
     except Exception as exc:
         log.debug("start failed", exc_info=True)
@@ -311,6 +319,9 @@ def run_node(kwargs: dict[str, Any]) -> int:
         return 1
     announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
+    if signum == RESTART:  # the rollout parked the paglets and stopped the node already
+        log.warning("node %s: restarting on new code", host.name)
+        exec_own_command_line()
     log.info("%s received: parking paglets and stopping node %s", signal.Signals(signum).name, host.name)
     threading.Thread(
         target=_stop_now_on_signal, args=(host, stop_requests), name="paglets-stop-now", daemon=True

@@ -42,6 +42,7 @@ from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.flows.startup import start_launch_paglets
 from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.observe.metrics import NodeMetrics
+from paglets.node.rollout.updater import CodeRollout
 from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
@@ -79,6 +80,9 @@ class Host:
             codec.POLICY.allow_any = True
         if self.config.launch_config is not None:  # before anything starts: a refused class stops the node here
             self.config.launch_config.check_modules(codec.POLICY.allows)
+        self.rollout = CodeRollout(self.config)  # refuses a dirty checkout with auto_update_from_git
+        if self.rollout.enabled:  # the checkout's HEAD is the code version this node advertises
+            self.config = self.config.replace(mesh_version=self.rollout.code_version())
         base = self._base = Foundation.build(self.config, self._mesh_entry)
         self.here = base.here
         self.client = base.client
@@ -192,6 +196,12 @@ class Host:
         """
         return self.stop(deactivate_active=True)
 
+    def update_code(self, target: str | None = None) -> dict[str, Any]:
+        """Fetch and fast-forward this node's checkout; with new code, reinstall it and restart the node
+        (its paglets parked across the restart). Needs ``auto_update_from_git``; see
+        :mod:`paglets.node.rollout.updater`."""
+        return self.rollout.update(self.name, target, self.shutdown)
+
     def stop_now(self) -> None:
         """Make a shutdown in progress (or the next one) stop waiting for handlers and hooks:
         park at once what can be parked. Any thread; a second stop signal calls it."""
@@ -283,7 +293,7 @@ class Host:
         if isinstance(cls, type):
             codec.trust_class(cls)  # this process hands the class over: its other hosts may import it too
         ticket = TransferTicket.of(target)
-        address = self._parts().movement.resolve(ticket.destination)
+        address = self._parts().movement.resolve(ticket.destination, ticket)
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)
 
     def address_of(self, name: str) -> str | None:
