@@ -29,7 +29,7 @@ KEY_VAR = "PAGLETS_ROLLOUT_KEY"
 KEY = "rollout-s3cret"
 FAST = ("--gossip-interval", "0.2", "--offline-after", "5")
 
-PAGLET_CODE = '''\
+PAGLET_CODE = """\
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +54,7 @@ class VersionPaglet(Paglet[CounterState]):
         if message.kind == "version":
             return VERSION
         return super().handle_message(message)
-'''
+"""
 
 
 def git(cwd: Path, *args: str) -> str:

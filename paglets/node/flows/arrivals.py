@@ -206,7 +206,6 @@ class Arrivals:
         )
 
 
-
 def check_arriving_version(here: NodeIdentity, expected: str | None, source_version: str | None) -> None:
     """TransferError unless a paglet from a node running ``source_version`` may arrive here.
 

@@ -463,7 +463,6 @@ def transfer_error(exc: BaseException, what: str) -> BaseException:
     return exc
 
 
-
 def check_code_version(here: NodeIdentity, target: str, version: str, ticket: TransferTicket | None) -> None:
     """TransferError unless node ``target`` (running ``version``) may receive a paglet from ``here``.
 
