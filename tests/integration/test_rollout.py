@@ -9,6 +9,7 @@ line to a file, so no test runs pip.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
@@ -255,3 +256,30 @@ def test_an_update_to_a_commit_not_pushed_yet_changes_nothing(fleet, node_proces
         client.update(node.address, target=unpushed)
     assert client.health(node.address)["code_version"] != unpushed
     assert not fleet.installs.exists()
+
+
+def test_a_node_started_behind_its_upstream_catches_up_before_it_serves(fleet, node_process):
+    second = fleet.push("2")  # the node's checkout is still at the first commit
+    node = keyed_node(node_process, fleet)
+    client = HostClient(api_key=KEY)
+    assert client.health(node.address)["code_version"] == second == fleet.head()
+    assert fleet.installs.read_text() == "installed\n"
+    proxy = client.create(node.address, "fleetpkg.paglet:VersionPaglet", {}, agent_id="fresh")
+    assert proxy.send(Message("version")) == "2"
+
+
+def test_paglets_update_asks_every_node_of_the_mesh(fleet, node_process):
+    alpha = keyed_node(node_process, fleet, "alpha")
+    beta = keyed_node(node_process, fleet, "beta", "--peer", alpha.address)
+    client = HostClient(api_key=KEY)
+    wait_until(lambda: len(client.request(alpha.address, "hosts", {"online": True}).header["hosts"]) == 2, 30,
+               "alpha to hear of beta")  # fmt: skip
+    cmd = [sys.executable, "-m", "paglets.cli.client", "--api-key-env", KEY_VAR, "--json", "update", alpha.address]
+    env = {**os.environ, **fleet.env(**{KEY_VAR: KEY})}
+    done = subprocess.run([*cmd, "--mesh"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    answers = {a["node"]: a for a in json.loads(done.stdout)}
+    assert set(answers) == {"alpha", "beta"} and answers["beta"]["address"] == beta.address
+    assert all(a["changed"] is False and a["restarting"] is False for a in answers.values())
+    bad = subprocess.run([*cmd, "--target", "f" * 40], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 1 and "not pushed yet" in bad.stdout
