@@ -23,6 +23,7 @@ import pytest
 
 from paglets.core.errors import ForbiddenError, HostError, ProtocolError
 from paglets.core.messages import Message
+from paglets.node.host import Host
 from paglets.remote.client import HostClient
 from tests.conftest import ROOT, NodeProcess, wait_until
 
@@ -283,3 +284,13 @@ def test_paglets_update_asks_every_node_of_the_mesh(fleet, node_process):
     assert all(a["changed"] is False and a["restarting"] is False for a in answers.values())
     bad = subprocess.run([*cmd, "--target", "f" * 40], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 1 and "not pushed yet" in bad.stdout
+
+
+def test_untracked_files_do_not_make_a_checkout_dirty_but_a_staged_change_does(fleet, tmp_path):
+    (fleet.checkout / "build-output.log").write_text("made by a build\n")  # pip install -e leaves such files
+    node = Host("tidy", persistence_dir=tmp_path / "tidy", auto_update_from_git=True, git_repo_root=fleet.checkout)
+    assert node.mesh_version == fleet.head()
+    (fleet.checkout / "fleetpkg" / "new.py").write_text("")
+    git(fleet.checkout, "add", "fleetpkg/new.py")
+    with pytest.raises(HostError, match=r"uncommitted changes \(fleetpkg/new\.py\)"):
+        Host("staged", persistence_dir=tmp_path / "staged", auto_update_from_git=True, git_repo_root=fleet.checkout)
