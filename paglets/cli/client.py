@@ -23,7 +23,8 @@ This module holds the ``paglets`` group and its global options; the
 commands live by family in ``commands_node`` (health, ls, hosts),
 ``commands_paglet`` (create, send, dispose), ``commands_parking``
 (deactivate, activate), ``commands_movement`` (dispatch, clone, retract),
-``commands_services`` (services), ``commands_observe`` (events, top) and ``commands_keys``, each
+``commands_services`` (services), ``commands_observe`` (events, top), ``commands_rollout``
+(update) and ``commands_keys``, each
 listing its own in ``COMMANDS``; ``commands_artifacts`` holds the ``artifacts`` group (put, get,
 ls, rm); printing is :mod:`paglets.cli.output`.
 """
@@ -42,6 +43,7 @@ from paglets.cli import (
     commands_observe,
     commands_paglet,
     commands_parking,
+    commands_rollout,
     commands_services,
 )
 from paglets.cli.commands_artifacts import artifacts as artifacts_group
@@ -181,6 +183,7 @@ for family in (
     commands_movement,
     commands_services,
     commands_observe,
+    commands_rollout,
 ):
     for command in family.COMMANDS:
         main.add_command(command)

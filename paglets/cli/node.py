@@ -52,16 +52,20 @@ from paglets.cli.common import (
     announce,
     api_key_from_env,
     check_name,
-    config_option,
     configure_logging,
     install_stop_handlers,
     log_level_option,
 )
 from paglets.client.transport import check_address
+from paglets.node import launch
 from paglets.node.config import OptionSpec, option_specs
 from paglets.node.host import Host
+from paglets.node.launch import LaunchConfig, LaunchConfigError
+from paglets.node.rollout.updater import exec_own_command_line
 
 log = logging.getLogger("paglets.cli.node")
+RESTART = 0  # not a signal number: what the rollout puts in the stop queue to have the node exec itself
+LAUNCH_CONFIG = "paglets.launch_config"  # where --config leaves the parsed file in the click context
 EXIT_NOT_ALL_PARKED = 3  # stopped, but some paglet could not be parked (the log names it)
 PORT_TAKEN_HINT = " (another node? give this one its own --port and --http-port, or 0 for free ones)"
 
@@ -174,6 +178,46 @@ def _print_config(ctx: click.Context, param: click.Parameter, value: bool) -> No
         ctx.exit(0)
 
 
+def _load_launch_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Read the launch config (the package's default one without ``--config``); its options become the
+    defaults of the flags (so flags still win), the whole config is kept for the Host."""
+    try:
+        config = launch.load(value if value is not None else launch.default_path())
+    except LaunchConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    ctx.meta[LAUNCH_CONFIG] = config
+    ctx.default_map = {**(ctx.default_map or {}), **click_defaults(config)}
+    return value
+
+
+def click_defaults(config: LaunchConfig) -> dict[str, Any]:
+    """A launch config's options as click defaults: keyed by parameter name, in the forms the flags take."""
+    fields = {spec.key: spec.field for spec in option_specs()}
+    defaults: dict[str, Any] = {}
+    for key, value in config.options.items():
+        if isinstance(value, dict):  # a repeatable KEY=VALUE option
+            value = [f"{name}={text}" for name, text in value.items()]
+        defaults[fields.get(key, key)] = value
+    return defaults
+
+
+def _check_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--check-config FILE``: parse and check a launch config (names and types; nothing is imported), then exit."""
+    if value is None:
+        return
+    try:
+        config = launch.load(value)
+        config.check_own_modules()
+    except LaunchConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(
+        f"OK {value}: {len(config.options)} option(s), {len(config.paglets)} startup paglet(s), "
+        f"{len(config.resident_services)} resident service(s)"
+    )
+    ctx.exit(0)
+
+
 def host_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The Host keywords for parsed command-line ``options``."""
     kwargs = {spec.field: options[spec.field] for spec in option_specs()}
@@ -198,7 +242,24 @@ def _check_curve_options(kwargs: dict[str, Any]) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@config_option
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_launch_config,
+    help="Launch config: a TOML file of option values (keys like http_port; flags override them), "
+    "[[paglets]] to start and [[resident_services]]. Default: the one shipped with paglets.",
+)
+@click.option(
+    "--check-config",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_check_config,
+    help="Check a launch config file (names and types; nothing is imported or started), and exit.",
+)
 @node_options
 @click.option("--api-key-env", metavar="VAR", default=None, help="Require the API key held in environment VAR.")
 @log_level_option
@@ -234,14 +295,22 @@ def main(**options: Any) -> None:
     configure_logging(options["log_level"])
     if os.getcwd() not in sys.path:  # paglets-node run from a directory of paglets can load them (if allowed)
         sys.path.insert(0, os.getcwd())
-    sys.exit(run_node(host_kwargs(options)))
+    kwargs = host_kwargs(options)
+    kwargs["launch_config"] = click.get_current_context().meta.get(LAUNCH_CONFIG)
+    sys.exit(run_node(kwargs))
 
 
 def run_node(kwargs: dict[str, Any]) -> int:
     """Start a node, announce it on stdout, serve until a stop signal; the exit code."""
     stop_requests = install_stop_handlers()  # before starting: an early SIGTERM still stops cleanly
+    if kwargs.get("auto_update_from_git") and kwargs.get("auto_update_restart_callback") is None:
+        # after an update the node parks its paglets and stops; the main thread then execs the new code
+        kwargs["auto_update_restart_callback"] = lambda: stop_requests.put(RESTART)
     try:
         host = Host(**kwargs)
+        if host.rollout.catch_up():  # the checkout had new commits: run them, not this code
+            log.warning("node %s: the checkout moved on at start; restarting on the new code", host.name)
+            exec_own_command_line()
         host.start_background()
     except Exception as exc:
         log.debug("start failed", exc_info=True)
@@ -250,6 +319,9 @@ def run_node(kwargs: dict[str, Any]) -> int:
         return 1
     announce([f"address {host.address}", *([f"http {host.http_address}"] if host.http_address else [])])
     signum = stop_requests.get()
+    if signum == RESTART:  # the rollout parked the paglets and stopped the node already
+        log.warning("node %s: restarting on new code", host.name)
+        exec_own_command_line()
     log.info("%s received: parking paglets and stopping node %s", signal.Signals(signum).name, host.name)
     threading.Thread(
         target=_stop_now_on_signal, args=(host, stop_requests), name="paglets-stop-now", daemon=True

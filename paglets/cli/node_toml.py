@@ -21,6 +21,11 @@ HEADER = """\
 # a flag given on the command line overrides the value here. An unknown key
 # is an error. Keys that are commented out have no fixed default.
 # Generated from paglets/node/config.py (paglets-node --print-config).
+#
+# The same file may also hold the node's [[paglets]] (startup paglets) and
+# [[resident_services]], after the options: it is then a launch config
+# (docs/operations.md, "Running a fleet"). Check one with
+# `paglets-node --check-config FILE`.
 """
 
 # Options of the command line that are not node settings, as (key, default, doc).

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 CONTROL_TIMEOUT = 10.0
+UPDATE_TIMEOUT = 300.0  # seconds an update may take: a fetch and a reinstall
 HOOK_OPS = frozenset({"send", "create", "deactivate", "activate"})  # they wait on paglet code: the full timeout
 MOVE_REPLY_MARGIN = 10.0  # a move's answer is waited for this much longer than the move may take
 
@@ -117,6 +118,15 @@ class HostClient:
 
     def health(self, address: str, timeout: float | None = None) -> dict[str, Any]:
         return self.request(address, "health", timeout=timeout).header
+
+    def update(self, address: str, target: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Ask a node that follows a git checkout to fetch, fast-forward and, with new code, reinstall and
+        restart (its paglets parked across the restart); its answer: before, after, changed, restarting.
+
+        ``target``: the commit id (or its first hex digits) the node's upstream must be at.
+        """
+        header = {} if target is None else {"target": target}
+        return self.request(address, "update", header, timeout=timeout or UPDATE_TIMEOUT).header
 
     def list_agents(
         self, address: str, *, active: bool = True, inactive: bool = False, include_state: bool = False

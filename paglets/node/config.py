@@ -255,9 +255,27 @@ class NodeConfig:
         10_000, "Events the node keeps in memory (paglets events, GET /events); the oldest go first. At most "
         "1,000,000.", check=_event_log_size,
     )  # fmt: skip
+    # -- code rollout ------------------------------------------------------------------------
+    auto_update_from_git: bool = opt(
+        False, "Follow the git checkout this node's code comes from: refuse to start on uncommitted changes, "
+        "advertise its HEAD as the code version, and on `paglets update` fetch, fast-forward, reinstall and "
+        "restart, parking paglets across the restart. Needs an API key or CurveZMQ; not behind a relay.",
+    )  # fmt: skip
+    git_repo_root: Path | None = opt(
+        None, "The git checkout auto_update_from_git follows (default: the one holding the working directory).",
+        example="~/src/myapp",
+    )  # fmt: skip
+    update_install_command: str | None = opt(
+        None, "Command run in the checkout to reinstall the code after an update (default: this Python's "
+        "pip install -e of the checkout).", example="make install",
+    )  # fmt: skip
     # -- objects that only Host(...) takes -----------------------------------------------
     client: Any = opt(None, "HostClient this node uses to reach other nodes.", cli=False)
     launch_config: Any = opt(None, "Launch configuration (see docs/operations.md).", cli=False)
+    auto_update_restart_callback: Any = opt(
+        None, "Called, once the node has parked its paglets and stopped, to restart the process after an "
+        "update (default: exec the process's command line again).", cli=False,
+    )  # fmt: skip
 
     # -- building -----------------------------------------------------------------------------
     @classmethod

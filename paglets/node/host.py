@@ -34,12 +34,15 @@ from paglets.core.events import ContextEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
 from paglets.core.runtime_values import ServiceScope
+from paglets.node import launch
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
 from paglets.node.flows.lifecycle import WorkerResources
+from paglets.node.flows.startup import start_launch_paglets
 from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.observe.metrics import NodeMetrics
+from paglets.node.rollout.updater import CodeRollout
 from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
 from paglets.persistence.storage import ManagedStorage, class_storage_dir
@@ -55,17 +58,31 @@ log = logging.getLogger("paglets.host")
 class Host:
     """A paglets node: runs paglets in worker processes and serves their mailboxes."""
 
-    def __init__(self, name: str, host: str | Sequence[str] = "127.0.0.1", port: int = 0, **options: Any):
-        """``options``: any field of :class:`~paglets.node.config.NodeConfig` (``http_port=None``: no HTTP)."""
-        if not isinstance(host, str):
+    def __init__(
+        self, name: str | None = None, host: str | Sequence[str] | None = None, port: int | None = None, **options: Any
+    ):
+        """``options``: any field of :class:`~paglets.node.config.NodeConfig` (``http_port=None``: no HTTP).
+
+        ``launch_config`` (a TOML file's path, a parsed mapping or a
+        :class:`~paglets.node.launch.LaunchConfig`) gives the node's options
+        (the keywords given here win), its startup paglets and resident
+        services; ``name``, ``host`` (default 127.0.0.1) and ``port`` (default
+        0) may come from it too.
+        """
+        if host is not None and not isinstance(host, str):
             host = (list(host) or ["127.0.0.1"])[0]
         if "http_port" in options and options["http_port"] is None:
             del options["http_port"]
             options["http"] = False
-        self.config = NodeConfig.from_options(name=name, host=host, port=port, **options)
+        self.config = NodeConfig.from_options(**launch.host_keywords(name, host, port, options))
         codec.POLICY.allow(*self.config.allow_modules, *self.config.preload)
         if self.config.allow_any_module:
             codec.POLICY.allow_any = True
+        if self.config.launch_config is not None:  # before anything starts: a refused class stops the node here
+            self.config.launch_config.check_modules(codec.POLICY.allows)
+        self.rollout = CodeRollout(self.config)  # refuses a dirty checkout with auto_update_from_git
+        if self.rollout.enabled:  # the checkout's HEAD is the code version this node advertises
+            self.config = self.config.replace(mesh_version=self.rollout.code_version())
         base = self._base = Foundation.build(self.config, self._mesh_entry)
         self.here = base.here
         self.client = base.client
@@ -156,12 +173,16 @@ class Host:
 
     # -- running (see paglets.node.runner) ----------------------------------------------------
     def start_background(self) -> None:
-        """Open the sockets, start the template process, load parked paglets, and return."""
+        """Open the sockets, start the template process, load parked paglets, create the startup
+        paglets of the launch config, and return."""
+        was_running = self.running
         self._runner.start()
+        if not was_running:
+            start_launch_paglets(self, self.config.launch_config)
 
     def serve_forever(self) -> None:
         """Start and block until :meth:`stop` or :meth:`shutdown` is called."""
-        self._runner.start()
+        self.start_background()
         self._runner.wait_stopped()
 
     def shutdown(self) -> list[str]:
@@ -174,6 +195,12 @@ class Host:
         unless one's state could not even be read.
         """
         return self.stop(deactivate_active=True)
+
+    def update_code(self, target: str | None = None) -> dict[str, Any]:
+        """Fetch and fast-forward this node's checkout; with new code, reinstall it and restart the node
+        (its paglets parked across the restart). Needs ``auto_update_from_git``; see
+        :mod:`paglets.node.rollout.updater`."""
+        return self.rollout.update(self.name, target, self.shutdown)
 
     def stop_now(self) -> None:
         """Make a shutdown in progress (or the next one) stop waiting for handlers and hooks:
@@ -266,7 +293,7 @@ class Host:
         if isinstance(cls, type):
             codec.trust_class(cls)  # this process hands the class over: its other hosts may import it too
         ticket = TransferTicket.of(target)
-        address = self._parts().movement.resolve(ticket.destination)
+        address = self._parts().movement.resolve(ticket.destination, ticket)
         return self.client.create(address, cls, state, init, timeout=ticket.timeout)
 
     def address_of(self, name: str) -> str | None:

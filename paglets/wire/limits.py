@@ -42,6 +42,7 @@ TEXT_LIMITS: dict[str, int] = {
     "target": MAX_ADDRESS,
     "destination": MAX_ADDRESS,
     "version": MAX_NAME,
+    "srcver": MAX_NAME,  # the code version of the node a paglet moves from (prepare)
     "sha": MAX_NAME,
     "key": MAX_KEY,
     "name": MAX_ADDRESS,  # a file name, or a node's name or address (host_status)

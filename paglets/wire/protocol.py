@@ -54,7 +54,8 @@ services   name?, cap?, scope?, peer?                           -> [records]
 events     since?, limit?, agent?, kind?, wait?                 -
 deactivate agent, request?                                      -
 activate   agent                                                -
-prepare    agent, cls, kind, token, source, ttl, caps?, version?  -
+prepare    agent, cls, kind, token, source, ttl, caps?, version?,  -
+           srcver?
 arrive     agent, token                                         [envelope]
 abort      agent, token                                         -
 transfer   agent, token                                         -
@@ -70,6 +71,7 @@ artifact_get    sha, offset, length                             -> [chunk]
 artifact_list   -                                               -
 artifact_delete sha                                             -
 artifact_fetch  sha, source, name?                              -
+update     target?                                              -
 =========  ===================================================  ==============
 
 Every inbound frame set is validated by :func:`parse_request` before anything
@@ -198,6 +200,7 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "source": (_STR, True),
         "caps": (_LIST, False),
         "version": (_STR, False),
+        "srcver": (_STR, False),
         "ttl": (_NUM, True),
     },
     "arrive": {"agent": (_STR, True), "token": (_STR, True)},
@@ -216,6 +219,8 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "artifact_list": {},
     "artifact_delete": {"sha": (_STR, True)},
     "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},
+    # code rollout: fetch, fast-forward, reinstall and restart (refused without a key or Curve, and behind a relay)
+    "update": {"target": (_STR, False)},
 }
 
 # op -> {list field: most items}

@@ -67,9 +67,7 @@ class Arrivals:
         missing = [c for c in header.get("caps") or () if c not in here.capabilities()]
         if missing:
             raise TransferError(f"node {here.name} lacks required capabilities: {', '.join(map(str, missing))}")
-        version = header.get("version")
-        if version is not None and version != here.code_version:
-            raise TransferError(f"node {here.name} runs code version {here.code_version!r}, not {version!r}")
+        check_arriving_version(here, header.get("version"), header.get("srcver"))
         try:
             kind = EnvelopeKind(header["kind"])
         except ValueError:
@@ -205,6 +203,26 @@ class Arrivals:
                 "source": envelope.source_host_address,
                 "ttl": 60.0,
             }
+        )
+
+
+def check_arriving_version(here: NodeIdentity, expected: str | None, source_version: str | None) -> None:
+    """TransferError unless a paglet from a node running ``source_version`` may arrive here.
+
+    The ticket's ``expected`` version, when given, must be this node's (and
+    then allows a source on another version); without one the source's version
+    must be this node's. A source that does not say its version (an older
+    node) is let in.
+    """
+    if expected is not None:
+        if expected != here.code_version:
+            raise TransferError(f"node {here.name} runs code version {here.code_version!r}, not {expected!r}")
+        return
+    if source_version is not None and source_version != here.code_version:
+        raise TransferError(
+            f"node {here.name} runs code version {here.code_version!r}, the paglet comes from code version "
+            f"{source_version!r}: refusing the move (a ticket with expected_code_version={here.code_version!r} "
+            "allows it)"
         )
 
 

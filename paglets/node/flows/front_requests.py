@@ -203,6 +203,10 @@ class FrontRequests:
         )  # fmt: skip
         return self._node.feed.read(query, stop=lambda: not self._node.running), []
 
+    # code rollout (the node checks who may ask: see paglets.node.rollout.updater)
+    def _op_update(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        return self._node.update_code(header.get("target")), []
+
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker does not know — maybe only not yet, during start-up."""
         agent_id = request.header["agent"]

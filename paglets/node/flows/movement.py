@@ -102,13 +102,13 @@ class Movement:
         return ref.url if ref is not None else None
 
     # -- where to ------------------------------------------------------------------------
-    def resolve(self, destination: str) -> str:
+    def resolve(self, destination: str, ticket: TransferTicket | None = None) -> str:
         """A node address for a destination given as an address or a mesh node name.
 
-        A node the mesh knows to run another code version is refused here,
-        before anything moves.
+        A node the mesh knows to run another code version than this one is
+        refused here, before anything moves, unless ``ticket`` expects exactly
+        that version (``expected_code_version``); the target checks again.
         """
-        here = self._here
         if "://" in destination:
             address = check_address(destination)
         else:
@@ -116,11 +116,8 @@ class Movement:
             if address is None:
                 raise TransferError(f"no known node named {destination!r}")
         ref = self._mesh.lookup(address)
-        if ref is not None and ref.code_version and ref.code_version != here.code_version:
-            raise TransferError(
-                f"node {ref.name} runs code version {ref.code_version!r}, this node {here.code_version!r}: "
-                "it is not a movement target"
-            )
+        if ref is not None and ref.code_version:
+            check_code_version(self._here, ref.name, ref.code_version, ticket)
         return address
 
     def _prepare(
@@ -138,6 +135,7 @@ class Movement:
         }
         if ticket.expected_code_version is not None:
             header["version"] = ticket.expected_code_version
+        header["srcver"] = here.code_version  # the target refuses another version unless the ticket allows it
         last: PagletError | None = None
         for attempt in range(ticket.retries + 1):
             if attempt:
@@ -164,7 +162,7 @@ class Movement:
         """Move a paglet of this node to ``target``; returns its proxy there."""
         here = self._here
         ticket = TransferTicket.of(target)
-        address = self.resolve(ticket.destination)
+        address = self.resolve(ticket.destination, ticket)
         summary = self._inspection.agent_info(agent_id)
         if address == here.address:
             return PagletProxy(here.address, agent_id, self._client)
@@ -341,7 +339,7 @@ class Movement:
         """Copy a paglet (here, or to ``target``); returns the copy's proxy."""
         here = self._here
         ticket = None if target is None else TransferTicket.of(target)
-        address = here.address if ticket is None else self.resolve(ticket.destination)
+        address = here.address if ticket is None else self.resolve(ticket.destination, ticket)
         summary = self._inspection.agent_info(agent_id)
         class_name = summary["class_name"]
         clone_id = uuid.uuid4().hex
@@ -463,6 +461,25 @@ def transfer_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, (InvalidAgentError, HostError)):
         return TransferError(f"{what} failed: {exc}")
     return exc
+
+
+def check_code_version(here: NodeIdentity, target: str, version: str, ticket: TransferTicket | None) -> None:
+    """TransferError unless node ``target`` (running ``version``) may receive a paglet from ``here``.
+
+    The same version moves; another one only when the ticket expects exactly
+    it (``TransferTicket(expected_code_version=...)``: the mover knows the
+    paglet's class works there).
+    """
+    expected = ticket.expected_code_version if ticket is not None else None
+    if expected is not None:
+        if version != expected:
+            raise TransferError(f"node {target} runs code version {version!r}, the ticket expects {expected!r}")
+        return
+    if version != here.code_version:
+        raise TransferError(
+            f"node {target} runs code version {version!r}, node {here.name} runs {here.code_version!r}: "
+            f"refusing the move (a ticket with expected_code_version={version!r} allows it)"
+        )
 
 
 __all__ = ["Movement"]
