@@ -11,7 +11,7 @@ them in order.
 Dependency order of the flows (each takes only parts above it)::
 
     broker commands -> inspection -> checkpoints -> lifecycle -> parking
-                    -> movement -> arrivals -> messaging
+                    -> movement -> arrivals -> messaging -> idle parker -> resident services
     front requests, host calls (surfaces: the facade plus the flows they use)
 """
 
@@ -40,6 +40,7 @@ from paglets.node.flows.arrivals import Arrivals
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.front_requests import FrontRequests
 from paglets.node.flows.host_calls import HostCalls
+from paglets.node.flows.idling import IdleParker
 from paglets.node.flows.inspection import Inspection
 from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.flows.messaging import Messaging
@@ -50,10 +51,13 @@ from paglets.node.mesh.registry import MeshRegistry
 from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.services.directory import ServiceDirectory
+from paglets.node.services.leases import LeaseTable
 from paglets.node.services.mesh_query import MeshQuery
 from paglets.node.services.registry import ServiceRegistry
+from paglets.node.services.residents import ResidentServices, resolve_resident_services
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
+from paglets.services.resident import ResidentServiceSpec
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.node")
@@ -81,6 +85,8 @@ class Foundation:
     parked: ParkedRecords
     mesh: MeshRegistry
     services: ServiceRegistry
+    leases: LeaseTable
+    resident_specs: list[ResidentServiceSpec]
     ready: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -135,6 +141,7 @@ class Foundation:
             gossip_interval=config.mesh_gossip_interval,
             offline_after=config.mesh_offline_after,
         )
+        resident_specs = resolve_resident_services(config.resident_services)  # imports only what policy allows
         events = ContextEventLog()
         services = ServiceRegistry(events, name)
         events.add_listener(services.on_node_event)  # a paglet that leaves takes its records along
@@ -158,6 +165,8 @@ class Foundation:
             parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
             mesh=mesh,
             services=services,
+            leases=LeaseTable(events, name),
+            resident_specs=resident_specs,
         )
 
     @property
@@ -182,6 +191,8 @@ class RunningParts:
     front: FrontRequests
     host_calls: HostCalls
     services: ServiceDirectory
+    idle: IdleParker
+    residents: ResidentServices
     http: Any = None
 
     # -- the broker's services: what its loop hands off ------------------------------------
@@ -270,10 +281,14 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         max_transfer_timeout=config.max_transfer_timeout, services=services,
     )  # fmt: skip
     host_calls = HostCalls(facade, movement, parking, base.mesh, services)
+    idle = IdleParker(commands, parking, events, here.name, default=config.idle_park)
+    residents = ResidentServices(
+        base.resident_specs, base.services, base.leases, lifecycle, parking, idle, events, here
+    )
     parts = RunningParts(
         broker=broker, commands=commands, templates=templates, inspection=inspection, checkpoints=checkpoints,
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
-        front=front, host_calls=host_calls, services=services,
+        front=front, host_calls=host_calls, services=services, idle=idle, residents=residents,
     )  # fmt: skip
     broker.attach(parts)
     return parts
@@ -327,6 +342,9 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
     parts.parking.start()
     parts.checkpoints.start()
     base.services.start()
+    base.events.add_listener(parts.residents.on_node_event)
+    parts.residents.start()  # after parked paglets are loaded: a resident parked here already keeps its state
+    parts.idle.start()
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
@@ -350,6 +368,10 @@ def stop_online(base: Foundation, parts: RunningParts) -> None:
     """The reverse of :func:`bring_online`."""
     base.ready.clear()
     base.mesh.stop()
+    parts.idle.stop()
+    parts.residents.stop()
+    base.events.remove_listener(parts.residents.on_node_event)
+    base.leases.clear()
     base.services.stop()
     parts.checkpoints.stop(keep=False)
     parts.parking.stop()

@@ -6,7 +6,8 @@ Two steps, so a tool can check a file without importing anything:
    values) and returns a :class:`ResidentDeclaration` per table: the class
    path and the spec fields the table sets. Nothing is imported.
 2. :func:`resolve_declarations` imports each class through ``load_class``
-   (the node's, which refuses modules its policy does not allow), takes its
+   (the node's, which refuses modules its policy does not allow with
+   ForbiddenError, passed on as it is), takes its
    ``RESIDENT_SERVICE`` spec and lays the table's fields over it (``state``
    tables are merged key by key), then checks the whole set: agent ids
    unique, a ``singleton`` class declared once.
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paglets.core.agent import Paglet
-from paglets.core.errors import PagletError
+from paglets.core.errors import ForbiddenError, PagletError
 from paglets.core.runtime_values import ResidentLifecycle, ServiceScope
 from paglets.services.resident import ResidentServiceSpec, check_class_path, check_idle_timeout
 from paglets.wire.protocol import AGENT_ID_PATTERN
@@ -150,6 +151,8 @@ def resolve_declaration(declaration: ResidentDeclaration, load_class: LoadClass)
     path, where = declaration.paglet_class, declaration.where
     try:
         base = class_spec(load_class(path), path)
+    except ForbiddenError as exc:  # the node's module policy refused it: that stays a refusal
+        raise ForbiddenError(f"{where}, key {CLASS_KEY!r}: {exc}") from None
     except (PagletError, ValueError, ImportError) as exc:
         raise _fail(where, CLASS_KEY, str(exc)) from None
     given = dict(declaration.given)

@@ -168,6 +168,8 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "hosts": {"online": (_BOOL, False)},
     # services
     "services": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False), "peer": (_BOOL, False)},
+    "lease": {"agent": (_STR, True), "service": (_STR, True), "ttl": (_NUM, True)},
+    "unlease": {"lease": (_STR, True)},
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},

@@ -156,6 +156,7 @@ class MessagePath:
         )  # fmt: skip
         slot.pending_cids.add(cid)
         slot.in_flight += 1
+        slot.last_active = self._pending[cid].sent_at
         self._sender.send_back(msg_frames(handler, cid, delivery.oneway, delivery.unqueued, delivery.body))
 
     def _dispatch_batch(self, slot: WorkerSlot, batch: list[Delivery], handler: bytes) -> None:
@@ -169,6 +170,7 @@ class MessagePath:
         )
         slot.pending_cids.add(cid)
         slot.in_flight += len(batch)
+        slot.last_active = self._pending[cid].sent_at
         self._sender.send_back(back.msgs_frames(handler, cid, [delivery.body for delivery in batch]))
 
     def _next_cid(self) -> bytes:
@@ -239,7 +241,8 @@ class MessagePath:
         slot.failed += failed
         # Batches stop once a batch's messages took long each (the backlog is better
         # shared among handlers one by one) and resume once a message goes fast again.
-        took = (time.monotonic() - pending.sent_at) / count
+        now = slot.last_active = time.monotonic()
+        took = (now - pending.sent_at) / count
         if pending.batch is not None or took < slot.handling_time:
             slot.handling_time = took
         if pending.handler is not None and slot.phase not in GONE_PHASES:
