@@ -114,3 +114,39 @@ class PlainNapper(Paglet[NapState]):
         with self.locked():
             self.state.hits += 1
             return self.state.hits
+
+
+@dataclass
+class LesseeState(PagletState):
+    lease_ids: list[str] = field(default_factory=list)
+
+
+class Lessee(Paglet[LesseeState]):
+    """Leases the counter service from inside a worker (LOCAL or MESH), calls it, gives leases back."""
+
+    State = LesseeState
+
+    def on_creation(self, event: Any) -> None:
+        self._leases: dict[str, Any] = {}
+
+    def on_activation(self, event: Any) -> None:
+        self._leases = {}
+
+    def handle_message(self, message: Message) -> Any:
+        args = message.args
+        if message.kind == "lease":
+            scope = ServiceScope(args.get("scope", "local"))
+            lease = self.lease_contract(COUNTER, scope=scope, ttl=args.get("ttl", 60))
+            self._leases[lease.lease_id] = lease
+            tally = lease.handle.call(COUNT, Add(1))
+            return {"lease_id": lease.lease_id, "agent_id": lease.handle.record.agent_id, "count": tally.count}
+        if message.kind == "release":
+            self._leases.pop(args["lease_id"]).release()
+            return "released"
+        if message.kind == "lease-error":
+            try:
+                self.lease_contract(COUNTER, scope=ServiceScope(args.get("scope", "local")))
+            except Exception as exc:  # the test reads the type's name
+                return type(exc).__name__
+            return "leased"
+        raise LookupError(message.kind)

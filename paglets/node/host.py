@@ -88,6 +88,7 @@ class Host:
         self.mesh = base.mesh
         self.processes = base.processes
         self.services = base.services  # the service registry (records of this node's paglets)
+        self.leases = base.leases  # the leases on this node's resident services
         self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}

@@ -197,12 +197,14 @@ def declaration_of(item: Any, where: str) -> ResidentDeclaration | ResidentServi
     )
 
 
-def resident_specs(items: Iterable[Any], load_class: LoadClass, source: str = TABLE) -> list[ResidentServiceSpec]:
+def resident_specs(
+    items: Iterable[Any], load_class: LoadClass, source: str = "the node's resident_services"
+) -> list[ResidentServiceSpec]:
     """What ``Host(resident_services=[...])`` (or a parsed file) declares, as checked specs."""
     specs: list[ResidentServiceSpec] = []
     wheres: list[str] = []
     for index, item in enumerate(items):
-        where = getattr(item, "where", None) or f"{source}[{index}]"
+        where = getattr(item, "where", None) or _where(source, TABLE, index)
         found = declaration_of(item, where)
         if isinstance(found, ResidentDeclaration):
             specs.append(resolve_declaration(found, load_class))

@@ -31,7 +31,7 @@ def test_every_cli_option_becomes_the_host_keyword_of_its_field():
     fields = {f.name for f in dataclasses.fields(NodeConfig)}
     specs = list(option_specs())
     assert {spec.field for spec in specs} <= fields
-    assert {"client", "launch_config", "api_key"} == fields - {spec.field for spec in specs}
+    assert {"client", "launch_config", "api_key", "resident_services"} == fields - {spec.field for spec in specs}
 
 
 def test_a_bad_value_is_refused_naming_the_option():

@@ -215,9 +215,12 @@ def load_resident_class(path: str) -> Any:
         hint = allow_hint(module)
         raise ForbiddenError(f"resident service class {path!r}: module {module!r} is not allowed; {hint}")
     try:
-        return codec.import_by_name(path)
+        cls = codec.import_by_name(path)
     except PagletError as exc:
         raise ValueError(f"cannot import resident service class {path!r}: {exc}") from None
+    if isinstance(cls, type):
+        codec.trust_class(cls)  # the node runs it: its workers may import it too
+    return cls
 
 
 def resolve_resident_services(items: Any) -> list[ResidentServiceSpec]:
