@@ -95,6 +95,7 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     count, messages = sizes["paglets"], sizes["messages"]
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "paglets": count, "messages": messages, **source_version()}
+    load_before = os.getloadavg()[0]
     data = Path(tempfile.mkdtemp(prefix="pgl-bench-idle-"))
     progress(f"creating {count} parked paglets")
     node = start_script("bench.idle_node", "idle", data / "idle", "--parked", str(count), timeout=CREATE_TIMEOUT)
@@ -131,6 +132,7 @@ def run(quick: bool) -> dict[str, Any]:
         )
     finally:
         node.stop()
+    figures["loadavg_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     figures["goals"] = judge(figures, GOALS)
     return figures
 
