@@ -118,6 +118,8 @@ VALID: dict[str, Any] = {
     "ticket": {"destination": "tcp://127.0.0.1:9"},
     "table": [],
     "request": {},
+    "service": "counter",
+    "lease": "abc123",
 }
 
 

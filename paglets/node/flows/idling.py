@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from paglets.core.errors import PagletError
@@ -35,6 +36,7 @@ log = logging.getLogger("paglets.idling")
 MIN_TICK = 0.05
 MAX_TICK = 1.0
 PARKERS = 4  # paglets parked at once
+STOP_WAIT = 15.0  # seconds a stopping node waits for idle parkings under way
 IDLE_POLICY = {"activate_on_message": True, "activate_on_startup": False, "activate_at": None}
 
 
@@ -89,13 +91,19 @@ class IdleParker:
             self._thread = threading.Thread(target=self._run, name=f"paglets-idle-{self._node_name}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Stop scanning, and wait (at most ``wait`` seconds) for parkings under way: a node that parks
+        everything to stop must not meet a paglet half parked by us."""
         with self._cond:
             thread, self._thread = self._thread, None
             self._stopping = True
             self._cond.notify_all()
         if thread is not None:
             thread.join(5)
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
         self._pool.shutdown()
 
     def _tick(self) -> float:
@@ -155,6 +163,7 @@ class IdleParker:
         finally:
             with self._cond:
                 self._busy.discard(agent_id)
+                self._cond.notify_all()
 
 
 __all__ = ["IDLE_POLICY", "IdleParker"]

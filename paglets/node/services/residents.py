@@ -40,7 +40,7 @@ from paglets.node.services.leases import LeaseTable
 from paglets.node.services.registry import ServiceRegistry
 from paglets.services.contracts import ServiceContract
 from paglets.services.records import ServiceRecord
-from paglets.services.resident import ResidentServiceSpec
+from paglets.services.resident import ResidentServiceSpec, check_lease_ttl
 from paglets.services.resident_config import resident_specs
 from paglets.wire import codec
 from paglets.wire.codec.names import allow_hint
@@ -136,6 +136,7 @@ class ResidentServices:
     # -- leases -----------------------------------------------------------------------------
     def acquire(self, agent_id: str, service_name: str, ttl: Any) -> dict[str, Any]:
         """Lease a resident service of this node (starting it if it is parked); the grant as a map."""
+        ttl = check_lease_ttl(ttl)  # ValueError first: what came in is checked before anything is looked up
         spec = self._specs.get(agent_id)
         if spec is None or spec.service_name != service_name:
             raise ServiceNotFoundError(
