@@ -31,6 +31,7 @@ class NodeProcess:
         self.address = address
         self.launcher = launcher
         self.log_path = log_path
+        self.startup_lines: list[str] = []  # what it printed up to ``ready``
 
     @property
     def pid(self) -> int:
@@ -62,13 +63,23 @@ def start_node(name: str, data_dir: Path, *extra: str) -> NodeProcess:
     return _start("cli", name, data_dir, extra)
 
 
-def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> NodeProcess:
+def start_script(module: str, name: str, data_dir: Path, *extra: str, timeout: float = START_TIMEOUT) -> NodeProcess:
+    """Start ``python -m MODULE NAME DATA_DIR EXTRA...`` (a node of a benchmark's own making) and return
+    once it printed ``address ...`` and ``ready``."""
+    command = [sys.executable, "-m", module, name, str(data_dir), *extra]
+    return _start(module.rsplit(".", 1)[-1], name, data_dir, extra, command, timeout)
+
+
+def _start(
+    launcher: str, name: str, data_dir: Path, extra: tuple[str, ...], command: list[str] | None = None,
+    timeout: float = START_TIMEOUT,
+) -> NodeProcess:  # fmt: skip
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     log_path = data_dir.parent / f"{name}-{launcher}.log"
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            node_command(name, data_dir, extra),
+            command or node_command(name, data_dir, extra),
             stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=ROOT, text=True, start_new_session=True,
             preexec_fn=_die_with_parent,
         )  # fmt: skip
@@ -78,7 +89,8 @@ def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> 
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
     address = None
-    deadline = time.monotonic() + START_TIMEOUT
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
     try:
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -87,10 +99,13 @@ def _start(launcher: str, name: str, data_dir: Path, extra: tuple[str, ...]) -> 
                 break
             if line is None:
                 break
+            seen.append(line.rstrip("\n"))
             if line.startswith("address "):
                 address = line.split()[1]
             elif line.startswith("ready") and address:
-                return NodeProcess(proc, address, launcher, log_path)
+                node = NodeProcess(proc, address, launcher, log_path)
+                node.startup_lines = seen
+                return node
     except BaseException:
         _kill_group(proc)
         raise

@@ -16,6 +16,12 @@ quote service advertised MESH-wide (``paglets.examples.quotes``).
   "plain-quote", {...}))`` answered by a hand-written untyped handler with the
   same result; alternating blocks so both see the same noise. Goal: typed p50
   at most 1.2 x the plain p50.
+* Leases and wakes, against a fourth node (``bench/idle_node.py --resident``)
+  running the lazy resident service ``BenchCounter``: ``lease_acquire`` and
+  ``lease_release`` (``HostClient.lease`` / ``unlease``, front ops), and
+  ``wake_call``: the service parked (``HostClient.deactivate``; its pinned
+  record stays), then a typed ``ServiceHandle.call`` that wakes it and
+  returns its reply.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
-from bench.node_process import start_node  # noqa: E402
+from bench.idle_node import BENCH_COUNTER, BUMP  # noqa: E402
+from bench.node_process import start_node, start_script  # noqa: E402
 from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
 from paglets.examples.quotes import QUOTE, QUOTES, QuoteRequest, QuoteServiceState  # noqa: E402
@@ -118,6 +125,29 @@ def typed_against_plain(client: HostClient, first: str, samples: int, blocks: in
     }
 
 
+def leases_and_wakes(client: HostClient, address: str, samples: int) -> dict[str, Any]:
+    """Lease acquire (+ release) of a resident service through the front op; wake from parked + typed reply."""
+    [wire] = client.services(address, name=BENCH_COUNTER.name)
+    record = ServiceRecord.from_wire(wire)
+    handle = ServiceHandle(BENCH_COUNTER, record, record.ref.resolve(client))
+    handle.call(BUMP)  # the lazy service starts on its first call
+    acquire, release = [], []
+    for _ in range(samples):
+        started = time.perf_counter()
+        grant = client.lease(address, record.agent_id, record.name, 60.0)
+        middle = time.perf_counter()
+        client.unlease(address, grant["lease_id"])
+        acquire.append(middle - started)
+        release.append(time.perf_counter() - middle)
+    wakes = []
+    for _ in range(max(20, samples // 10)):
+        client.deactivate(address, record.agent_id, reason="bench")  # parked as idle parking would, records kept
+        started = time.perf_counter()
+        handle.call(BUMP)
+        wakes.append(time.perf_counter() - started)
+    return {**summary("lease_acquire", acquire), **summary("lease_release", release), **summary("wake_call", wakes)}
+
+
 def run(quick: bool) -> dict[str, Any]:
     params = QUICK if quick else FULL
     started = time.perf_counter()
@@ -139,6 +169,9 @@ def run(quick: bool) -> dict[str, Any]:
             figures.update(lookups(client, addresses[0], params["lookups"]))
             progress("typed call against plain send")
             figures.update(typed_against_plain(client, addresses[0], params["samples"], params["blocks"]))
+            progress("leases and wakes of a resident service")
+            nodes.append(start_script("bench.idle_node", "s3", Path(tmp) / "s3", "--resident"))
+            figures.update(leases_and_wakes(client, nodes[-1].address, params["lookups"]))
         finally:
             for node in nodes:
                 node.stop()

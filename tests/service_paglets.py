@@ -89,6 +89,8 @@ class ServiceUser(Paglet[UserState]):
             return self.context.advertise_service(args["name"], agent_id=args["agent_id"]).to_wire()
         if kind == "raw-advertise":  # straight to the node, skipping the worker's checks
             return self.context.host_call("advertise", **args)
+        if kind == "raw-lease":
+            return self.context.host_call("lease", **args)
         if kind == "advertise-many":
             names = []
             for number in range(args["count"]):

@@ -160,6 +160,21 @@ class HostClient:
             raise SerializationError(f"services answer from {address} holds no list of records")
         return records
 
+    def lease(self, address: str, agent_id: str, service_name: str, ttl: float, timeout: float | None = None) -> Any:
+        """Lease resident service ``agent_id`` (offering ``service_name``) on node ``address`` for ``ttl`` seconds.
+
+        The node's grant, as a map (lease_id, agent_id, service_name,
+        expires_at); :class:`~paglets.services.resident.LeaseGrant` checks it.
+        """
+        reply = self.request(
+            address, "lease", {"agent": agent_id, "service": service_name, "ttl": float(ttl)}, timeout=timeout
+        )
+        return reply.header
+
+    def unlease(self, address: str, lease_id: str, timeout: float | None = None) -> Any:
+        """Give a lease back to node ``address``; ``{"lease_id", "released"}``."""
+        return self.request(address, "unlease", {"lease": lease_id}, timeout=timeout).header
+
     # -- one paglet ----------------------------------------------------------------
     def info(self, address: str, agent_id: str) -> dict[str, Any]:
         return self.request(address, "info", {"agent": agent_id}).header

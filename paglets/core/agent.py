@@ -295,6 +295,12 @@ class Paglet(Generic[StateT]):
     MAILBOX_BATCH: ClassVar[int] = 32
     #: Seconds between checkpoints of this class's paglets (None: the node's setting; 0: never).
     CHECKPOINT_INTERVAL: ClassVar[float | None] = None
+    #: Seconds without a message (and with ``run()`` done) after which the node parks the paglet, to wake
+    #: on its next message (None: the node's ``idle_park`` option, by default never; 0: never).
+    IDLE_TIMEOUT: ClassVar[float | None] = None
+    #: A ``paglets.services.resident.ResidentServiceSpec``: how a node whose configuration names this
+    #: class runs it as a resident service (None: the class declares none). Read by the node only.
+    RESIDENT_SERVICE: ClassVar[Any] = None
 
     agent_id: str
     state: StateT
@@ -470,6 +476,9 @@ class Paglet(Generic[StateT]):
     def lease_contract(
         self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL, ttl: float = 60.0
     ) -> Any:
+        """A ServiceLease on a resident service offering ``contract``: it keeps the service running for ``ttl``
+        seconds (or until released) and yields its ServiceHandle as a context manager; ServiceNotFoundError
+        if no resident service offers it."""
         return self.context.lease_contract(contract, operation=operation, scope=scope, ttl=ttl)
 
     def work_dir(self) -> Path:

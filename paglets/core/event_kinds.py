@@ -35,6 +35,8 @@ DISPOSE = "dispose"
 CRASH = "crash"
 RUN_FINISHED = "run-finished"
 IDLE_PARK = "idle-park"
+WOKEN = "woken"
+CREATE_PARKED = "create-parked"
 # Messages and moves that went wrong.
 MESSAGE_FAILED = "message-failed"
 TRANSFER_FAILED = "transfer-failed"
@@ -48,6 +50,10 @@ SERVICE_WITHDRAWN = "service-withdrawn"
 SERVICE_EXPIRED = "service-expired"
 LEASE_ACQUIRED = "lease-acquired"
 LEASE_RELEASED = "lease-released"
+LEASE_EXPIRED = "lease-expired"
+SERVICE_RESTARTING = "service-restarting"
+SERVICE_RESTART_ABANDONED = "service-restart-abandoned"
+SERVICE_SETUP_FAILED = "service-setup-failed"
 
 # kind -> what it means and the details it carries (docs/operations.md shows this table).
 EVENT_KINDS: dict[str, str] = {
@@ -67,7 +73,9 @@ EVENT_KINDS: dict[str, str] = {
     DISPOSE: "a paglet was disposed of",
     CRASH: "a paglet's worker died or its code raised a BaseException; error, details: pid",
     RUN_FINISHED: "a paglet's run() returned or raised; details: ok",
-    IDLE_PARK: "an idle resident service paglet was parked; details: idle (s)",
+    IDLE_PARK: "an idle paglet was parked, to wake on its next message; details: idle_for (s)",
+    WOKEN: "a paglet parked as idle woke (after its activate event); details: reason, mail",
+    CREATE_PARKED: "a paglet was created parked: it starts on its first message; class_name",
     MESSAGE_FAILED: "a handler raised, or a message met a crashed paglet; message_id, error, details: count",
     TRANSFER_FAILED: "a move did not happen (the paglet stays where it was); error, details: target or source, how",
     CHECKPOINT: "a changed state was written to checkpoints/",
@@ -76,8 +84,12 @@ EVENT_KINDS: dict[str, str] = {
     SERVICE_ADVERTISED: "a paglet advertised a service; service_name, details: scope",
     SERVICE_WITHDRAWN: "a service was withdrawn; service_name",
     SERVICE_EXPIRED: "a service's registration ran out; service_name",
-    LEASE_ACQUIRED: "a client took a lease on a service; service_name, details: lease, holder",
-    LEASE_RELEASED: "a lease was given back or expired; service_name, details: lease, holder, reason",
+    LEASE_ACQUIRED: "a lease on a resident service was taken; service_name, details: lease_id, expires_at, ttl",
+    LEASE_RELEASED: "a lease was given back; service_name, details: lease_id, expires_at",
+    LEASE_EXPIRED: "a lease ran out without being given back; service_name, details: lease_id, expires_at",
+    SERVICE_RESTARTING: "an eager resident service crashed and starts again; details: attempt, delay (s), reason",
+    SERVICE_RESTART_ABANDONED: "an eager resident service kept crashing: no more restarts; details: attempts, reason",
+    SERVICE_SETUP_FAILED: "a resident service could not be set up at node start; details: reason",
 }
 
 # old name -> the kinds that replaced it (the first is what emitting the old name records).
@@ -127,6 +139,7 @@ __all__ = [
     "CONTEXT_STOP",
     "CRASH",
     "CREATE",
+    "CREATE_PARKED",
     "DEACTIVATE",
     "DISPATCH",
     "DISPOSE",
@@ -134,6 +147,7 @@ __all__ = [
     "IDLE_PARK",
     "KIND_ALIASES",
     "LEASE_ACQUIRED",
+    "LEASE_EXPIRED",
     "LEASE_RELEASED",
     "LISTENER_FAILED",
     "MESSAGE_FAILED",
@@ -145,8 +159,12 @@ __all__ = [
     "RUN_FINISHED",
     "SERVICE_ADVERTISED",
     "SERVICE_EXPIRED",
+    "SERVICE_RESTARTING",
+    "SERVICE_RESTART_ABANDONED",
+    "SERVICE_SETUP_FAILED",
     "SERVICE_WITHDRAWN",
     "TRANSFER_FAILED",
+    "WOKEN",
     "canonical_kind",
     "kind_matches",
     "kinds_for",

@@ -11,7 +11,7 @@ them in order.
 Dependency order of the flows (each takes only parts above it)::
 
     broker commands -> inspection -> checkpoints -> lifecycle -> parking
-                    -> movement -> arrivals -> messaging
+                    -> movement -> arrivals -> messaging -> idle parker -> resident services
     front requests, host calls (surfaces: the facade plus the flows they use)
 """
 
@@ -46,6 +46,7 @@ from paglets.node.flows.artifacts import ArtifactExchange, release_on_dispose
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.front_requests import FrontRequests
 from paglets.node.flows.host_calls import HostCalls
+from paglets.node.flows.idling import IdleParker
 from paglets.node.flows.inspection import Inspection
 from paglets.node.flows.lifecycle import Lifecycle
 from paglets.node.flows.messaging import Messaging
@@ -57,11 +58,14 @@ from paglets.node.observe.feed import EventFeed
 from paglets.node.procs.processes import WorkerProcesses
 from paglets.node.procs.template_process import TemplateProcess
 from paglets.node.services.directory import ServiceDirectory
+from paglets.node.services.leases import LeaseTable
 from paglets.node.services.mesh_query import MeshQuery
 from paglets.node.services.registry import ServiceRegistry
+from paglets.node.services.residents import ResidentServices, resolve_resident_services
 from paglets.node.storage.files import ArtifactStore, FileRegistry
 from paglets.node.storage.parked_records import ParkedRecords
 from paglets.node.storage.spool import SpoolSweeper
+from paglets.services.resident import ResidentServiceSpec
 from paglets.wire import protocol
 
 log = logging.getLogger("paglets.node")
@@ -90,6 +94,8 @@ class Foundation:
     mesh: MeshRegistry
     services: ServiceRegistry
     feed: EventFeed
+    leases: LeaseTable
+    resident_specs: list[ResidentServiceSpec]
     ready: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -154,6 +160,7 @@ class Foundation:
             offline_after=config.mesh_offline_after,
             on_change=lambda ref, online: peer_event(events, ref, online),
         )
+        resident_specs = resolve_resident_services(config.resident_services)  # imports only what policy allows
         services = ServiceRegistry(events, name)
         events.add_listener(services.on_node_event)  # a paglet that leaves takes its records along
         return cls(
@@ -173,6 +180,8 @@ class Foundation:
             parked=ParkedRecords(data_dir, name, config.mailbox_limit * PARKED_MAIL_FACTOR),
             mesh=mesh,
             services=services,
+            leases=LeaseTable(events, name),
+            resident_specs=resident_specs,
         )
 
     @property
@@ -198,6 +207,8 @@ class RunningParts:
     host_calls: HostCalls
     services: ServiceDirectory
     events: ContextEventLog
+    idle: IdleParker
+    residents: ResidentServices
     http: Any = None
     artifacts: ArtifactExchange | None = None
     spool: SpoolSweeper | None = None
@@ -305,10 +316,14 @@ def assemble(base: Foundation, facade: Any, runtime_dir: str) -> RunningParts:
         max_transfer_timeout=config.max_transfer_timeout, services=services,
     )  # fmt: skip
     host_calls = HostCalls(facade, movement, parking, base.mesh, services)
+    idle = IdleParker(commands, parking, events, here.name, default=config.idle_park)
+    residents = ResidentServices(
+        base.resident_specs, base.services, base.leases, lifecycle, parking, idle, events, here
+    )
     parts = RunningParts(
         broker=broker, commands=commands, templates=templates, inspection=inspection, checkpoints=checkpoints,
         lifecycle=lifecycle, parking=parking, movement=movement, arrivals=arrivals, messaging=messaging,
-        front=front, host_calls=host_calls, services=services, events=events,
+        front=front, host_calls=host_calls, services=services, events=events, idle=idle, residents=residents,
     )  # fmt: skip
     parts.artifacts = ArtifactExchange(base.artifacts, client, here, max_message_size=config.max_message_size)
     parts.spool = SpoolSweeper(base.artifacts, config.artifact_spool_ttl_seconds, here.name)
@@ -374,6 +389,9 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
     base.services.start()
     if parts.spool is not None:
         parts.spool.start()
+    base.events.add_listener(parts.residents.on_node_event)
+    parts.residents.start()  # after parked paglets are loaded: a resident parked here already keeps its state
+    parts.idle.start()
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
@@ -399,6 +417,10 @@ def stop_online(base: Foundation, parts: RunningParts) -> None:
     if parts.spool is not None:
         parts.spool.stop()
     base.mesh.stop()
+    parts.idle.stop()
+    parts.residents.stop()
+    base.events.remove_listener(parts.residents.on_node_event)
+    base.leases.clear()
     base.services.stop()
     parts.checkpoints.stop(keep=False)
     parts.parking.stop()

@@ -214,6 +214,11 @@ class NodeConfig:
         None, "Seconds between checkpoints of active paglets; after a crash they come back from the last one. "
         "Off when unset.", check=_positive, example=5.0,
     )  # fmt: skip
+    idle_park: float | None = opt(
+        None, "Seconds without a message after which a paglet (its run() returned) is parked on disk, to wake on "
+        "its next message; a class's IDLE_TIMEOUT and a resident service's idle_timeout come first. "
+        "Never when unset or 0.", check=_not_negative, example=300.0,
+    )  # fmt: skip
     # -- workers ------------------------------------------------------------------------------
     preload: list[str] = opt(
         [],
@@ -275,6 +280,11 @@ class NodeConfig:
     auto_update_restart_callback: Any = opt(
         None, "Called, once the node has parked its paglets and stopped, to restart the process after an "
         "update (default: exec the process's command line again).", cli=False,
+    )  # fmt: skip
+    resident_services: Any = opt(
+        [], "Resident services this node runs: [[resident_services]] tables (dicts with the TOML keys), "
+        "ResidentServiceSpec objects naming their paglet_class, paglet classes or 'module:Class' paths "
+        "(see paglets.services.resident_config).", cli=False,
     )  # fmt: skip
 
     # -- building -----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from paglets.persistence.storage import ManagedStorage, class_storage_dir
 from paglets.services.access import ServiceAccess
 from paglets.services.contracts import ServiceContract, ServiceHandle
 from paglets.services.records import ServiceRecord
+from paglets.services.resident import DEFAULT_LEASE_TTL, ResidentServiceSpec, ServiceLease, lease_for
 from paglets.waiting import wait_for
 from paglets.wire import codec
 
@@ -68,6 +69,17 @@ class Host:
         (the keywords given here win), its startup paglets and resident
         services; ``name``, ``host`` (default 127.0.0.1) and ``port`` (default
         0) may come from it too.
+
+        ``resident_services``: the resident services this node runs, a list of
+        any of: ``[[resident_services]]`` tables as read from TOML (dicts with
+        the keys ``class``, ``agent_id``, ``lifecycle``, ``scope``,
+        ``singleton``, ``idle_timeout``, ``state``), ResidentServiceSpec
+        objects naming their ``paglet_class``, paglet classes declaring
+        ``RESIDENT_SERVICE``, or ``"module:Class"`` paths. Checked here: a
+        ValueError names the entry and key; a class whose module the node's
+        module policy (``allow_modules``) does not allow is a ForbiddenError,
+        and nothing is imported for it. ``idle_park``: seconds after which an
+        idle paglet is parked (None: never).
         """
         if host is not None and not isinstance(host, str):
             host = (list(host) or ["127.0.0.1"])[0]
@@ -95,6 +107,7 @@ class Host:
         self.services = base.services  # the service registry (records of this node's paglets)
         self.feed = base.feed  # reads of the event log from outside (the events op, GET /events)
         self.metrics = NodeMetrics(base, lambda: self._run)  # GET /metrics
+        self.leases = base.leases  # the leases on this node's resident services
         self.ready = base.ready  # set once parked paglets are loaded: unknown ids are really unknown
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
@@ -103,6 +116,7 @@ class Host:
             self.advertise_service,
             lambda name, capability, scope: self._parts().services.lookup(name, capability, scope),
             lambda record: PagletProxy(record.host_url, record.agent_id, self.client),
+            lambda handle, ttl: self.lease_service_handle(handle, ttl=ttl),
         )
 
     # -- who this node is ----------------------------------------------------------------
@@ -435,6 +449,59 @@ class Host:
     ) -> ServiceHandle:
         """A handle on a provider of ``contract``; ServiceNotFoundError if there is none."""
         return self._service_access.require_contract(contract, operation, scope)
+
+    def lease_contract(
+        self,
+        contract: ServiceContract,
+        *,
+        operation: Any = None,
+        scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float = DEFAULT_LEASE_TTL,
+    ) -> ServiceLease:
+        """A lease on a resident service offering ``contract`` (this node's first); ServiceNotFoundError if none."""
+        return self._service_access.lease_contract(contract, operation, scope, ttl)
+
+    def lease_service_handle(self, handle: ServiceHandle, *, ttl: float = DEFAULT_LEASE_TTL) -> ServiceLease:
+        """Lease the resident service behind ``handle`` (here or on another node) for ``ttl`` seconds."""
+        record = handle.record
+        if record.host_url.rstrip("/") == self.address:
+            return lease_for(
+                handle, ttl, lambda rec, lifetime: self.acquire_resident_service_lease(
+                    rec.agent_id, rec.name, ttl=lifetime),
+                self.release_resident_service_lease,
+            )  # fmt: skip
+        return lease_for(
+            handle, ttl, lambda rec, lifetime: self.client.lease(rec.host_url, rec.agent_id, rec.name, lifetime),
+            lambda lease_id: self.client.unlease(record.host_url, lease_id),
+        )  # fmt: skip
+
+    def acquire_resident_service_lease(
+        self, agent_id: str, service_name: str, *, ttl: float = DEFAULT_LEASE_TTL
+    ) -> dict[str, Any]:
+        """Lease this node's resident service ``agent_id`` (offering ``service_name``), starting it if it is
+        parked; the grant ``{lease_id, agent_id, service_name, expires_at}``. ServiceNotFoundError if it is
+        no resident service of this node; ValueError for a bad ttl."""
+        return self._parts().residents.acquire(agent_id, service_name, ttl)
+
+    def release_resident_service_lease(self, lease_id: str) -> dict[str, Any]:
+        """End a lease early: ``{lease_id, released}`` (False: it had ended already)."""
+        return self._parts().residents.release(lease_id)
+
+    def resident_services(self) -> list[ResidentServiceSpec]:
+        """The resident services this node runs, as checked specs."""
+        return list(self._base.resident_specs)
+
+    def create_parked(
+        self, cls: type[Paglet[Any]] | str, state: PagletState | dict[str, Any] | None = None, *,
+        agent_id: str | None = None,
+    ) -> PagletProxy:  # fmt: skip
+        """A new paglet created parked: only its record is written; nothing runs until its first message
+        (or :meth:`activate`) starts it with ``on_creation``. Cheap: a node holds far more of these than
+        it could run at once."""
+        run = self._parts()
+        agent_id, class_name, data, plain = run.lifecycle.check_new_parked(cls, state, agent_id)
+        run.parking.create_parked(agent_id, class_name, data, plain=plain)
+        return self.get_proxy_for(agent_id)
 
     # -- properties and events --------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:

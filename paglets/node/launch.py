@@ -275,13 +275,9 @@ def host_keywords(name: str | None, host: Any, port: int | None, options: dict[s
 
 
 def _hand_over_resident_services(config: LaunchConfig, keywords: dict[str, Any]) -> None:
-    # resident services: handed to Host(resident_services=...) once that exists
-    # (then: keywords.setdefault("resident_services", [dict(table) for table in config.resident_services])).
+    """The file's ``[[resident_services]]`` tables go to ``Host(resident_services=...)`` unless it was given."""
     if config.resident_services:
-        log.warning(
-            "%s: %d [[resident_services]] table(s) read but not started: this node has no resident services yet",
-            config.source, len(config.resident_services),
-        )  # fmt: skip
+        keywords.setdefault("resident_services", [dict(table) for table in config.resident_services])
 
 
 __all__ = [

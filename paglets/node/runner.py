@@ -108,6 +108,7 @@ class NodeRunner:
                 return []
             lost: list[str] = []
             failure: PagletError | None = None
+            run.idle.stop()  # no idle parking from here on: what follows parks or stops every paglet
             if deactivate_active:
                 try:
                     lost = self._park_all_for_restart(run)

@@ -31,7 +31,7 @@ Ops (``?`` = optional field; ``-`` = no header frame content):
 op       direction  header                                payload
 =======  =========  ====================================  ================================
 ready    w -> n     token, pid, workers?, batch?,         -
-                    checkpoint?, error?
+                    checkpoint?, idle?, error?
 start    n -> w     hook?, plain?, event?                 [state, init]
 idle     w -> n     - (empty frame)                       -
 msg      n -> w     oneway, unqueued?                     [message]
@@ -49,7 +49,7 @@ hb       n -> w     ``{}``                                -
 
 * ``ready``: the process is up and its class loaded (``workers`` =
   MAILBOX_WORKERS, ``batch`` = MAILBOX_BATCH, ``checkpoint`` =
-  CHECKPOINT_INTERVAL), or it could not load its class (``error``, and it
+  CHECKPOINT_INTERVAL, ``idle`` = IDLE_TIMEOUT), or it could not load its class (``error``, and it
   exits). ``token`` is the one the node gave the worker in its
   :class:`~paglets.worker.spec.WorkerSpec`; a ``ready`` with another token
   is ignored.
@@ -160,9 +160,10 @@ def ready_frames(
     workers: int | None = None,
     batch: int | None = None,
     checkpoint: float | None = None,
+    idle: float | None = None,
     error: dict[str, Any] | None = None,
 ) -> list[bytes]:
-    fields = {"workers": workers, "batch": batch, "checkpoint": checkpoint, "error": error}
+    fields = {"workers": workers, "batch": batch, "checkpoint": checkpoint, "idle": idle, "error": error}
     header = {"token": token, "pid": pid, **{k: v for k, v in fields.items() if v is not None}}
     return [READY, NO_CID, pack(check_fields("ready", header, READY_FIELDS))]
 
@@ -261,6 +262,7 @@ class Ready:
     batch: int | None = None
     checkpoint: float | None = None
     error: dict[str, Any] | None = None
+    idle: float | None = None  # the class's IDLE_TIMEOUT
 
 
 @dataclass(slots=True)
@@ -282,7 +284,9 @@ def split_from_worker(frames: list[bytes]) -> tuple[bytes, bytes, bytes, list[by
 def parse_ready(rest: list[bytes]) -> Ready:
     header = check_fields("ready", unpack_map(rest[0] if rest else b"", "ready header"), READY_FIELDS)
     get = header.get
-    return Ready(header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"))
+    return Ready(
+        header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"), get("idle")
+    )
 
 
 def parse_rep(rest: list[bytes]) -> tuple[bool, list[bytes]] | None:

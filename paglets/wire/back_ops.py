@@ -91,6 +91,7 @@ READY_FIELDS: Schema = {
     "workers": (_INT, False),
     "batch": (_INT, False),
     "checkpoint": (_NUM, False),
+    "idle": (_NUM, False),
     "error": (_MAP, False),
 }
 START_FIELDS: Schema = {"hook": (_STR, False), "plain": (_BOOL, False), "event": (_MAP, False)}
@@ -146,6 +147,8 @@ HCALL_OPS: dict[str, Schema] = {
     },
     "unadvertise": {"name": (_STR, True)},
     "lookup": {"name": (_STR, False), "cap": (_STR, False), "scope": (_STR, False)},
+    "lease": {"agent": (_STR, True), "service": (_STR, True), "ttl": (_NUM, True)},
+    "unlease": {"lease": (_STR, True)},
     # artifacts (paglets.node.flows.artifacts)
     "artifact_put": {"path": (_STR, True), "name": (_STR, False)},
     "artifact_fetch": {"sha": (_STR, True), "source": (_STR, True), "name": (_STR, False)},

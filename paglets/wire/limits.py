@@ -52,6 +52,8 @@ TEXT_LIMITS: dict[str, int] = {
     "cap": MAX_NAME,  # a service capability (lookup, services)
     "scope": MAX_NAME,
     "owner": MAX_AGENT_ID,  # the paglet that uploads an artifact
+    "service": MAX_NAME,  # a service name (lease)
+    "lease": MAX_NAME,  # a lease id (unlease)
 }
 # The most items each named list field may hold (their strings: ITEM_LIMITS, else MAX_TEXT).
 ITEM_COUNTS: dict[str, int] = {"caps": 64, "table": 4096, "seen": MAX_SEEN_IDS}

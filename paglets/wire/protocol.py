@@ -188,6 +188,9 @@ FRONT_OPS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "kind": (_STR, False),
         "wait": (_NUM, False),
     },
+    # resident service leases
+    "lease": {"agent": (_STR, True), "service": (_STR, True), "ttl": (_NUM, True)},
+    "unlease": {"lease": (_STR, True)},
     # parking
     "deactivate": {"agent": (_STR, True), "request": (_MAP, False)},
     "activate": {"agent": (_STR, True)},

@@ -36,6 +36,7 @@ from paglets.services.records import (
     check_service_name,
     check_ttl,
 )
+from paglets.services.resident import DEFAULT_LEASE_TTL, ServiceLease, lease_for
 from paglets.wire import codec
 from paglets.wire.message_codec import encode_message
 from paglets.worker.link import NodeLink
@@ -63,7 +64,7 @@ class WorkerContext(PagletContext):
         self.agent_id = spec.agent_id
         self._resources = ResourceRegistry()
         self._client: HostClient | None = None
-        self._services = ServiceAccess(self.advertise_service, self._lookup, self._provider)
+        self._services = ServiceAccess(self.advertise_service, self._lookup, self._provider, self._lease)
 
     @property
     def client(self) -> HostClient:
@@ -298,6 +299,28 @@ class WorkerContext(PagletContext):
         self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
     ) -> ServiceHandle:
         return self._services.require_contract(contract, operation, scope)
+
+    def lease_contract(
+        self, contract: Any, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL,
+        ttl: float = DEFAULT_LEASE_TTL,
+    ) -> ServiceLease:  # fmt: skip
+        return self._services.lease_contract(contract, operation, scope, ttl)
+
+    def _lease(self, handle: ServiceHandle, ttl: float) -> ServiceLease:
+        """Leases of this node's services are host calls; another node's go to it directly."""
+        host_url = handle.record.host_url
+        if self._is_local(host_url):
+            return lease_for(
+                handle, ttl,
+                lambda record, lifetime: self.host_call(
+                    "lease", agent=record.agent_id, service=record.name, ttl=lifetime),
+                lambda lease_id: self.host_call("unlease", lease=lease_id),
+            )  # fmt: skip
+        return lease_for(
+            handle, ttl,
+            lambda record, lifetime: self.client.lease(host_url, record.agent_id, record.name, lifetime),
+            lambda lease_id: self.client.unlease(host_url, lease_id),
+        )  # fmt: skip
 
     def _lookup(self, name: str | None, capability: str | None, scope: ServiceScope) -> list[ServiceRecord]:
         if name is not None:

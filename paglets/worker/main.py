@@ -111,8 +111,16 @@ class Worker:
         checkpoint = getattr(cls, "CHECKPOINT_INTERVAL", None)
         if not isinstance(checkpoint, (int, float)) or isinstance(checkpoint, bool):
             checkpoint = None
+        idle = getattr(cls, "IDLE_TIMEOUT", None)
+        if not isinstance(idle, (int, float)) or isinstance(idle, bool) or not 0 <= idle < float("inf"):
+            idle = None
         ready = back.ready_frames(
-            token, pid, workers=workers, batch=batch, checkpoint=None if checkpoint is None else float(checkpoint)
+            token,
+            pid,
+            workers=workers,
+            batch=batch,
+            checkpoint=None if checkpoint is None else float(checkpoint),
+            idle=None if idle is None else float(idle),
         )
         send_frames(self._main, ready)
         self._loop()

@@ -120,6 +120,8 @@ VALID: dict[str, Any] = {
     "request": {},
     "name": "x",  # artifacts
     "length": 1,
+    "service": "counter",
+    "lease": "abc123",
 }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from paglets.core.errors import ProtocolError, SerializationError
+from paglets.core.errors import ProtocolError, SerializationError, ServiceNotFoundError
 from paglets.core.messages import Message
+from paglets.examples.quotes import QuoteService, QuoteServiceState
 from paglets.node.services.mesh_query import MAX_REPLY_BYTES, parse_records
 from paglets.services.records import ServiceRecord
 from tests import service_paglets as svc
@@ -77,3 +78,29 @@ def test_a_peer_answer_keeps_only_checked_mesh_records_of_that_peer():
 def test_a_malformed_peer_answer_is_refused(payload, expected):
     with pytest.raises((SerializationError, ProtocolError), match=expected):
         parse_records(payload, PEER, 3)
+
+
+def test_a_raw_lease_request_for_something_not_resident_or_with_a_bad_ttl_is_refused(site, raw):  # noqa: F811
+    quotes = site.node.create(QuoteService, QuoteServiceState("v", {"ACME": 1.0}))
+    for header, kind, expected in (
+        ({"agent": quotes.agent_id, "service": "quotes", "ttl": 30.0}, ServiceNotFoundError, "not a resident service"),
+        ({"agent": "ghost", "service": "quotes", "ttl": 30.0}, ServiceNotFoundError, "not a resident service"),
+        ({"agent": quotes.agent_id, "service": "quotes", "ttl": -1.0}, ProtocolError, "lease ttl"),
+        ({"agent": "bad id!", "service": "quotes", "ttl": 30.0}, ProtocolError, "agent"),
+        ({"agent": quotes.agent_id, "service": "", "ttl": 30.0}, ProtocolError, "must not be empty"),
+    ):
+        error = refusal(ask(raw, "lease", header))
+        assert isinstance(error, kind) and expected in str(error), (header, str(error))
+    error = refusal(ask(raw, "unlease", {"lease": "../etc"}))
+    assert isinstance(error, ProtocolError) and "not a lease id" in str(error)
+    assert site.node.leases.count() == 0
+    still_serves(site)
+
+
+def test_a_worker_that_leases_a_plain_paglet_by_raw_host_call_is_refused(site):  # noqa: F811
+    quotes = site.node.create(QuoteService, QuoteServiceState("v", {"ACME": 1.0}))
+    user = site.node.create(svc.ServiceUser)
+    refused = user.send(Message("raw-lease", {"agent": quotes.agent_id, "service": "quotes", "ttl": 5.0}))
+    assert refused["error"] == "ServiceNotFoundError" and "not a resident service" in refused["message"]
+    assert site.node.leases.count() == 0
+    still_serves(site)

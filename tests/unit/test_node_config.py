@@ -31,7 +31,7 @@ def test_every_cli_option_becomes_the_host_keyword_of_its_field():
     fields = {f.name for f in dataclasses.fields(NodeConfig)}
     specs = list(option_specs())
     assert {spec.field for spec in specs} <= fields
-    objects = {"client", "launch_config", "api_key", "auto_update_restart_callback"}
+    objects = {"client", "launch_config", "api_key", "auto_update_restart_callback", "resident_services"}
     assert objects == fields - {spec.field for spec in specs}
 
 

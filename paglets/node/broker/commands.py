@@ -290,6 +290,14 @@ class BrokerCommands:
         message counts and timing histograms, peer links."""
         return self._call(lambda: self._broker.metrics(top))
 
+    def has_slot(self, agent_id: str) -> Future[Any]:
+        """Whether a worker slot (of any phase) holds ``agent_id``."""
+        return self._call(lambda: agent_id in self._broker.table.slots)
+
+    def quiet(self) -> Future[Any]:
+        """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of the paglets that could be parked as idle now."""
+        return self._call(self._broker.table.quiet)
+
     def connect_relay(self) -> None:
         """Dial the relay and wait a little for its answer, so that a node that says it is
         ready is reachable; the node calls this once it is ready to answer (its parked paglets loaded)."""

@@ -452,7 +452,7 @@ class Broker:
         if op == back.HCALL:
             self._on_host_call(slot, ident, cid, rest)
         elif op == back.EVENT:
-            self._on_event(slot.agent_id, rest)
+            self._on_event(slot, rest)
         elif op != back.HB:
             self.table.on_worker_frame(slot, ident, op, cid, rest)
 
@@ -483,12 +483,14 @@ class Broker:
             origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)), self._calls
         )
 
-    def _on_event(self, agent_id: str, rest: list[bytes]) -> None:
+    def _on_event(self, slot: WorkerSlot, rest: list[bytes]) -> None:
         try:
             header = back.parse_event(rest)
         except PagletError:
             return
-        self._calls.submit(self._services.worker_event, agent_id, header)
+        if header.get("kind") == "run-finished":
+            slot.run_done = True  # from now on it may be parked when idle
+        self._calls.submit(self._services.worker_event, slot.agent_id, header)
 
     # -- table callbacks (in the loop) ------------------------------------------------------
     def _crashed(self, agent_id: str, pid: int | None, reason: str) -> None:

@@ -162,6 +162,7 @@ class MessagePath:
         )  # fmt: skip
         slot.pending_cids.add(cid)
         slot.in_flight += 1
+        slot.last_active = self._pending[cid].sent_at
         self._sender.send_back(msg_frames(handler, cid, delivery.oneway, delivery.unqueued, delivery.body))
 
     def _dispatch_batch(self, slot: WorkerSlot, batch: list[Delivery], handler: bytes) -> None:
@@ -175,6 +176,7 @@ class MessagePath:
         )
         slot.pending_cids.add(cid)
         slot.in_flight += len(batch)
+        slot.last_active = self._pending[cid].sent_at
         self._sender.send_back(back.msgs_frames(handler, cid, [delivery.body for delivery in batch]))
 
     def _next_cid(self) -> bytes:
@@ -249,6 +251,7 @@ class MessagePath:
         now = time.monotonic()
         # Batches stop once a batch's messages took long each (the backlog is better
         # shared among handlers one by one) and resume once a message goes fast again.
+        now = slot.last_active = time.monotonic()
         took = (now - pending.sent_at) / count
         stats.handling.observe(took, count)
         if pending.received_at:

@@ -202,6 +202,9 @@ class WorkerSlot:
     moved_to: str | None = None
     held: bool = False  # waking from disk: its parked mail goes first, so nothing is handed out yet
     checkpoint_interval: float | None = None  # the class's own CHECKPOINT_INTERVAL, if it has one
+    idle_timeout: float | None = None  # the class's own IDLE_TIMEOUT, if it has one
+    last_active: float = 0.0  # monotonic: when it started, or a message last went to it or came back
+    run_done: bool = False  # its run() has returned (an idle paglet may then be parked)
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
     started_at: float = field(default_factory=time.time)  # when this node reserved the slot (UNIX time)
 

@@ -160,6 +160,17 @@ class WorkerTable:
     def summary(self, agent_id: str) -> dict[str, Any]:
         return self._summary(self.require(agent_id), time.monotonic())
 
+    def quiet(self) -> list[tuple[str, float, float | None]]:
+        """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of every paglet that could be parked as idle now:
+        ready, ``run()`` returned, nothing queued, in flight or asked of its worker."""
+        now = time.monotonic()
+        return [
+            (slot.agent_id, now - slot.last_active, slot.idle_timeout)
+            for slot in self.slots.values()
+            if slot.phase is Phase.READY and slot.run_done and not slot.held and not slot.pending_cids
+            and not slot.queue and slot.in_flight == 0
+        ]  # fmt: skip
+
     def _summary(self, slot: WorkerSlot, now: float) -> dict[str, Any]:
         started = self._mail.oldest_message(slot)
         return slot.summary(None if started is None else round(now - started, 3))
@@ -226,6 +237,8 @@ class WorkerTable:
         checkpoint = ready.checkpoint
         if isinstance(checkpoint, float) and checkpoint >= 0:
             slot.checkpoint_interval = checkpoint
+        if isinstance(ready.idle, (int, float)) and ready.idle >= 0:
+            slot.idle_timeout = float(ready.idle)
         if ready.batch is not None and 1 <= ready.batch <= BATCH_MAX:
             slot.batch_max = ready.batch
         if slot.start_header is None:  # prepared for an arrival: the state comes later
@@ -258,6 +271,7 @@ class WorkerTable:
     def _started(self, slot: WorkerSlot, ok: bool) -> None:
         if ok:
             slot.phase = Phase.READY
+            slot.last_active = time.monotonic()
             self._forwards.drop(slot.agent_id)  # it lives here (again)
         else:
             source = slot.source_address

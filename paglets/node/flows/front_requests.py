@@ -23,6 +23,7 @@ from paglets.node.services.directory import ServiceDirectory
 from paglets.node.services.mesh_query import pack_records
 from paglets.node.storage.files import ArtifactStore
 from paglets.persistence.persistency import DeactivationRequest
+from paglets.services.records import check_service_name
 from paglets.waiting import wait_for
 from paglets.wire import protocol
 from paglets.wire.limits import check_text, check_value
@@ -206,6 +207,21 @@ class FrontRequests:
     # code rollout (the node checks who may ask: see paglets.node.rollout.updater)
     def _op_update(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         return self._node.update_code(header.get("target")), []
+
+    def _op_lease(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        try:
+            grant = self._node.acquire_resident_service_lease(
+                protocol.validate_agent_id(header["agent"]), check_service_name(header["service"]), ttl=header["ttl"]
+            )
+        except ValueError as exc:
+            raise ProtocolError(f"lease: {exc}") from None
+        return grant, []
+
+    def _op_unlease(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
+        try:
+            return self._node.release_resident_service_lease(header["lease"]), []
+        except ValueError as exc:
+            raise ProtocolError(f"unlease: {exc}") from None
 
     def route_unknown(self, request: protocol.Request) -> Answer:
         """A message for a paglet the broker does not know — maybe only not yet, during start-up."""

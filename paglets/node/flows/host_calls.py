@@ -134,6 +134,14 @@ class HostCalls:
     def _call_unadvertise(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         return self._services.withdraw(agent_id, header["name"])
 
+    def _call_lease(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._node.acquire_resident_service_lease(
+            protocol.validate_agent_id(header["agent"]), header["service"], ttl=header["ttl"]
+        )
+
+    def _call_unlease(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
+        return self._node.release_resident_service_lease(header["lease"])
+
     def _call_lookup(self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]) -> Any:
         records = self._services.lookup(header.get("name"), header.get("cap"), header.get("scope") or "local")
         return [record.to_wire() for record in records]

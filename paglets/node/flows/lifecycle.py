@@ -146,6 +146,22 @@ class Lifecycle:
                     self._tell_worker_event(agent_id, header)
         return agent_id
 
+    def check_new_parked(self, cls: Any, state: Any, agent_id: str | None) -> tuple[str, str, bytes, bool]:
+        """Check a paglet to be created parked (see :meth:`Parking.create_parked`) as :meth:`create` would:
+        ``(agent_id, class_name, state bytes, plain)``."""
+        if isinstance(cls, type):
+            codec.trust_class(cls)
+            check_state_class(getattr(cls, "State", PagletState))
+        header, payload = create_request(cls, state, None, agent_id)
+        class_name = header["cls"]
+        check_class_name(class_name)
+        self.check_allowed(class_name)
+        check_loaded_state(class_name)
+        agent_id = protocol.validate_agent_id(agent_id) if agent_id else uuid.uuid4().hex
+        if wait_for(self._broker.has_slot(agent_id), 10, "the broker"):
+            raise HostError(f"paglet {agent_id!r} already exists on node {self._here.name}")
+        return agent_id, class_name, payload[0], bool(header.get("plain"))
+
     def check_allowed(self, class_name: str) -> None:
         """ForbiddenError unless this node may import the class's module (nothing is imported here)."""
         module = class_name.split(":", 1)[0]

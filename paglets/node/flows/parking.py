@@ -35,7 +35,7 @@ from typing import Any
 
 from paglets.client.host_client import HostClient
 from paglets.client.proxy import PagletProxy
-from paglets.core.errors import InvalidAgentError, LifecycleError, MessageQueuedError, PagletError
+from paglets.core.errors import HostError, InvalidAgentError, LifecycleError, MessageQueuedError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.runtime_values import EnvelopeKind
@@ -54,6 +54,8 @@ from paglets.wire import codec
 from paglets.wire.envelope import PagletEnvelope
 
 log = logging.getLogger("paglets.parking")
+BORN_PARKED = "born_parked"  # request metadata of a paglet created parked: {"plain": bool}
+IDLE_REASON = "idle"  # the reason of an idle parking (its wake is event ``woken``)
 
 MAIL_WRITER_DEADLINE = 30.0  # seconds the mail writer may take to make what it holds durable
 START_SLACK = 1.0  # seconds beyond start_timeout a waking worker's start may take (the broker's own deadline is first)
@@ -152,8 +154,12 @@ class Parking:
         *,
         initiator: bytes | None = None,
         force_policy: dict[str, Any] | None = None,
+        keep_services: bool = False,
     ) -> PagletProxy:
-        """Park an active paglet on disk; returns its proxy (it stays addressable here)."""
+        """Park an active paglet on disk; returns its proxy (it stays addressable here).
+
+        ``keep_services``: its service records stay (idle parking: it wakes on the next call).
+        """
         here = self._here
         request = request or DeactivationRequest(source="node")
         if agent_id in self.parked:
@@ -173,12 +179,12 @@ class Parking:
         except BaseException:
             self._broker.unfreeze(agent_id)  # it stays active, and its mailbox flows again
             raise
-        self.park_frozen(agent_id, info["class_name"], policy, request, timeout)
+        self.park_frozen(agent_id, info["class_name"], policy, request, timeout, keep_services=keep_services)
         return self._proxy(agent_id)
 
     def park_frozen(
         self, agent_id: str, class_name: str, policy: DeactivationPolicy, request: DeactivationRequest,
-        timeout: float, state: bytes | None = None,
+        timeout: float, state: bytes | None = None, *, keep_services: bool = False,
     ) -> None:  # fmt: skip
         """Snapshot the frozen paglet (waiting at most ``timeout``; ``state``: taken already), write its
         record, route its mail to disk. On failure the paglet is unfrozen and stays active.
@@ -207,7 +213,32 @@ class Parking:
         self._broker.park(agent_id, policy.activate_on_message, policy.queue_messages_when_inactive)
         self._files.drop(agent_id)
         self._checkpoints.forget(agent_id)
-        self._events.emit("deactivate", agent_id=agent_id, class_name=class_name, reason=request.reason)
+        extra = {"keep_services": True} if keep_services else {}
+        self._events.emit(
+            "deactivate", agent_id=agent_id, class_name=class_name, reason=request.reason, **extra
+        )  # fmt: skip
+
+    def create_parked(
+        self, agent_id: str, class_name: str, state: bytes, *, plain: bool = False, reason: str = "created parked"
+    ) -> None:
+        """A new paglet born parked: its record is written (durably) and routed to, with wake on message;
+        nothing runs until its first message (or ``activate``), which runs ``on_creation`` with this state.
+
+        ``plain``: ``state`` is a plain map of field values. The caller has checked the class may run here.
+        """
+        if agent_id in self.parked:
+            raise HostError(f"paglet {agent_id!r} already exists on node {self._here.name}")
+        here = self._here
+        envelope = PagletEnvelope(
+            kind=EnvelopeKind.ACTIVATION, agent_id=agent_id, agent_class_name=class_name, state_class_name="",
+            state=state, source_host_name=here.name, source_host_address=here.address,
+            target_host_name=here.name, target_host_address=here.address, metadata={},
+        )  # fmt: skip
+        request = DeactivationRequest(reason=reason, source="node", metadata={BORN_PARKED: {"plain": plain}})
+        record = InactiveRecord(envelope, DeactivationPolicy(), request, time.time())
+        self.parked.add(record)
+        self._route_and_schedule(record)
+        self._events.emit("create-parked", agent_id=agent_id, class_name=class_name)
 
     def park_arrival(self, envelope: PagletEnvelope) -> None:
         """A paglet that arrived with ArrivalMode.INACTIVE: record it parked, with the default policy."""
@@ -324,6 +355,9 @@ class Parking:
             agent_id, here.name, here.address, reason=reason, request=record.request.to_wire(), policy=policy.to_wire()
         )
         header = {"hook": "on_activation", "event": event.to_wire(), "plain": False}
+        born = record.request.metadata.get(BORN_PARKED)
+        if isinstance(born, dict):  # created parked: this is its first start
+            header = {"hook": "on_creation", "plain": born.get("plain") is True}
         token = uuid.uuid4().hex
         class_name = record.envelope.agent_class_name
         try:
@@ -343,6 +377,8 @@ class Parking:
         self._broker.release(agent_id, mail)
         self.parked.remove(agent_id)
         self._events.emit("activate", agent_id=agent_id, class_name=class_name, reason=reason, mail=len(mail))
+        if record.request.reason == IDLE_REASON:
+            self._events.emit("woken", agent_id=agent_id, class_name=class_name, reason=reason, mail=len(mail))
         return self._proxy(agent_id)
 
     def _restore_files(self, agent_id: str, record: InactiveRecord) -> None:
@@ -388,4 +424,4 @@ class Parking:
                 self._submit(self._activate_logged, agent_id, "scheduled")
 
 
-__all__ = ["Parking"]
+__all__ = ["BORN_PARKED", "IDLE_REASON", "Parking"]
