@@ -136,7 +136,7 @@ def test_an_eager_resident_starts_with_the_node_and_is_restarted_after_a_crash(m
     proxy.send_oneway(Message("crash"))
     restarting = wait_event(node, "service-restarting", agent_id, since)
     assert (restarting.data["attempt"], restarting.data["delay"]) == (1, 0.5)
-    wait_event(node, "paglet-activated", agent_id, restarting.seq)
+    wait_event(node, "activate", agent_id, restarting.seq)
     after = node.require_contract(rp.COUNTER).call(rp.READ)
     assert after.pid != before["pid"]
     assert no_event(node, "idle-park", agent_id, since, within=1.0)  # idle_timeout 0: never

@@ -52,6 +52,10 @@ MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0  # seconds up that reset the restart count
 
 
+# node event kinds that take a resident away -> why its leases end
+_GONE = {"dispose": "disposed", "dispatch": "dispatched", "retract": "retracted"}
+
+
 class ResidentServices:
     """Runs the resident services of one node."""
 
@@ -162,11 +166,11 @@ class ResidentServices:
         agent_id = event.agent_id
         if agent_id is None or agent_id not in self._specs:
             return
-        if event.kind == "paglet-crashed":
-            self._schedule_restart(agent_id, str(event.data.get("reason", "crashed")))
-        elif event.kind in ("paglet-disposed", "paglet-dispatched"):
+        if event.kind == "crash":
+            self._schedule_restart(agent_id, event.error or str(event.details.get("reason", "crashed")))
+        elif event.kind in _GONE:
             self._idle.set_timeout(agent_id, None)
-            self.leases.drop_agent(agent_id, event.kind.removeprefix("paglet-"))
+            self.leases.drop_agent(agent_id, _GONE[event.kind])
 
     def _schedule_restart(self, agent_id: str, reason: str) -> None:
         spec = self._specs[agent_id]
