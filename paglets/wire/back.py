@@ -80,6 +80,7 @@ resources  -                            codec-encoded ``{name: open}``
 cleanup    reason?                      - (cleans up the paglet's resources)
 dispose    event                        - (``on_disposing``, then cleanup)
 policy     request                      codec-encoded deactivation policy
+mail       wait? or notify? (one, all)  codec-encoded bool (wait) or - (the paglet's mail signal)
 exit       -                            no reply: the worker exits
 =========  ===========================  =====================================
 
@@ -187,6 +188,7 @@ READY_FIELDS: Schema = {
     "pid": (_INT, True),
     "workers": (_INT, False),
     "batch": (_INT, False),
+    "state_class": (_STR, False),
     "checkpoint": (_NUM, False),
     "error": (_MAP, False),
 }
@@ -201,6 +203,7 @@ CALL_OPS: dict[str, Schema] = {
     "cleanup": {"reason": (_STR, False)},
     "dispose": {"event": (_MAP, True)},
     "policy": {"request": (_MAP, True)},
+    "mail": {"wait": (_NUM, False), "notify": (_STR, False)},
     "exit": {},
 }
 
@@ -310,8 +313,9 @@ def ready_frames(
     batch: int | None = None,
     checkpoint: float | None = None,
     error: dict[str, Any] | None = None,
+    state_class: str | None = None,
 ) -> list[bytes]:
-    fields = {"workers": workers, "batch": batch, "checkpoint": checkpoint, "error": error}
+    fields = {"workers": workers, "batch": batch, "checkpoint": checkpoint, "error": error, "state_class": state_class}
     header = {"token": token, "pid": pid, **{k: v for k, v in fields.items() if v is not None}}
     return [READY, NO_CID, pack(check_fields("ready", header, READY_FIELDS))]
 
@@ -410,6 +414,7 @@ class Ready:
     batch: int | None = None
     checkpoint: float | None = None
     error: dict[str, Any] | None = None
+    state_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -431,7 +436,10 @@ def split_from_worker(frames: list[bytes]) -> tuple[bytes, bytes, bytes, list[by
 def parse_ready(rest: list[bytes]) -> Ready:
     header = check_fields("ready", unpack_map(rest[0] if rest else b"", "ready header"), READY_FIELDS)
     get = header.get
-    return Ready(header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"))
+    return Ready(
+        header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"),
+        get("state_class"),
+    )  # fmt: skip
 
 
 def parse_rep(rest: list[bytes]) -> tuple[bool, list[bytes]] | None:

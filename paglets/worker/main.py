@@ -112,8 +112,9 @@ class Worker:
         if not isinstance(checkpoint, (int, float)) or isinstance(checkpoint, bool):
             checkpoint = None
         ready = back.ready_frames(
-            token, pid, workers=workers, batch=batch, checkpoint=None if checkpoint is None else float(checkpoint)
-        )
+            token, pid, workers=workers, batch=batch, checkpoint=None if checkpoint is None else float(checkpoint),
+            state_class=codec.class_name(cls.State),
+        )  # fmt: skip
         send_frames(self._main, ready)
         self._loop()
 
