@@ -31,7 +31,7 @@ Ops (``?`` = optional field; ``-`` = no header frame content):
 op       direction  header                                payload
 =======  =========  ====================================  ================================
 ready    w -> n     token, pid, workers?, batch?,         -
-                    checkpoint?, error?
+                    checkpoint?, state_class?, error?
 start    n -> w     hook?, plain?, event?                 [state, init]
 idle     w -> n     - (empty frame)                       -
 msg      n -> w     oneway, unqueued?                     [message]
