@@ -54,9 +54,9 @@ class HostClient:
     ):
         """``timeout``: seconds every request waits for its answer, unless the call gives its own.
 
-        ``HostClient(30.0)`` gives the timeout; ``api_key`` (else the ``PAGLETS_API_KEY``
-        environment variable) goes with every request. A string as the first argument is
-        taken as the key, as older code of ours passed it (``HostClient("s3cret")``).
+        ``HostClient(30.0)`` gives the timeout; ``api_key`` (when None: the ``PAGLETS_API_KEY``
+        environment variable; ``""``: no key) goes with every request. A string as the first
+        argument is taken as the key, as older code of ours passed it (``HostClient("s3cret")``).
 
         Without it, requests that run paglet code (send, create, deactivate,
         activate) wait ``DEFAULT_TIMEOUT`` (30 s) and the others

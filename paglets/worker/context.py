@@ -68,7 +68,7 @@ class WorkerContext(PagletContext):
     @property
     def client(self) -> HostClient:
         if self._client is None:
-            self._client = HostClient(api_key=self._spec.api_key, curve=self._spec.curve)
+            self._client = HostClient(api_key=self._spec.api_key or "", curve=self._spec.curve)  # the node's key only
         return self._client
 
     def host_call(self, op: str, payload: tuple[bytes, ...] = (), timeout: float | None = None, **fields: Any) -> Any:

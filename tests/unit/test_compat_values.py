@@ -102,6 +102,7 @@ def test_a_host_client_takes_its_timeout_first_and_its_key_from_the_environment(
     monkeypatch.setenv("PAGLETS_API_KEY", "from-env")
     assert HostClient(5.0).api_key == "from-env"
     assert HostClient(5.0, "given").api_key == "given"
+    assert HostClient(5.0, "").api_key == ""  # explicitly none: what the node and the CLI use
     with pytest.raises(ValueError, match="timeout must be positive"):
         HostClient(0)
 
