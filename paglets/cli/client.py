@@ -140,7 +140,7 @@ def make_client(options: dict[str, Any]) -> HostClient:
         api_key = api_key_from_env(api_key_env)
     curve = CurveIdentity.from_files(curve_secret, curve_server_key) if curve_secret else None
     timeout = options.get("timeout") or DEFAULT_TIMEOUT  # the CLI's default holds for every op, as its help says
-    return HostClient(api_key=api_key or None, timeout=timeout, curve=curve)
+    return HostClient(api_key=api_key or "", timeout=timeout, curve=curve)  # "": no key unless a flag gives one
 
 
 def group_options(function: Callable[..., Any]) -> Callable[..., Any]:

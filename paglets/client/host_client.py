@@ -10,6 +10,7 @@ threads: each thread talks over its own socket.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -34,6 +35,7 @@ from paglets.wire.message_codec import encode_message
 if TYPE_CHECKING:
     from paglets.core.agent import Paglet, PagletState
 
+API_KEY_ENV = "PAGLETS_API_KEY"  # the key a client sends when it is given none
 DEFAULT_TIMEOUT = 30.0
 CONTROL_TIMEOUT = 10.0
 UPDATE_TIMEOUT = 300.0  # seconds an update may take: a fetch and a reinstall
@@ -44,8 +46,18 @@ MOVE_REPLY_MARGIN = 10.0  # a move's answer is waited for this much longer than 
 class HostClient:
     """Talks to paglets nodes over their front sockets."""
 
-    def __init__(self, api_key: str | None = None, *, timeout: float | None = None, curve: CurveIdentity | None = None):
+    def __init__(
+        self,
+        timeout: float | str | None = None,
+        api_key: str | None = None,
+        *,
+        curve: CurveIdentity | None = None,
+    ):
         """``timeout``: seconds every request waits for its answer, unless the call gives its own.
+
+        ``HostClient(30.0)`` gives the timeout; ``api_key`` (when None: the ``PAGLETS_API_KEY``
+        environment variable; ``""``: no key) goes with every request. A string as the first
+        argument is taken as the key, as older code of ours passed it (``HostClient("s3cret")``).
 
         Without it, requests that run paglet code (send, create, deactivate,
         activate) wait ``DEFAULT_TIMEOUT`` (30 s) and the others
@@ -53,9 +65,13 @@ class HostClient:
         ``MOVE_REPLY_MARGIN``. ``curve``: our key pair and the servers' public
         key, for nodes that require CurveZMQ.
         """
-        if timeout is not None and not timeout > 0:  # NaN fails too
+        if isinstance(timeout, str):
+            if api_key is not None:
+                raise TypeError("HostClient: the first argument is the timeout (a number), and api_key is given too")
+            timeout, api_key = None, timeout
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):  # NaN fails too
             raise ValueError("timeout must be positive")
-        self.api_key = api_key
+        self.api_key = (os.environ.get(API_KEY_ENV) or None) if api_key is None else api_key
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self._timeout_given = timeout is not None
         self.curve = curve

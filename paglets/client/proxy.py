@@ -140,17 +140,23 @@ class PagletProxy:
     def is_active(self) -> bool:
         return self.is_state(ACTIVE)
 
-    def is_state(self, state: int) -> bool:
+    def is_state(self, flag: int) -> bool:
+        """Whether the paglet is in one of the states of ``flag`` (ACTIVE, INACTIVE, or both or-ed)."""
         try:
             info = self.info()
         except InvalidAgentError:
             return False
         active = bool(info.get("active")) and not info.get("crashed")
-        return bool(state & ACTIVE and active) or bool(state & INACTIVE and not active and not info.get("crashed"))
+        return bool(flag & ACTIVE and active) or bool(flag & INACTIVE and not active and not info.get("crashed"))
 
-    def is_remote(self) -> bool:
-        """Always True: a proxy reaches its paglet through the paglet's node."""
-        return True
+    def is_remote(self, url: str | None = None) -> bool:
+        """Whether the paglet lives elsewhere than node ``url`` (e.g. ``is_remote(host.address)``).
+
+        Without ``url``: True, since a proxy always reaches its paglet through the paglet's node.
+        """
+        if url is None:
+            return True
+        return self.host_url != check_address(url)
 
     def get_address(self) -> str:
         return self.host_url

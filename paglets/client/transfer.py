@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,13 @@ class TransferTicket:
         if isinstance(target, dict):
             return cls.from_wire(target)
         raise ValueError(f"not a movement target: {target!r:.100}")
+
+    @classmethod
+    def from_target(cls, target: TransferTicket | str | dict[str, Any], **terms: Any) -> TransferTicket:
+        """A ticket for ``target`` (a ticket, an address or node name, or a ticket's wire form), with
+        ``terms`` (any field: ``timeout=``, ``retries=``...) replacing the target's own."""
+        ticket = cls.of(target)
+        return dataclasses.replace(ticket, **terms) if terms else ticket
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -21,13 +21,16 @@ import functools
 import inspect
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_origin
 
-from paglets.core.errors import SerializationError
+from paglets.core.errors import HostError, SerializationError
+from paglets.core.host_view import HostView
+from paglets.core.resources import ResourceRegistry
 from paglets.core.runtime_values import ServiceScope
 
 if TYPE_CHECKING:
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
         PersistencyEvent,
     )
     from paglets.core.messages import Message, ReplySet
-    from paglets.core.resources import ResourceRegistry
 
 ACTIVE = 0x1
 INACTIVE = 0x2
@@ -121,6 +123,24 @@ class PagletContext:
     address: str
     agent_id: str
 
+    #: What ``PagletContext(host)`` builds: the node's host-side context (set by ``paglets.node.host_context``).
+    host_side_class: ClassVar[type[PagletContext] | None] = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PagletContext:
+        """``PagletContext(host)`` (host-side code, in the node's process) gives a context that acts through
+        that Host; subclasses (the worker's context) are built as themselves."""
+        host = args[0] if args else kwargs.get("host")
+        if cls is PagletContext and host is not None:
+            if PagletContext.host_side_class is None:
+                raise HostError("PagletContext(host) needs the node package: import paglets.runtime.host first")
+            return super().__new__(PagletContext.host_side_class)
+        return super().__new__(cls)
+
+    @property
+    def host(self) -> Any:
+        """The host facade a paglet may use: node name and address, proxies, properties, the mesh."""
+        return HostView(self)
+
     def _unsupported(self, what: str) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not support {what}")
 
@@ -164,7 +184,7 @@ class PagletContext:
     def dispose(self, agent_id: str) -> None:
         self._unsupported("dispose")
 
-    def available_hosts(self) -> list[Any]:
+    def available_hosts(self, online_only: bool = True, include_self: bool = True) -> list[Any]:
         return self._unsupported("available_hosts")
 
     def host_status(self, name_or_url: str) -> Any:
@@ -173,7 +193,12 @@ class PagletContext:
     def is_host_online(self, name_or_url: str) -> bool:
         return self._unsupported("is_host_online")
 
-    def wait_for_host(self, name_or_url: str, timeout: float | None = None) -> Any:
+    def wait_for_host(self, name_or_url: str, timeout: float | None = 10.0, interval: float | None = None) -> Any:
+        """The node's HostRef once the mesh sees it online; HostError after ``timeout`` seconds.
+
+        ``interval`` is accepted for code written against polling runtimes; the wait
+        here is woken by the mesh itself, so it polls nothing.
+        """
         return self._unsupported("wait_for_host")
 
     def dispatch_to(self, agent_id: str, name_or_url: str) -> Any:
@@ -185,7 +210,7 @@ class PagletContext:
     def resources(self) -> ResourceRegistry:
         return self._unsupported("resources")
 
-    def work_dir(self) -> Path:
+    def work_dir(self, create: bool = True) -> Path:
         return self._unsupported("work_dir")
 
     def persistent_storage(self, quota_bytes: int | None = None) -> Any:
@@ -282,6 +307,50 @@ class PagletContext:
         self._unsupported("notify_all_messages")
 
 
+class DetachedContext(PagletContext):
+    """The context of a paglet built directly, with no node (unit tests of its logic).
+
+    Its resources and mail signals are local; everything else needs a node and
+    raises HostError naming the call, the paglet and what is missing.
+    """
+
+    def __init__(self, agent_id: str, paglet_class: type) -> None:
+        self.agent_id = agent_id
+        self._what = f"{paglet_class.__module__}:{paglet_class.__qualname__} {agent_id}"
+        self._resources = ResourceRegistry()
+        self._mail = threading.Condition()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("name", "address"):
+            self._unsupported(name)
+        raise AttributeError(name)
+
+    @property
+    def host(self) -> Any:
+        return self._unsupported("host")
+
+    def _unsupported(self, what: str) -> Any:
+        raise HostError(
+            f"{what} needs a node: paglet {self._what} was built directly, and no Host runs it; "
+            f"create it on a Host (host.create(...)) to use {what}"
+        )
+
+    def resources(self) -> ResourceRegistry:
+        return self._resources
+
+    def wait_message(self, timeout: float | None = None) -> bool:
+        with self._mail:
+            return self._mail.wait(timeout)
+
+    def notify_message(self) -> None:
+        with self._mail:
+            self._mail.notify()
+
+    def notify_all_messages(self) -> None:
+        with self._mail:
+            self._mail.notify_all()
+
+
 class Paglet(Generic[StateT]):
     """Base class of every paglet. Subclasses set ``State``.
 
@@ -301,14 +370,33 @@ class Paglet(Generic[StateT]):
     #: A ``paglets.services.resident.ResidentServiceSpec``: how a node whose configuration names this
     #: class runs it as a resident service (None: the class declares none). Read by the node only.
     RESIDENT_SERVICE: ClassVar[Any] = None
+    #: What a ``run()`` that raises does: "log" (the paglet lives on) or "crash" (see docs/compatibility.md).
+    RUN_FAILURE: ClassVar[str] = "log"
 
     agent_id: str
     state: StateT
     context: PagletContext
 
-    def __init__(self) -> None:
+    def __init__(self, state: StateT | None = None, agent_id: str | None = None) -> None:
+        """Built by the runtime with no arguments; built directly (unit tests of a paglet's logic) it has
+        ``state`` (default: the state class's default instance), an ``agent_id`` and a context without a
+        node: handlers and state helpers work, anything that needs a node raises HostError saying so."""
         self._state_lock = threading.RLock()
         self._state_changed = threading.Condition(self._state_lock)
+        self.agent_id = agent_id or uuid.uuid4().hex
+        if state is not None:
+            self.state = state
+        else:
+            try:
+                self.state = self.State()  # type: ignore[assignment]
+            except TypeError:
+                pass  # fields without defaults: the runtime (or the test) supplies the state
+        self.context = DetachedContext(self.agent_id, type(self))
+
+    @classmethod
+    def state_class(cls) -> type[PagletState]:
+        """The dataclass this paglet's state is an instance of."""
+        return cls.State
 
     # -- hooks (no-ops by default) ------------------------------------------
     def on_creation(self, event: CreationEvent) -> None:
@@ -481,8 +569,8 @@ class Paglet(Generic[StateT]):
         if no resident service offers it."""
         return self.context.lease_contract(contract, operation=operation, scope=scope, ttl=ttl)
 
-    def work_dir(self) -> Path:
-        return self.context.work_dir()
+    def work_dir(self, create: bool = True) -> Path:
+        return self.context.work_dir(create)
 
     def persistent_storage(self, quota_bytes: int | None = None) -> Any:
         return self.context.persistent_storage(quota_bytes)
@@ -534,6 +622,7 @@ __all__ = [
     "ACTIVE",
     "INACTIVE",
     "NOT_HANDLED",
+    "DetachedContext",
     "Paglet",
     "PagletContext",
     "PagletState",

@@ -29,6 +29,7 @@ EXECUTE_ON_ARRIVAL = "arrival"
 EXECUTE_ON_DISPATCH = "dispatch"
 EXECUTE_ON_DEFAULT = EXECUTE_ON_ARRIVAL
 _EXECUTE_MODES = (EXECUTE_ON_ARRIVAL, EXECUTE_ON_DISPATCH)
+DEFAULT_TASK_STOP = "*"  # the destination a default task is recorded under: every stop
 
 
 @dataclass
@@ -61,6 +62,24 @@ class ItineraryPlan:
 
     def remaining_destinations(self) -> list[str]:
         return list(self.destinations[self.current_index :])
+
+    def skip_next(self) -> str | None:
+        """Pass over the next stop without visiting it; returns it (None when the route is done)."""
+        destination = self.next_destination()
+        if destination is not None:
+            self.current_index += 1
+            self.completed = self.current_index >= len(self.destinations)
+        return destination
+
+    def remove_destination(self, destination: str) -> bool:
+        """Take the first not-yet-visited stop ``destination`` off the route; False if there is none."""
+        try:
+            index = self.destinations.index(destination, self.current_index)
+        except ValueError:
+            return False
+        del self.destinations[index]
+        self.completed = self.current_index >= len(self.destinations) and bool(self.visited_destinations)
+        return True
 
     def reset(self) -> None:
         self.current_index = 0
@@ -118,6 +137,7 @@ class TaskItineraryPlan(ItineraryPlan):
 
     tasks: list[ItineraryTask] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+    default_tasks: list[ItineraryTask] = field(default_factory=list)  # run at every stop
 
     def add_task(
         self, destination: str, method: str, args: dict[str, Any] | None = None, execute: str = EXECUTE_ON_DEFAULT
@@ -127,8 +147,22 @@ class TaskItineraryPlan(ItineraryPlan):
         if destination not in self.destinations[self.current_index :]:
             self.add_destination(destination)
 
+    def add_default_task(
+        self, method: str, args: dict[str, Any] | None = None, execute: str = EXECUTE_ON_DEFAULT
+    ) -> None:
+        """Add a task run at every stop (after that stop's own tasks); the route is unchanged."""
+        self.default_tasks.append(ItineraryTask(DEFAULT_TASK_STOP, method, dict(args or {}), execute))
+
+    def tasks_for_phase(self, execute: str, destination: str | None = None) -> list[ItineraryTask]:
+        """The tasks of one phase (EXECUTE_ON_ARRIVAL or EXECUTE_ON_DISPATCH): at ``destination``, with the
+        default tasks after its own; without one, every stop's tasks and then the default ones."""
+        if execute not in _EXECUTE_MODES:
+            raise ValueError(f"execute must be one of {_EXECUTE_MODES}, got {execute!r}")
+        own = [t for t in self.tasks if t.execute == execute and destination in (None, t.destination)]
+        return own + [t for t in self.default_tasks if t.execute == execute]
+
     def tasks_at(self, destination: str, execute: str) -> list[ItineraryTask]:
-        return [t for t in self.tasks if t.destination == destination and t.execute == execute]
+        return self.tasks_for_phase(execute, destination)
 
     def run_tasks(self, agent: Any, destination: str, execute: str) -> list[Any]:
         """Call the tasks for ``destination`` and ``execute`` on ``agent``; record their results."""

@@ -54,6 +54,11 @@ REENTRANT_PRIORITY = 11
 REQUEST_PRIORITY = 12
 SYSTEM_PRIORITY = 13
 
+#: Reserved kind: the runtime parks the receiving paglet (args: optional ``request``, a
+#: DeactivationRequest's wire form) instead of calling ``handle_message``; the reply is
+#: ``{"deactivated": True, "proxy": {...}}``.
+DEACTIVATE = "__deactivate__"
+
 MAX_MESSAGE_ID = 256  # characters; nodes keep recent ids (and move them with the paglet) to drop duplicates
 
 _WIRE_FIELDS = (
@@ -163,11 +168,12 @@ class Message:
             return self.arg
         return self.args.get(name, default)
 
-    def set_arg(self, name: str, value: Any) -> None:
-        """Set the named argument ``args[name]``."""
+    def set_arg(self, name: str, value: Any) -> Message:
+        """Set the named argument ``args[name]``; returns the message, so calls chain."""
         if not isinstance(name, str):
             raise TypeError(f"argument name must be a str, got {type(name).__name__}")
         self.args[name] = value
+        return self
 
     def same_kind(self, other: Message | str) -> bool:
         """True when ``other`` (a Message or a kind name) has this message's kind."""
@@ -248,6 +254,7 @@ def _fields_from_wire(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "DEACTIVATE",
     "FUTURE",
     "MAX_MESSAGE_ID",
     "MAX_PRIORITY",

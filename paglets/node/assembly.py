@@ -127,8 +127,9 @@ class Foundation:
             if config.curve_allow is None:
                 raise AuthenticationError("curve_secret needs curve_allow: a directory of the client public keys")
             curve_server = CurveServer(curve.public, curve.secret, config.curve_allow, f"paglets-{name}")
-        client = config.client or HostClient(api_key=config.api_key, curve=curve)
-        if config.api_key and client.api_key is None:
+        # The node's own key, never $PAGLETS_API_KEY ("" sends none).
+        client = config.client or HostClient(api_key=config.api_key or "", curve=curve)
+        if config.api_key and not client.api_key:
             client.api_key = config.api_key
         if curve is not None and client.curve is None:
             client.curve = curve

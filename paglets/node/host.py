@@ -38,8 +38,10 @@ from paglets.node import launch
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
+from paglets.node.flows.host_side import HostResources, PagletMail
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.flows.startup import start_launch_paglets
+from paglets.node.host_context import HostSideContext  # noqa: F401  (makes PagletContext(host) work)
 from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.observe.metrics import NodeMetrics
 from paglets.node.rollout.updater import CodeRollout
@@ -112,6 +114,9 @@ class Host:
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._host_resources = HostResources(lambda: self._parts().commands)  # what resources_for hands out
+        self.events.add_listener(self._host_resources.on_event)
+        self._mail = PagletMail(lambda: self._parts().commands)
         self._service_access = ServiceAccess(
             self.advertise_service,
             lambda name, capability, scope: self._parts().services.lookup(name, capability, scope),
@@ -302,13 +307,15 @@ class Host:
         """Pull a paglet that lives on ``remote_address`` back to this node."""
         return self._parts().movement.retract(remote_address, agent_id)
 
-    def create_remote(self, target: Any, cls: Any, state: Any = None, init: Any = None) -> PagletProxy:
-        """Create a paglet on another node (address, mesh name or TransferTicket)."""
+    def create_remote(
+        self, target: Any, cls: Any, state: Any = None, init: Any = None, agent_id: str | None = None
+    ) -> PagletProxy:
+        """Create a paglet on another node (address, mesh name or TransferTicket), with ``agent_id`` if given."""
         if isinstance(cls, type):
             codec.trust_class(cls)  # this process hands the class over: its other hosts may import it too
         ticket = TransferTicket.of(target)
         address = self._parts().movement.resolve(ticket.destination, ticket)
-        return self.client.create(address, cls, state, init, timeout=ticket.timeout)
+        return self.client.create(address, cls, state, init, agent_id=agent_id, timeout=ticket.timeout)
 
     def address_of(self, name: str) -> str | None:
         """The address of a node the mesh knows by this name, or None."""
@@ -359,6 +366,18 @@ class Host:
     def mailbox_status(self, agent_id: str) -> dict[str, int]:
         summary = wait_for(self._parts().commands.summary(agent_id), LOOP_DEADLINE, "the broker")
         return dict(summary["mailbox"])
+
+    def wait_message(self, agent_id: str, *, timeout: float | None = None) -> bool:
+        """Wait on the paglet's mail signal (its own ``wait_message``'s): True once a handler of it takes
+        a message or someone notifies, False after ``timeout`` seconds (None: up to an hour)."""
+        return self._mail.wait(agent_id, timeout)
+
+    def notify_message(self, agent_id: str) -> None:
+        """Wake one waiter on the paglet's mail signal (the paglet's own wait_message included)."""
+        self._mail.notify(agent_id)
+
+    def notify_all_messages(self, agent_id: str) -> None:
+        self._mail.notify(agent_id, everyone=True)
 
     # -- messages -------------------------------------------------------------------
     def deliver_message(
@@ -547,7 +566,8 @@ class Host:
 
     # -- per paglet -------------------------------------------------------------------
     def resources_for(self, agent_id: str) -> WorkerResources:
-        return WorkerResources(self._parts().commands, agent_id)
+        """The paglet's ResourceRegistry: what it registered, plus what host-side code registers here."""
+        return self._host_resources.for_paglet(agent_id)
 
     def work_dir_for(self, agent_id: str, *, create: bool = True, check: bool = True) -> Path:
         if check:

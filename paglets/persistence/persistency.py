@@ -136,6 +136,13 @@ class DeactivationPolicy:
                 raise TypeError(f"DeactivationPolicy.{name} must be a bool, got {type(value).__name__}")
         object.__setattr__(self, "activate_at", _timestamp(self.activate_at))
 
+    @classmethod
+    def after(cls, seconds: float, **flags: Any) -> DeactivationPolicy:
+        """Wake ``seconds`` from now (any other field may be given too)."""
+        if isinstance(seconds, bool) or not _is_number(seconds) or not seconds >= 0:
+            raise ValueError(f"DeactivationPolicy.after needs a number of seconds >= 0, got {seconds!r}")
+        return cls(activate_at=time.time() + float(seconds), **flags)
+
     def with_changes(self, **changes: Any) -> DeactivationPolicy:
         """A copy with the given fields replaced (checked like the constructor)."""
         return dataclasses.replace(self, **changes)

@@ -12,6 +12,7 @@ of writes in progress live there and never count as content or against the quota
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -20,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from paglets.core.errors import StorageQuotaError
 
@@ -110,6 +112,19 @@ class ManagedStorage:
             return None
         return max(0, self.quota_bytes - self.used_bytes())
 
+    def status(self) -> dict[str, Any]:
+        """``root``, ``quota_bytes`` (None: no limit), ``used_bytes``, ``free_bytes`` and ``file_count``."""
+        files = self._scan()[0]
+        used = sum(size for _, size in files)
+        free = None if self.quota_bytes is None else max(0, self.quota_bytes - used)
+        return {
+            "root": str(self.root),
+            "quota_bytes": self.quota_bytes,
+            "used_bytes": used,
+            "free_bytes": free,
+            "file_count": len(files),
+        }
+
     # ------------------------------------------------------------ changing
 
     def write_text(self, name: str, text: str, encoding: str = "utf-8") -> None:
@@ -144,6 +159,23 @@ class ManagedStorage:
                 return
             _fsync_dir(target.parent)
             self._prune_empty_dirs(target.parent)
+
+    def clear(self) -> int:
+        """Remove every stored file (and the directories that leaves empty); how many were removed.
+
+        The storage is shared by the paglet's class on this node: every paglet of it sees it empty.
+        """
+        if not self.root.is_dir():
+            return 0
+        with self._locked():
+            names = [name for name, _ in self._scan()[0]]
+            for name in names:
+                target = self.root / name
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+                self._prune_empty_dirs(target.parent)
+            _fsync_dir(self.root)
+        return len(names)
 
     # ------------------------------------------------------------ internals
 

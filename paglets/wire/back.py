@@ -31,7 +31,7 @@ Ops (``?`` = optional field; ``-`` = no header frame content):
 op       direction  header                                payload
 =======  =========  ====================================  ================================
 ready    w -> n     token, pid, workers?, batch?,         -
-                    checkpoint?, idle?, error?
+                    checkpoint?, idle?, state_class?, error?
 start    n -> w     hook?, plain?, event?                 [state, init]
 idle     w -> n     - (empty frame)                       -
 msg      n -> w     oneway, unqueued?                     [message]
@@ -162,8 +162,12 @@ def ready_frames(
     checkpoint: float | None = None,
     idle: float | None = None,
     error: dict[str, Any] | None = None,
+    state_class: str | None = None,
 ) -> list[bytes]:
-    fields = {"workers": workers, "batch": batch, "checkpoint": checkpoint, "idle": idle, "error": error}
+    fields = {
+        "workers": workers, "batch": batch, "checkpoint": checkpoint, "idle": idle, "error": error,
+        "state_class": state_class,
+    }  # fmt: skip
     header = {"token": token, "pid": pid, **{k: v for k, v in fields.items() if v is not None}}
     return [READY, NO_CID, pack(check_fields("ready", header, READY_FIELDS))]
 
@@ -263,6 +267,7 @@ class Ready:
     checkpoint: float | None = None
     error: dict[str, Any] | None = None
     idle: float | None = None  # the class's IDLE_TIMEOUT
+    state_class: str | None = None  # the class name of its State
 
 
 @dataclass(slots=True)
@@ -285,8 +290,9 @@ def parse_ready(rest: list[bytes]) -> Ready:
     header = check_fields("ready", unpack_map(rest[0] if rest else b"", "ready header"), READY_FIELDS)
     get = header.get
     return Ready(
-        header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"), get("idle")
-    )
+        header["token"], header["pid"], get("workers"), get("batch"), get("checkpoint"), get("error"), get("idle"),
+        get("state_class"),
+    )  # fmt: skip
 
 
 def parse_rep(rest: list[bytes]) -> tuple[bool, list[bytes]] | None:

@@ -14,6 +14,7 @@ resources  -                            codec-encoded ``{name: open}``
 cleanup    reason?                      - (cleans up the paglet's resources)
 dispose    event                        - (``on_disposing``, then cleanup)
 policy     request                      codec-encoded deactivation policy
+mail       wait? or notify? (one, all)  codec-encoded bool (wait) or - (the paglet's mail signal)
 exit       -                            no reply: the worker exits
 =========  ===========================  =====================================
 
@@ -92,6 +93,7 @@ READY_FIELDS: Schema = {
     "batch": (_INT, False),
     "checkpoint": (_NUM, False),
     "idle": (_NUM, False),
+    "state_class": (_STR, False),
     "error": (_MAP, False),
 }
 START_FIELDS: Schema = {"hook": (_STR, False), "plain": (_BOOL, False), "event": (_MAP, False)}
@@ -105,6 +107,7 @@ CALL_OPS: dict[str, Schema] = {
     "cleanup": {"reason": (_STR, False)},
     "dispose": {"event": (_MAP, True)},
     "policy": {"request": (_MAP, True)},
+    "mail": {"wait": (_NUM, False), "notify": (_STR, False)},
     "exit": {},
 }
 

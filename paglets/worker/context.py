@@ -19,7 +19,7 @@ from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.artifacts import ArtifactRef
-from paglets.core.errors import ArtifactError, ForbiddenError
+from paglets.core.errors import ArtifactError, ForbiddenError, HostError
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
 from paglets.core.resources import ResourceRegistry
@@ -69,7 +69,7 @@ class WorkerContext(PagletContext):
     @property
     def client(self) -> HostClient:
         if self._client is None:
-            self._client = HostClient(api_key=self._spec.api_key, curve=self._spec.curve)
+            self._client = HostClient(api_key=self._spec.api_key or "", curve=self._spec.curve)  # the node's key only
         return self._client
 
     def host_call(self, op: str, payload: tuple[bytes, ...] = (), timeout: float | None = None, **fields: Any) -> Any:
@@ -206,9 +206,10 @@ class WorkerContext(PagletContext):
     def set_property(self, key: str, value: Any) -> None:
         self.host_call("set_property", (codec.encode(value, root="property"),), key=key)
 
-    def available_hosts(self) -> list[HostRef]:
-        """The online nodes of the mesh, this one included."""
-        return [HostRef.from_wire(item) for item in self.host_call("hosts", online=True)]
+    def available_hosts(self, online_only: bool = True, include_self: bool = True) -> list[HostRef]:
+        """The nodes of the mesh (by default those online), this one included unless ``include_self`` is False."""
+        refs = [HostRef.from_wire(item) for item in self.host_call("hosts", online=online_only)]
+        return refs if include_self else [ref for ref in refs if ref.url.rstrip("/") != self.address]
 
     def host_status(self, name_or_url: str) -> HostRef | None:
         wire = self.host_call("host_status", name=name_or_url)
@@ -218,11 +219,17 @@ class WorkerContext(PagletContext):
         status = self.host_status(name_or_url)
         return bool(status and status.online)
 
-    def wait_for_host(self, name_or_url: str, timeout: float | None = None) -> HostRef | None:
-        """Wait until the mesh sees that node online (the node wakes us on gossip); None on timeout."""
-        limit = 3600.0 if timeout is None else timeout
+    def wait_for_host(self, name_or_url: str, timeout: float | None = 10.0, interval: float | None = None) -> HostRef:
+        """Wait until the mesh sees that node online; HostError after ``timeout`` seconds (None: an hour).
+
+        The node's mesh wakes the wait when gossip arrives, so ``interval`` (kept for code written
+        against polling runtimes) changes nothing.
+        """
+        limit = 3600.0 if timeout is None else min(float(timeout), 3600.0)
         wire = self.host_call("wait_for_host", timeout=limit + 30, name=name_or_url, wait=limit)
-        return None if wire is None else HostRef.from_wire(wire)
+        if wire is None:
+            raise HostError(f"node {name_or_url!r} was not seen online by {self.name}'s mesh within {limit:g} s")
+        return HostRef.from_wire(wire)
 
     # -- registered files -------------------------------------------------------
     def register_file(self, path: str | Path, *, name: str | None = None, mode: str = "copy") -> PagletFileRef:
@@ -369,9 +376,11 @@ class WorkerContext(PagletContext):
     def resources(self) -> ResourceRegistry:
         return self._resources
 
-    def work_dir(self) -> Path:
+    def work_dir(self, create: bool = True) -> Path:
+        """This paglet's scratch directory on this node (wiped when it leaves); made unless ``create`` is False."""
         path = Path(self._spec.work_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
 

@@ -10,8 +10,8 @@ Threads: every method here runs on the worker's control pool
 each job through :meth:`~paglets.worker.fatal.CrashReport.run`), never on
 the main I/O thread; ``run()`` gets a daemon thread of its own, since it may
 last as long as the paglet. A hook or ``run()`` that raises an ``Exception``
-fails that request (or just ends ``run()``); a ``BaseException`` crashes the
-paglet.
+fails that request (or just ends ``run()``, unless the class sets
+``RUN_FAILURE = "crash"``); a ``BaseException`` crashes the paglet.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from paglets.worker.fatal import CrashReport, describe
 from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
+
+MAIL_WAIT_MAX = 3600.0  # seconds a node's wait on this paglet's mail signal may take
 
 START_HOOKS = frozenset({"on_creation", "on_arrival", "on_clone", "on_activation"})
 CALL_HOOKS = frozenset({"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"})
@@ -141,6 +143,8 @@ class PagletControl:
         try:
             paglet.run()
         except Exception as exc:
+            if getattr(paglet, "RUN_FAILURE", "log") == "crash":  # the class asked for a failed run() to crash it
+                self._crash.crash("run()", exc)
             ok = False
             log.warning("paglet %s: run() failed: %s", self._agent_id, describe(exc))
         except BaseException as exc:
@@ -185,6 +189,15 @@ class PagletControl:
             if policy is not None and not isinstance(policy, DeactivationPolicy):
                 raise LifecycleError(f"deactivation_policy returned {type(policy).__name__}, not a DeactivationPolicy")
             return codec.encode(None if policy is None else policy.to_wire())
+        if op == "mail":  # the node's Host.wait_message / notify_message for this paglet
+            notify = header.get("notify")
+            if notify is None:
+                return codec.encode(self._context.wait_message(min(float(header.get("wait") or 0.0), MAIL_WAIT_MAX)))
+            if notify == "all":
+                self._context.notify_all_messages()
+            else:
+                self._context.notify_message()
+            return None
         if op == "cleanup":
             self._context.resources().cleanup(reason=header.get("reason") or "lifecycle")
             return None

@@ -35,6 +35,8 @@ from paglets.core.errors import (
     PagletError,
     SerializationError,
 )
+from paglets.core.messages import DEACTIVATE, Message
+from paglets.persistence.persistency import DeactivationRequest
 from paglets.threads import ThreadPool
 from paglets.wire import back, codec
 from paglets.wire.errors import error_to_wire
@@ -151,6 +153,8 @@ class MessageHandlers:
             raise
         except BaseException as exc:  # a type's own code, run by decoding: the sender's message fails, nothing else
             raise SerializationError(f"the message could not be decoded: {exc!r}") from None
+        if message.kind == DEACTIVATE:
+            return self._deactivate_on_request(message)
         try:
             result = self._paglet.handle_message(message)
         except Exception:
@@ -160,6 +164,14 @@ class MessageHandlers:
         if result is NOT_HANDLED:
             raise NotHandledError(f"paglet {self._agent_id!r} ({self._class_name}) did not handle {message.kind!r}")
         return result
+
+    def _deactivate_on_request(self, message: Message) -> dict[str, Any]:
+        """The reserved DEACTIVATE kind: the runtime parks the paglet; ``handle_message`` never sees it."""
+        request = DeactivationRequest.from_wire(message.get_arg("request"))
+        proxy = self._paglet.deactivate(
+            reason=request.reason or "message", policy=request.policy, metadata=request.metadata
+        )
+        return {"deactivated": True, "proxy": proxy.to_wire()}
 
     def _run_message(self, cid: bytes, oneway: bool, body: bytes) -> None:
         try:

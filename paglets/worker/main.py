@@ -121,6 +121,7 @@ class Worker:
             batch=batch,
             checkpoint=None if checkpoint is None else float(checkpoint),
             idle=None if idle is None else float(idle),
+            state_class=codec.class_name(cls.State),
         )
         send_frames(self._main, ready)
         self._loop()

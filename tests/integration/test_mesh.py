@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paglets.core.errors import TransferError
+from paglets.core.errors import HostError, TransferError
 from paglets.core.messages import Message
 from paglets.remote.proxy import PagletProxy
 from tests import sample_paglets as sp
@@ -92,7 +92,8 @@ def test_paglets_see_the_mesh_from_inside(mesh):
     assert proxy.send(Message("online", arg="gamma")) is True
     assert proxy.send(Message("online", arg="nowhere")) is False
     assert proxy.send(Message("wait", {"name": "beta", "timeout": 2})) == "beta"
-    assert proxy.send(Message("wait", {"name": "nowhere", "timeout": 0.3})) is None
+    with pytest.raises(HostError, match="'nowhere' was not seen online"):  # a timeout is an error (issue 15)
+        proxy.send(Message("wait", {"name": "nowhere", "timeout": 0.3}))
 
 
 def test_wait_for_host_is_woken_by_gossip(make_node):

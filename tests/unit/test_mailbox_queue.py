@@ -89,11 +89,15 @@ def test_pushes_after_pops_keep_fifo_within_a_priority():
     assert queue.drain() == ["urgent", "b", "c"]
 
 
-def test_mailbox_status_wire_uses_short_keys_and_round_trips():
+def test_mailbox_status_wire_uses_short_keys_and_the_field_names_and_round_trips():
     status = MailboxStatus(queued_count=3, in_flight_count=1, delivered_count=10, failed_count=2)
     wire = status.to_wire()
-    assert wire == {"queued": 3, "in_flight": 1, "delivered": 10, "failed": 2}
+    assert wire == {
+        "queued": 3, "in_flight": 1, "delivered": 10, "failed": 2,
+        "queued_count": 3, "in_flight_count": 1, "delivered_count": 10, "failed_count": 2,
+    }  # fmt: skip
     assert MailboxStatus.from_wire(wire) == status
+    assert MailboxStatus.from_wire({"queued": 3, "in_flight": 1, "delivered": 10, "failed": 2}) == status
 
 
 @pytest.mark.parametrize(

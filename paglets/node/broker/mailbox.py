@@ -112,8 +112,11 @@ class MailboxStatus:
     failed_count: int = 0
 
     def to_wire(self) -> dict[str, int]:
-        """``{"queued", "in_flight", "delivered", "failed"}`` counts."""
-        return {key: getattr(self, attr) for key, attr in _STATUS_WIRE_KEYS.items()}
+        """``{"queued", "in_flight", "delivered", "failed"}`` counts, and the same under the field names
+        (``queued_count``...) that code written for the HTTP paglets API reads."""
+        counts = {key: getattr(self, attr) for key, attr in _STATUS_WIRE_KEYS.items()}
+        counts.update({attr: getattr(self, attr) for attr in _STATUS_WIRE_KEYS.values()})
+        return counts
 
     @classmethod
     def from_wire(cls, payload: dict[str, Any]) -> MailboxStatus:

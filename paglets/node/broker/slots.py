@@ -207,6 +207,8 @@ class WorkerSlot:
     run_done: bool = False  # its run() has returned (an idle paglet may then be parked)
     seen: SeenMessages = field(default_factory=lambda: SeenMessages())
     started_at: float = field(default_factory=time.time)  # when this node reserved the slot (UNIX time)
+    state_class_name: str = ""  # the class's State, as its worker reported it
+    exitcode: int | None = None  # the worker process's exit status, once it ended (negative: a signal)
 
     def status(self) -> MailboxStatus:
         return MailboxStatus(
@@ -230,6 +232,8 @@ class WorkerSlot:
             "oldest_handler_age": oldest_handler_age,
             "started_at": self.started_at,
             "source": self.source_address,  # the node it arrived from; None when it was created or woke here
+            "state_class_name": self.state_class_name,
+            "exitcode": self.exitcode,
         }
 
 

@@ -234,6 +234,7 @@ class WorkerTable:
             self.stop(slot.agent_id)
             return
         slot.connected = True
+        slot.state_class_name = ready.state_class or ""
         checkpoint = ready.checkpoint
         if isinstance(checkpoint, float) and checkpoint >= 0:
             slot.checkpoint_interval = checkpoint
@@ -420,6 +421,7 @@ class WorkerTable:
         slot = self._by_pid.pop(pid, None)
         if slot is None:
             return
+        slot.exitcode = code
         if slot.phase is Phase.DEPARTED:
             self._fail_slot(slot, PagletCrashedError(f"paglet {slot.agent_id!r} left before answering"))
             if self._by_ident.get(slot.ident) is slot:

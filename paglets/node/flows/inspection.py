@@ -14,6 +14,7 @@ import paglets
 from paglets.core.agent import ACTIVE, INACTIVE
 from paglets.core.errors import InvalidAgentError, PagletError
 from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
+from paglets.node.flows.listing_fields import add_active_fields, add_parked_fields
 from paglets.node.identity import NodeIdentity
 from paglets.node.storage.parked_records import ParkedRecords
 from paglets.waiting import wait_for
@@ -50,7 +51,8 @@ class Inspection:
                 raise InvalidAgentError(
                     f"no paglet {agent_id!r} on node {self._here.name} (neither active nor parked)"
                 ) from None
-            return self._located(self._parked.describe(agent_id, include_state))
+            return self._located(self._parked_info(agent_id, include_state))
+        add_active_fields([summary], self._broker)
         return self._describe(summary, include_state)
 
     def class_name(self, agent_id: str) -> str:
@@ -59,14 +61,21 @@ class Inspection:
     def list_agents(self, *, active: bool = True, inactive: bool = False, include_state: bool = False) -> list[dict]:
         agents: list[dict[str, Any]] = []
         if active:
-            agents.extend(self._describe(s, include_state) for s in self.active_summaries())
+            summaries = self.active_summaries()
+            add_active_fields(summaries, self._broker)
+            agents.extend(self._describe(s, include_state) for s in summaries)
         if inactive:
             for agent_id in self._parked.ids():
                 try:
-                    agents.append(self._located(self._parked.describe(agent_id, include_state)))
+                    agents.append(self._located(self._parked_info(agent_id, include_state)))
                 except InvalidAgentError:
                     continue  # woke while we were listing
         return agents
+
+    def _parked_info(self, agent_id: str, include_state: bool) -> dict[str, Any]:
+        info = self._parked.describe(agent_id, include_state)
+        record = self._parked.record(agent_id)
+        return add_parked_fields(info, record.envelope.state if record is not None else b"")
 
     def _describe(self, summary: dict[str, Any], include_state: bool) -> dict[str, Any]:
         info = self._located(dict(summary))

@@ -30,6 +30,7 @@ from paglets.client.security import CurveIdentity
 from paglets.core.agent import PagletState, check_state_class
 from paglets.core.errors import ForbiddenError, HostError, InvalidAgentError, LifecycleError, PagletError
 from paglets.core.events import ContextEventLog, PersistencyEvent
+from paglets.core.resources import ResourceRegistry
 from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
 from paglets.node.broker.slots import worker_ident
 from paglets.node.config import NodeConfig
@@ -314,21 +315,35 @@ def check_loaded_state(class_name: str) -> None:
         check_state_class(state_class)
 
 
-class WorkerResources:
-    """The node's view of a paglet's ResourceRegistry, which lives in its worker."""
+class WorkerResources(ResourceRegistry):
+    """A paglet's ResourceRegistry as its node sees it.
+
+    What the paglet registered lives in its worker; what host-side code
+    registers here lives in the node (cleanups run in the node's process) and
+    is cleaned up when the paglet is disposed, leaves, parks or crashes.
+    :meth:`status` shows both, :meth:`cleanup` cleans up both (the worker's first).
+    """
 
     def __init__(self, broker: BrokerCommands, agent_id: str):
-        self._broker = broker
+        super().__init__()
+        self.broker = broker  # the current run's (the Host updates it after a restart)
         self.agent_id = agent_id
 
     def status(self) -> dict[str, bool]:
-        future = self._broker.call_worker(self.agent_id, {"op": "resources"})
+        future = self.broker.call_worker(self.agent_id, {"op": "resources"})
         _header, payload = wait_for(future, RESOURCES_DEADLINE, f"the resources of {self.agent_id}")
-        return dict(codec.decode(payload[0])) if payload else {}
+        status = dict(codec.decode(payload[0])) if payload else {}
+        status.update(super().status())
+        return status
 
     def cleanup(self, *, reason: str = "lifecycle") -> None:
-        future = self._broker.call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
+        future = self.broker.call_worker(self.agent_id, {"op": "cleanup", "reason": reason})
         wait_for(future, CLEANUP_DEADLINE, f"the cleanup of {self.agent_id}")
+        super().cleanup(reason=reason)
+
+    def cleanup_host_side(self, *, reason: str) -> None:
+        """Run only the cleanups registered in the node (the paglet's worker is gone)."""
+        super().cleanup(reason=reason)
 
 
 __all__ = ["Lifecycle", "WorkerResources", "check_class_name"]
