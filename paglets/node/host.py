@@ -31,27 +31,21 @@ from paglets.client.transfer import TransferTicket
 from paglets.core.agent import ACTIVE, Paglet, PagletState
 from paglets.core.errors import HostError, InvalidAgentError
 from paglets.core.events import ContextEvent
-from paglets.core.files import PagletFileRef
 from paglets.core.messages import Message, ReplySet
-from paglets.core.runtime_values import ServiceScope
 from paglets.node import launch
 from paglets.node.assembly import Foundation, RunningParts
 from paglets.node.broker.commands import LOOP_DEADLINE
 from paglets.node.config import DEFAULT_DATA_ROOT, NodeConfig
-from paglets.node.flows.host_side import HostResources, PagletMail
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.node.flows.startup import start_launch_paglets
 from paglets.node.host_context import HostSideContext  # noqa: F401  (makes PagletContext(host) work)
+from paglets.node.host_paglets import PagletFacilities
+from paglets.node.host_services import NodeServices, delegate
 from paglets.node.mesh.discovery import LanDiscovery
 from paglets.node.observe.metrics import NodeMetrics
 from paglets.node.rollout.updater import CodeRollout
 from paglets.node.runner import NodeRunner
 from paglets.persistence.persistency import DeactivationRequest
-from paglets.persistence.storage import ManagedStorage, class_storage_dir
-from paglets.services.access import ServiceAccess
-from paglets.services.contracts import ServiceContract, ServiceHandle
-from paglets.services.records import ServiceRecord
-from paglets.services.resident import DEFAULT_LEASE_TTL, ResidentServiceSpec, ServiceLease, lease_for
 from paglets.waiting import wait_for
 from paglets.wire import codec
 
@@ -114,15 +108,9 @@ class Host:
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self._host_resources = HostResources(lambda: self._parts().commands)  # what resources_for hands out
-        self.events.add_listener(self._host_resources.on_event)
-        self._mail = PagletMail(lambda: self._parts().commands)
-        self._service_access = ServiceAccess(
-            self.advertise_service,
-            lambda name, capability, scope: self._parts().services.lookup(name, capability, scope),
-            lambda record: PagletProxy(record.host_url, record.agent_id, self.client),
-            lambda handle, ttl: self.lease_service_handle(handle, ttl=ttl),
-        )
+        self.per_paglet = PagletFacilities(self._parts, self.agent_info, self.config, base.here, base.files)
+        self.events.add_listener(self.per_paglet.on_event)
+        self.service_api = NodeServices(self._parts, base.here, base.client, base.resident_specs)
 
     # -- who this node is ----------------------------------------------------------------
     @property
@@ -244,18 +232,7 @@ class Host:
 
     def _mesh_entry(self) -> HostRef:
         run = self._run
-        counts = run.inspection.counts() if run is not None else (0, 0)
-        here = self.here
-        return HostRef(
-            name=here.name,
-            url=here.address,
-            code_version=here.code_version,
-            active_count=counts[0],
-            inactive_count=counts[1],
-            tags=tuple(here.tags),
-            properties=dict(here.properties),
-            http_url=here.http_address,
-        )
+        return self.here.mesh_entry(*(run.inspection.counts() if run is not None else (0, 0)))
 
     def capabilities(self) -> list[str]:
         return self.here.capabilities()
@@ -367,18 +344,6 @@ class Host:
         summary = wait_for(self._parts().commands.summary(agent_id), LOOP_DEADLINE, "the broker")
         return dict(summary["mailbox"])
 
-    def wait_message(self, agent_id: str, *, timeout: float | None = None) -> bool:
-        """Wait on the paglet's mail signal (its own ``wait_message``'s): True once a handler of it takes
-        a message or someone notifies, False after ``timeout`` seconds (None: up to an hour)."""
-        return self._mail.wait(agent_id, timeout)
-
-    def notify_message(self, agent_id: str) -> None:
-        """Wake one waiter on the paglet's mail signal (the paglet's own wait_message included)."""
-        self._mail.notify(agent_id)
-
-    def notify_all_messages(self, agent_id: str) -> None:
-        self._mail.notify(agent_id, everyone=True)
-
     # -- messages -------------------------------------------------------------------
     def deliver_message(
         self,
@@ -407,120 +372,21 @@ class Host:
         """Send to every active paglet here; the ReplySet completes as they answer."""
         return self._parts().messaging.multicast(kind, args, exclude=exclude)
 
-    # -- services (see paglets.node.services) ----------------------------------------
-    def advertise_service(
-        self,
-        name: str,
-        *,
-        agent_id: str,
-        capabilities: Any = None,
-        metadata: dict[str, Any] | None = None,
-        scope: ServiceScope = ServiceScope.LOCAL,
-        ttl: float | None = None,
-    ) -> ServiceRecord:
-        """Record that paglet ``agent_id`` (running here) offers ``name``; it lasts until withdrawn,
-        ``ttl`` seconds pass, or the paglet is disposed, moves away or crashes."""
-        return self._parts().services.advertise(
-            agent_id, name, capabilities=capabilities, metadata=metadata, scope=scope, ttl=ttl
-        )
-
-    def unadvertise_service(self, name: str, *, agent_id: str) -> bool:
-        """Withdraw paglet ``agent_id``'s record of ``name``; False if it had none."""
-        return self._parts().services.withdraw(agent_id, name)
-
-    def lookup_services(
-        self, name: str | None = None, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
-    ) -> list[ServiceRecord]:
-        """Records of ``name`` (None: all): this node's (LOCAL), plus every other node's MESH ones (MESH)."""
-        return self._service_access.lookup_services(name, capability, scope)
-
-    def lookup_service(
-        self, name: str, *, capability: str | None = None, scope: ServiceScope = ServiceScope.LOCAL
-    ) -> Any:
-        """A PagletProxyRef to a provider of ``name`` (this node's first), or None."""
-        return self._service_access.lookup_service(name, capability, scope)
-
-    def advertise_contract(
-        self,
-        contract: ServiceContract,
-        *,
-        agent_id: str,
-        scope: ServiceScope = ServiceScope.LOCAL,
-        ttl: float | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> ServiceRecord:
-        return self._service_access.advertise_contract(
-            contract, scope=scope, ttl=ttl, metadata=metadata, agent_id=agent_id
-        )
-
-    def lookup_contracts(
-        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
-    ) -> list[ServiceHandle]:
-        return self._service_access.lookup_contracts(contract, operation, scope)
-
-    def lookup_contract(
-        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
-    ) -> ServiceHandle | None:
-        return self._service_access.lookup_contract(contract, operation, scope)
-
-    def require_contract(
-        self, contract: ServiceContract, *, operation: Any = None, scope: ServiceScope = ServiceScope.LOCAL
-    ) -> ServiceHandle:
-        """A handle on a provider of ``contract``; ServiceNotFoundError if there is none."""
-        return self._service_access.require_contract(contract, operation, scope)
-
-    def lease_contract(
-        self,
-        contract: ServiceContract,
-        *,
-        operation: Any = None,
-        scope: ServiceScope = ServiceScope.LOCAL,
-        ttl: float = DEFAULT_LEASE_TTL,
-    ) -> ServiceLease:
-        """A lease on a resident service offering ``contract`` (this node's first); ServiceNotFoundError if none."""
-        return self._service_access.lease_contract(contract, operation, scope, ttl)
-
-    def lease_service_handle(self, handle: ServiceHandle, *, ttl: float = DEFAULT_LEASE_TTL) -> ServiceLease:
-        """Lease the resident service behind ``handle`` (here or on another node) for ``ttl`` seconds."""
-        record = handle.record
-        if record.host_url.rstrip("/") == self.address:
-            return lease_for(
-                handle, ttl, lambda rec, lifetime: self.acquire_resident_service_lease(
-                    rec.agent_id, rec.name, ttl=lifetime),
-                self.release_resident_service_lease,
-            )  # fmt: skip
-        return lease_for(
-            handle, ttl, lambda rec, lifetime: self.client.lease(rec.host_url, rec.agent_id, rec.name, lifetime),
-            lambda lease_id: self.client.unlease(record.host_url, lease_id),
-        )  # fmt: skip
-
-    def acquire_resident_service_lease(
-        self, agent_id: str, service_name: str, *, ttl: float = DEFAULT_LEASE_TTL
-    ) -> dict[str, Any]:
-        """Lease this node's resident service ``agent_id`` (offering ``service_name``), starting it if it is
-        parked; the grant ``{lease_id, agent_id, service_name, expires_at}``. ServiceNotFoundError if it is
-        no resident service of this node; ValueError for a bad ttl."""
-        return self._parts().residents.acquire(agent_id, service_name, ttl)
-
-    def release_resident_service_lease(self, lease_id: str) -> dict[str, Any]:
-        """End a lease early: ``{lease_id, released}`` (False: it had ended already)."""
-        return self._parts().residents.release(lease_id)
-
-    def resident_services(self) -> list[ResidentServiceSpec]:
-        """The resident services this node runs, as checked specs."""
-        return list(self._base.resident_specs)
-
-    def create_parked(
-        self, cls: type[Paglet[Any]] | str, state: PagletState | dict[str, Any] | None = None, *,
-        agent_id: str | None = None,
-    ) -> PagletProxy:  # fmt: skip
-        """A new paglet created parked: only its record is written; nothing runs until its first message
-        (or :meth:`activate`) starts it with ``on_creation``. Cheap: a node holds far more of these than
-        it could run at once."""
-        run = self._parts()
-        agent_id, class_name, data, plain = run.lifecycle.check_new_parked(cls, state, agent_id)
-        run.parking.create_parked(agent_id, class_name, data, plain=plain)
-        return self.get_proxy_for(agent_id)
+    # -- services: NodeServices (paglets.node.host_services) has their signatures and docs ----------
+    advertise_service = delegate("service_api", NodeServices)
+    unadvertise_service = delegate("service_api", NodeServices)
+    lookup_services = delegate("service_api", NodeServices)
+    lookup_service = delegate("service_api", NodeServices)
+    advertise_contract = delegate("service_api", NodeServices)
+    lookup_contracts = delegate("service_api", NodeServices)
+    lookup_contract = delegate("service_api", NodeServices)
+    require_contract = delegate("service_api", NodeServices)
+    lease_contract = delegate("service_api", NodeServices)
+    lease_service_handle = delegate("service_api", NodeServices)
+    acquire_resident_service_lease = delegate("service_api", NodeServices)
+    release_resident_service_lease = delegate("service_api", NodeServices)
+    resident_services = delegate("service_api", NodeServices)
+    create_parked = delegate("service_api", NodeServices)
 
     # -- properties and events --------------------------------------------------------
     def get_property(self, key: str, default: Any = None) -> Any:
@@ -564,39 +430,17 @@ class Host:
         reply = self.client.request(ref.url, "list", {"active": True, "inactive": True}, timeout=timeout)
         return list(reply.header.get("agents") or [])
 
-    # -- per paglet -------------------------------------------------------------------
-    def resources_for(self, agent_id: str) -> WorkerResources:
-        """The paglet's ResourceRegistry: what it registered, plus what host-side code registers here."""
-        return self._host_resources.for_paglet(agent_id)
-
-    def work_dir_for(self, agent_id: str, *, create: bool = True, check: bool = True) -> Path:
-        if check:
-            self.agent_info(agent_id)
-        path = self._parts().lifecycle.work_path(agent_id)
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def persistent_storage_for(self, agent_id: str, *, quota_bytes: int | None = None) -> ManagedStorage:
-        """The quota-limited storage directory shared by the paglet's class."""
-        class_name = self.agent_info(agent_id)["class_name"]
-        quota = self.config.persistent_storage_quota_bytes if quota_bytes is None else quota_bytes
-        return ManagedStorage(class_storage_dir(self.here.storage_root, class_name), quota)
-
-    def register_file_for(
-        self, agent_id: str, path: str | Path, *, name: str | None = None, mode: str = "copy"
-    ) -> PagletFileRef:
-        self.agent_info(agent_id)
-        return self.files.register(agent_id, path, name, mode)
-
-    def registered_files_for(self, agent_id: str) -> list[PagletFileRef]:
-        return self.files.files(agent_id)
-
-    def unregister_file_for(self, agent_id: str, name: str | PagletFileRef) -> None:
-        self.files.unregister(agent_id, name.name if isinstance(name, PagletFileRef) else str(name))
-
-    def registered_file_path_for(self, agent_id: str, name: str) -> Path:
-        return self.files.path(agent_id, name)
+    # -- per paglet: PagletFacilities (paglets.node.host_paglets) has their signatures and docs ------
+    resources_for = delegate("per_paglet", PagletFacilities)
+    work_dir_for = delegate("per_paglet", PagletFacilities)
+    persistent_storage_for = delegate("per_paglet", PagletFacilities)
+    register_file_for = delegate("per_paglet", PagletFacilities)
+    registered_files_for = delegate("per_paglet", PagletFacilities)
+    unregister_file_for = delegate("per_paglet", PagletFacilities)
+    registered_file_path_for = delegate("per_paglet", PagletFacilities)
+    wait_message = delegate("per_paglet", PagletFacilities)
+    notify_message = delegate("per_paglet", PagletFacilities)
+    notify_all_messages = delegate("per_paglet", PagletFacilities)
 
 
 __all__ = ["DEFAULT_DATA_ROOT", "Host", "NodeConfig", "WorkerResources"]

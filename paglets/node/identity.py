@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paglets.client.hosts import HostRef
+
 CAPABILITIES = (
     "messages", "create", "dispose", "state", "http", "dispatch", "clone", "retract", "files",
     "deactivate", "activate", "storage",
@@ -35,6 +37,14 @@ class NodeIdentity:
 
     def capabilities(self) -> list[str]:
         return [c for c in CAPABILITIES if c != "http" or self.http_address is not None]
+
+    def mesh_entry(self, active: int, parked: int) -> HostRef:
+        """How this node describes itself in the mesh's gossip, with its paglet counts."""
+        return HostRef(
+            name=self.name, url=self.address, code_version=self.code_version, active_count=active,
+            inactive_count=parked, tags=tuple(self.tags), properties=dict(self.properties),
+            http_url=self.http_address,
+        )  # fmt: skip
 
     def uptime(self) -> float:
         return round(time.time() - self.started_at, 3) if self.started_at else 0.0
