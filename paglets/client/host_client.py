@@ -21,6 +21,7 @@ from paglets.client.addresses import check_address
 from paglets.client.artifacts import Progress
 from paglets.client.channel import channel
 from paglets.client.dealer import reply_value
+from paglets.client.payloads import create_request, decode_result
 from paglets.client.proxy import PagletProxy
 from paglets.client.reactor import Reactor, then
 from paglets.client.security import CurveIdentity
@@ -303,7 +304,10 @@ class HostClient:
         """Ask ``address`` to move its paglet to ``target``; returns the paglet's new address."""
         ticket = TransferTicket.of(target)
         reply = self.request(
-            address, "dispatch", {"agent": agent_id, "ticket": ticket.to_wire()}, timeout=_move_wait(ticket)
+            address,
+            "dispatch",
+            {"agent": agent_id, "ticket": ticket.to_wire()},
+            timeout=ticket.timeout + MOVE_REPLY_MARGIN,
         )
         return str(reply.header["address"])
 
@@ -313,7 +317,7 @@ class HostClient:
         if target is not None:
             ticket = TransferTicket.of(target)
             header["ticket"] = ticket.to_wire()
-            timeout = _move_wait(ticket)
+            timeout = ticket.timeout + MOVE_REPLY_MARGIN
         reply = self.request(address, "clone", header, timeout=timeout)
         return self.proxy(reply.header["address"], reply.header["agent"])
 
@@ -439,35 +443,6 @@ class HostClient:
         limit = timeout if timeout is not None else artifacts.step_timeout(ref.size, self.timeout)
         reply = self.request(address, "artifact_fetch", header, timeout=limit, watch_connection=True)
         return ArtifactRef.from_wire(reply.header.get("artifact"))
-
-
-def create_request(
-    cls: type[Any] | str,
-    state: Any,
-    init: Any,
-    agent_id: str | None,
-) -> tuple[dict[str, Any], tuple[bytes, ...]]:
-    """Header and payload of a ``create`` request (also used for in-node creation)."""
-    class_name = cls if isinstance(cls, str) else codec.class_name(cls)
-    header: dict[str, Any] = {"cls": class_name}
-    if agent_id is not None:
-        header["agent"] = protocol.validate_agent_id(agent_id)
-    if isinstance(state, dict):
-        header["plain"] = True
-    if state is not None and not isinstance(state, dict) and not hasattr(state, "__dataclass_fields__"):
-        raise SerializationError(f"state must be a dataclass instance or a dict, got {type(state).__name__}")
-    state_bytes = b"" if state is None else codec.encode(state, root="state")
-    init_bytes = b"" if init is None else codec.encode(init, root="init")
-    return header, (state_bytes, init_bytes)
-
-
-def _move_wait(ticket: TransferTicket) -> float:
-    """How long to wait for the answer to a move: it may take ``ticket.timeout``, then the node answers."""
-    return ticket.timeout + MOVE_REPLY_MARGIN
-
-
-def decode_result(reply: protocol.Reply) -> Any:
-    return codec.decode(reply.payload[0]) if reply.payload and reply.payload[0] else None
 
 
 PagletProxy.default_client = HostClient  # proxies made without a client use a default HostClient
