@@ -31,7 +31,7 @@ from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlo
 from paglets.node.broker.stats import LoopStats, error_text
 from paglets.wire import back
 from paglets.wire.back import BACK, IDLE, READY, REP
-from paglets.wire.errors import error_to_wire
+from paglets.wire.errors import error_from_wire, error_to_wire
 
 BATCH_MAX = 256  # the most oneway messages one handler may be given at once (MAILBOX_BATCH caps it lower)
 
@@ -231,6 +231,7 @@ class WorkerTable:
             origin, slot.start_origin = slot.start_origin, None
             if origin is not None:
                 origin.fail(self._sender, ready.error)
+            self._fail_slot(slot, error_from_wire(ready.error))  # mail that woke it learns why it did not
             self.stop(slot.agent_id)
             return
         slot.connected = True
