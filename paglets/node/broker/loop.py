@@ -267,7 +267,7 @@ class Broker:
 
     def metrics(self, top: int) -> dict[str, Any]:
         """The loop's figures for a scrape (in the loop): table, message path, peers, lanes."""
-        figures = self.table.metrics(top)
+        figures = self.table.reports.metrics(top)
         figures.update(self._peers.counts())
         figures["lanes"] = self._lanes.held()
         figures["rejected_requests"] = self.rejected_requests
