@@ -223,11 +223,11 @@ class BrokerCommands:
     def busy_handlers(self, agent_ids: list[str]) -> Future[Any]:
         """{agent id: [(handler, seconds busy)]} of the messages in flight to these paglets."""
         ids = list(agent_ids)
-        return self._call(lambda: self._broker.table.busy_handlers(ids))
+        return self._call(lambda: self._broker.table.reports.busy_handlers(ids))
 
     def seen_ids(self, agent_id: str) -> list[str]:
         """Ids of the messages the paglet already took in (they travel with it)."""
-        return list(self._confirm(lambda: self._broker.table.seen_ids(agent_id), f"list {agent_id}'s messages"))
+        return list(self._confirm(lambda: self._broker.table.reports.seen_ids(agent_id), f"list {agent_id}'s messages"))
 
     def depart(self, agent_id: str, address: str) -> None:
         """The frozen paglet now lives at ``address``: forward its backlog there, let its worker go."""
@@ -280,10 +280,10 @@ class BrokerCommands:
     # -- reading ---------------------------------------------------------------------------
     def summaries(self) -> Future[Any]:
         """Every paglet slot of this node (phase, class, mailbox...)."""
-        return self._call(self._broker.table.summaries)
+        return self._call(self._broker.table.reports.summaries)
 
     def summary(self, agent_id: str) -> Future[Any]:
-        return self._call(lambda: self._broker.table.summary(agent_id))
+        return self._call(lambda: self._broker.table.reports.summary(agent_id))
 
     def metrics(self, top: int) -> Future[Any]:
         """The loop's figures for a metrics scrape: slots per phase, the ``top`` deepest mailboxes,
@@ -296,7 +296,7 @@ class BrokerCommands:
 
     def quiet(self) -> Future[Any]:
         """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of the paglets that could be parked as idle now."""
-        return self._call(self._broker.table.quiet)
+        return self._call(self._broker.table.reports.quiet)
 
     def connect_relay(self) -> None:
         """Dial the relay and wait a little for its answer, so that a node that says it is

@@ -8,7 +8,8 @@ at once with :class:`~paglets.core.errors.OverloadedError` rather than
 queueing forever. A job that raises fails only its own Future (and is
 logged with its traceback): the lane keeps its threads.
 
-The node has four (see :class:`~paglets.node.broker.loop.Broker`):
+The node has four, held by :class:`BrokerLanes` (which also knows which
+lane a front request takes and brings each job's answer back to the loop):
 
 * ``reads`` — requests that only look (health, list, info, state, hosts,
   gossip): a few threads, a large bound.
@@ -31,10 +32,25 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from paglets.core.errors import OverloadedError
+from paglets.core.errors import OverloadedError, PagletCrashedError, PagletError
+from paglets.loops import LoopChannel
+from paglets.node.broker.slots import Origin, Sender
 from paglets.threads import ThreadPool
+from paglets.wire import protocol
+from paglets.wire.errors import error_to_wire
 
 log = logging.getLogger("paglets.broker")
+
+READ_THREADS = 16
+READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
+# ping and mailbox: in the loop
+READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services", "events"})
+# Chunks of artifact transfers: many, short and pipelined (a window per transfer), on a lane of their own so
+# they neither fill max_slow_ops nor wait behind moves.
+TRANSFER_OPS = frozenset({"artifact_chunk", "artifact_get"})
+TRANSFER_THREADS = 8
+TRANSFERS_LIMIT = 1024  # chunks running or waiting: 64 transfers x a window of 8, twice over
+Answer = tuple[dict[str, Any], list[bytes]]
 
 
 class Lane:
@@ -78,4 +94,70 @@ class Lane:
         self._pool.shutdown()
 
 
-__all__ = ["Lane"]
+class BrokerLanes:
+    """The four lanes of one broker, and the way a job's answer comes back to its loop."""
+
+    def __init__(self, node_name: str, sender: Sender, channel: LoopChannel, *, op_threads: int, max_slow_ops: int):
+        self._node_name = node_name
+        self._sender = sender
+        self._channel = channel
+        self.reads = Lane(f"paglets-reads-{node_name}", "read requests", READ_THREADS, READS_LIMIT)
+        self.ops = Lane(
+            f"paglets-ops-{node_name}", "slow requests (create, moves, parking, transfers)", op_threads, max_slow_ops
+        )
+        self.calls = Lane(f"paglets-calls-{node_name}", "host calls", op_threads)  # the node's own paglets
+        self.transfers = Lane(f"paglets-transfers-{node_name}", "artifact chunks", TRANSFER_THREADS, TRANSFERS_LIMIT)
+
+    def run(self, origin: Origin, compute: Callable[[], Answer], lane: Lane) -> None:
+        """In the loop: run ``compute`` on ``lane`` and answer ``origin`` from the loop when it is done.
+
+        A full lane refuses at once; a stopping node fails the request.
+        """
+        sender = self._sender
+        refusal = lane.admit(self._node_name)
+        if refusal is not None:
+            origin.fail(sender, error_to_wire(refusal))
+            return
+
+        def work() -> None:
+            try:
+                header, payload = compute()
+                packed = protocol.pack(header)
+            except BaseException as exc:  # every failure becomes a typed reply, and the lane is released
+                if not isinstance(exc, PagletError):
+                    log.exception("broker: op failed")
+                wire = error_to_wire(exc)
+                self._answer(lane, lambda: origin.fail(sender, wire))
+                return
+            self._answer(lane, lambda: origin.ok(sender, payload, packed))
+
+        try:
+            lane.submit(work)
+        except RuntimeError:
+            lane.release()
+            origin.fail(sender, error_to_wire(PagletCrashedError(f"node {self._node_name} is stopping")))
+
+    def _answer(self, lane: Lane, reply: Callable[[], None]) -> None:
+        """From a lane's thread: in the loop, count the job out of its lane and send its reply."""
+
+        def deliver() -> None:
+            lane.release()
+            reply()
+
+        self._channel.post(deliver)
+
+    def held(self) -> dict[str, int]:
+        """Jobs the bounded front lanes hold now, for the metrics (loop thread)."""
+        return {"reads": self.reads.held, "ops": self.ops.held}
+
+    def shutdown(self) -> None:
+        for lane in (self.reads, self.ops, self.calls, self.transfers):
+            lane.shutdown()
+
+
+def fans_out(request: protocol.Request) -> bool:
+    """A MESH service lookup asks every other node (up to 2 s): a slow request, not a read."""
+    return request.op == "services" and request.header.get("scope") == "mesh" and not request.header.get("peer")
+
+
+__all__ = ["READ_OPS", "TRANSFER_OPS", "Answer", "BrokerLanes", "Lane", "fans_out"]

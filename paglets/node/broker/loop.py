@@ -7,10 +7,15 @@ authenticates every front request, routes messages through the
 :class:`~paglets.node.broker.table.WorkerTable` (mailboxes, credits,
 lifecycles, forwarding) and runs the heartbeats. It never blocks on disk or
 on a paglet: anything else runs on one of its lanes
-(:mod:`paglets.node.broker.lanes`) and answers through the control channel.
-Reads (health, list, info, state...) have a lane of their own, so they never
-wait behind creates and moves; slow requests beyond ``max_slow_ops`` are
-refused with OverloadedError.
+(:class:`~paglets.node.broker.lanes.BrokerLanes`) and answers through the
+control channel. Reads (health, list, info, state...) have a lane of their
+own, so they never wait behind creates and moves; slow requests beyond
+``max_slow_ops`` are refused with OverloadedError. Chunks of artifact
+transfers have a lane of their own too (``TRANSFER_OPS``). What the loop
+learns for the node (crashes, worker events, failed messages, parked
+paglets to wake) goes through
+:class:`~paglets.node.broker.node_services.NodeNotices`; its sockets are
+made in :mod:`paglets.node.broker.sockets`.
 
 Counters: every counter the loop and its lanes share is owned by the loop
 thread, the only one that writes it - each slot's mailbox counts (queued,
@@ -20,8 +25,9 @@ counted when its answer is posted back to the loop), and
 :class:`~paglets.node.broker.commands.BrokerCommands` (``summaries``); they
 may read ``rejected_requests`` directly as a snapshot, and never write it.
 
-Chunks of artifact transfers have a lane of
-their own too (``TRANSFER_OPS``).
+The per-frame paths (``_serve``, ``_on_front``, ``_front_send``, ``_on_back``)
+reach the lanes and notices through attributes bound on the broker itself,
+so splitting them out costs no lookup per message.
 """
 
 from __future__ import annotations
@@ -30,20 +36,20 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 
 from paglets.client.security import CurveIdentity, CurveServer
 from paglets.core.errors import AuthenticationError, PagletCrashedError, PagletError
 from paglets.loops import LoopChannel, LoopThread
-from paglets.node.broker.lanes import Lane
+from paglets.node.broker.lanes import READ_OPS, TRANSFER_OPS, BrokerLanes, fans_out
+from paglets.node.broker.node_services import BrokerServices, NodeNotices
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
 from paglets.node.broker.relay_link import RelayLink
-from paglets.node.broker.slots import ACCEPTED, BackOrigin, Delivery, FrontOrigin, Origin, WorkerSlot
-from paglets.node.broker.stats import FailedNote
+from paglets.node.broker.slots import BackOrigin, Delivery, FrontOrigin, Origin, WorkerSlot
+from paglets.node.broker.sockets import back_socket, open_front
 from paglets.node.broker.table import WorkerTable
 from paglets.wire import back, protocol
 from paglets.wire.errors import error_to_wire
@@ -51,39 +57,7 @@ from paglets.wire.frames import NOBLOCK, has_input, recv_frames, send_frames
 
 log = logging.getLogger("paglets.broker")
 
-READ_BATCH = 64
-READ_THREADS = 16
-READS_LIMIT = 4096  # read requests running or waiting; a flood beyond gets OverloadedError
-# ping and mailbox: in the loop
-READ_OPS = frozenset({"health", "list", "info", "state", "hosts", "gossip", "services", "events"})
-# Chunks of artifact transfers: many, short and pipelined (a window per transfer), on a lane of their own so
-# they neither fill max_slow_ops nor wait behind moves.
-TRANSFER_OPS = frozenset({"artifact_chunk", "artifact_get"})
-TRANSFER_THREADS = 8
-TRANSFERS_LIMIT = 1024  # chunks running or waiting: 64 transfers x a window of 8, twice over
-Answer = tuple[dict[str, Any], list[bytes]]
-
-
-class BrokerServices(Protocol):
-    """What the broker asks of the node (called on its lanes)."""
-
-    def handle_front(self, request: protocol.Request) -> Answer: ...
-
-    def handle_host_call(
-        self, agent_id: str, ident: bytes, header: dict[str, Any], payload: list[bytes]
-    ) -> list[bytes]: ...
-
-    def route_unknown(self, request: protocol.Request) -> Answer: ...
-
-    def worker_crashed(self, agent_id: str, pid: int | None, reason: str) -> None: ...
-
-    def worker_event(self, agent_id: str, header: dict[str, Any]) -> None: ...
-
-    def wake_parked(self, agent_id: str) -> None: ...
-
-    def queue_for_parked(self, agent_id: str, delivery: Delivery) -> Future[bytes | None]: ...
-
-    def record_failures(self, notes: list[FailedNote], suppressed: int) -> None: ...
+READ_BATCH = 64  # frame sets read from one socket before the loop looks at the others
 
 
 class Broker:
@@ -120,25 +94,27 @@ class Broker:
         self._heartbeat = heartbeat_interval
         self._max_message_size = max_message_size
         self.channel = LoopChannel(ctx, f"broker-{node_name}")
-        self._reads = Lane(f"paglets-reads-{node_name}", "read requests", READ_THREADS, READS_LIMIT)
-        self._ops = Lane(
-            f"paglets-ops-{node_name}", "slow requests (create, moves, parking, transfers)", op_threads, max_slow_ops
+        lanes = self._lanes = BrokerLanes(
+            node_name, self, self.channel, op_threads=op_threads, max_slow_ops=max_slow_ops
         )
-        self._calls = Lane(f"paglets-calls-{node_name}", "host calls", op_threads)  # the node's own paglets
-        self._transfers = Lane(f"paglets-transfers-{node_name}", "artifact chunks", TRANSFER_THREADS, TRANSFERS_LIMIT)
+        notices = self._notices = NodeNotices(self, self.channel, lanes.calls, services)
+        # bound here so the per-frame paths reach them in one lookup, as when they were the broker's own
+        self._reads, self._ops, self._calls, self._transfers = lanes.reads, lanes.ops, lanes.calls, lanes.transfers
+        self._off_loop = lanes.run
+        self._on_event = notices.worker_event
         self._poller = zmq.Poller()
         self._acks: dict[tuple[bytes, bool], list[bytes]] = {}  # oneway acks of this loop pass, per peer
         self._curve_server = curve_server
         self._peers = PeerLinks(ctx, self._poller, self, api_key=api_key, on_moved=self._moved, curve=curve_client)
         parked = ParkedPaglets(
-            node_name, self, wake=self._wake_parked, queue=self._queue_for_parked, limit=mailbox_limit
+            node_name, self, wake=notices.wake_parked, queue=notices.queue_for_parked, limit=mailbox_limit
         )
         self.table = WorkerTable(
             node_name,
             self,
             self._peers,
             parked,
-            on_crash=self._crashed,
+            on_crash=notices.crashed,
             mailbox_limit=mailbox_limit,
             liveness=heartbeat_interval * heartbeat_misses,
             forward_ttl=forward_ttl,
@@ -165,7 +141,7 @@ class Broker:
     # -- lifecycle (any thread) -----------------------------------------------------
     def attach(self, services: BrokerServices) -> None:
         """The node parts that answer what the loop does not (set before :meth:`start`)."""
-        self._services = services
+        self._services = self._notices.services = services
 
     def start(self) -> None:
         """Open the sockets on the loop thread and serve; raises what opening them raised."""
@@ -179,8 +155,7 @@ class Broker:
         if self.running:
             self.channel.post(self._request_stop)
             self._thread.join(timeout)
-        for lane in (self._reads, self._ops, self._calls, self._transfers):
-            lane.shutdown()
+        self._lanes.shutdown()
 
     def _request_stop(self) -> None:
         self._stop = True
@@ -201,15 +176,13 @@ class Broker:
 
     # -- the loop -------------------------------------------------------------------------
     def _open_sockets(self) -> None:
-        back = self._ctx.socket(zmq.ROUTER)
-        back.linger = 0
-        back.router_mandatory = 1
-        back.router_handover = 1
-        back.sndhwm = back.rcvhwm = 100_000
+        back = back_socket(self._ctx)
         front = None
         try:
             if self._front_endpoint is not None:  # a node behind a relay listens nowhere
-                front = self._open_front(self._front_endpoint)
+                front, self.front_address = open_front(
+                    self._ctx, self._front_endpoint, max_message_size=self._max_message_size, curve=self._curve_server
+                )
             back.bind(self.back_endpoint)
             self.channel.bind()
         except BaseException:
@@ -219,26 +192,6 @@ class Broker:
             raise
         self._front, self._back = front, back
 
-    def _open_front(self, endpoint: str) -> zmq.Socket:
-        front = self._ctx.socket(zmq.ROUTER)
-        front.linger = 0
-        front.router_mandatory = 1
-        front.maxmsgsize = self._max_message_size
-        front.sndhwm = front.rcvhwm = 100_000
-        if self._curve_server is not None:
-            self._curve_server.serve(front)
-        try:
-            if endpoint.endswith(":0"):
-                base = endpoint.rsplit(":", 1)[0]
-                self.front_address = f"{base}:{front.bind_to_random_port(base)}"
-            else:
-                front.bind(endpoint)
-                self.front_address = endpoint
-        except BaseException:
-            front.close(0)
-            raise
-        return front
-
     def _serve(self) -> None:
         front, back, ctrl, peers, relay = self._front, self._back, self.channel.pull, self._peers, self._relay
         poller = self._poller
@@ -246,7 +199,7 @@ class Broker:
             poller.register(front, zmq.POLLIN)
         poller.register(back, zmq.POLLIN)
         poller.register(ctrl, zmq.POLLIN)
-        notes = self.table.stats.notes
+        notes, hand_on_failures = self.table.stats.notes, self._notices.failures
         next_beat = time.monotonic() + self._heartbeat
         while not self._stop:
             timeout = max(0.0, next_beat - time.monotonic())
@@ -264,7 +217,7 @@ class Broker:
             if self._acks:
                 self._send_acks()
             if notes.pending:
-                self._hand_on_failures()
+                hand_on_failures(notes)
             now = time.monotonic()
             if now >= next_beat:
                 self.table.housekeeping(now)
@@ -312,19 +265,11 @@ class Broker:
         else:
             waiting.append(cid)
 
-    def _hand_on_failures(self) -> None:
-        """Failed messages this pass noted become events, recorded on the calls lane (never in the loop)."""
-        notes, suppressed = self.table.stats.notes.take()
-        try:
-            self._calls.submit(self._services.record_failures, notes, suppressed)
-        except RuntimeError:
-            pass  # the node is stopping; those events go with it
-
     def metrics(self, top: int) -> dict[str, Any]:
         """The loop's figures for a scrape (in the loop): table, message path, peers, lanes."""
-        figures = self.table.metrics(top)
+        figures = self.table.reports.metrics(top)
         figures.update(self._peers.counts())
-        figures["lanes"] = {"reads": self._reads.held, "ops": self._ops.held}
+        figures["lanes"] = self._lanes.held()
         figures["rejected_requests"] = self.rejected_requests
         return figures
 
@@ -379,7 +324,7 @@ class Broker:
             origin.ok(self, [], protocol.pack({"mailbox": status}))
         else:
             lane = (
-                self._reads if op in READ_OPS and not _fans_out(request)
+                self._reads if op in READ_OPS and not fans_out(request)
                 else self._transfers if op in TRANSFER_OPS
                 else self._ops
             )  # fmt: skip
@@ -403,40 +348,6 @@ class Broker:
         )
         if not self.table.route(header["agent"], delivery):  # may wait for the node's start or a paglet
             self._off_loop(origin, lambda: self._services.route_unknown(request), self._ops)
-
-    def _off_loop(self, origin: Origin, compute: Callable[[], Answer], lane: Lane) -> None:
-        """Run ``compute`` on ``lane`` and answer from the loop when it is done; a full lane refuses at once."""
-        refusal = lane.admit(self.node_name)
-        if refusal is not None:
-            self._fail(origin, refusal)
-            return
-
-        def work() -> None:
-            try:
-                header, payload = compute()
-                packed = protocol.pack(header)
-            except BaseException as exc:  # every failure becomes a typed reply, and the lane is released
-                if not isinstance(exc, PagletError):
-                    log.exception("broker: op failed")
-                wire = error_to_wire(exc)
-                self._answer(lane, lambda: origin.fail(self, wire))
-                return
-            self._answer(lane, lambda: origin.ok(self, payload, packed))
-
-        try:
-            lane.submit(work)
-        except RuntimeError:
-            lane.release()
-            self._fail(origin, PagletCrashedError(f"node {self.node_name} is stopping"))
-
-    def _answer(self, lane: Lane, reply: Callable[[], None]) -> None:
-        """From a lane's thread: in the loop, count the job out of its lane and send its reply."""
-
-        def deliver() -> None:
-            lane.release()
-            reply()
-
-        self.channel.post(deliver)
 
     # -- back -------------------------------------------------------------------------------
     def _on_back(self, frames: list[bytes]) -> None:
@@ -483,51 +394,9 @@ class Broker:
             origin, lambda: ({}, self._services.handle_host_call(agent_id, ident, header, payload)), self._calls
         )
 
-    def _on_event(self, slot: WorkerSlot, rest: list[bytes]) -> None:
-        try:
-            header = back.parse_event(rest)
-        except PagletError:
-            return
-        if header.get("kind") == "run-finished":
-            slot.run_done = True  # from now on it may be parked when idle
-        self._calls.submit(self._services.worker_event, slot.agent_id, header)
-
-    # -- table callbacks (in the loop) ------------------------------------------------------
-    def _crashed(self, agent_id: str, pid: int | None, reason: str) -> None:
-        self._calls.submit(self._services.worker_crashed, agent_id, pid, reason)
-
+    # -- peer callbacks (in the loop) -------------------------------------------------------
     def _moved(self, agent_id: str, address: str) -> None:
         self.table.moved(agent_id, address)
-
-    def _wake_parked(self, agent_id: str) -> None:
-        self._calls.submit(self._services.wake_parked, agent_id)
-
-    def _queue_for_parked(self, agent_id: str, delivery: Delivery) -> None:
-        """Hand a message to the durable mail queue; its sender hears back once it is on disk."""
-        origin = delivery.origin
-        try:
-            written = self._services.queue_for_parked(agent_id, delivery)
-        except PagletError as exc:
-            self._fail(origin, exc)
-            return
-        if origin is None:
-            return
-
-        def done(future: Future[bytes | None]) -> None:
-            exc = future.exception()
-            if exc is not None:
-                wire = error_to_wire(exc)
-                self.channel.post(lambda: origin.fail(self, wire))
-            else:
-                reply = future.result()
-                self.channel.post(lambda: origin.ok(self, [] if reply is None else [reply], ACCEPTED))
-
-        written.add_done_callback(done)
-
-
-def _fans_out(request: protocol.Request) -> bool:
-    """A MESH service lookup asks every other node (up to 2 s): a slow request, not a read."""
-    return request.op == "services" and request.header.get("scope") == "mesh" and not request.header.get("peer")
 
 
 def _key_matches(offered: Any, expected: bytes) -> bool:

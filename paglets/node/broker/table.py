@@ -7,6 +7,8 @@ validated requests and worker frames; it answers through the broker (its
 (mailboxes, handler credits, requests in flight and their replies) is its
 :class:`~paglets.node.broker.message_path.MessagePath`; the table owns the
 slots, the routing ids and pids that find them, and the forwarding entries.
+What it tells the rest of the node about them (listings, metrics, idle
+paglets, busy handlers) is its :class:`~paglets.node.broker.slot_reports.SlotReports`.
 
 A slot's life: STARTING (forked, waiting for ``ready`` and the start hook) or
 PREPARED (an arriving paglet's worker, waiting for its state) -> READY ->
@@ -17,16 +19,15 @@ STOPPING are the other ends.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable
-from typing import Any
 
 from paglets.core.errors import HostError, InvalidAgentError, PagletCrashedError, PagletError
 from paglets.node.broker.forwards import Forwards
 from paglets.node.broker.message_path import GONE_PHASES, MessagePath
 from paglets.node.broker.parked_routes import ParkedPaglets
 from paglets.node.broker.peers import PeerLinks
+from paglets.node.broker.slot_reports import SlotReports
 from paglets.node.broker.slots import Delivery, Origin, Phase, Sender, WorkerSlot, worker_ident
 from paglets.node.broker.stats import LoopStats, error_text
 from paglets.wire import back
@@ -68,6 +69,7 @@ class WorkerTable:
             on_drained=self._exit_worker,
             reroute=self.route,
         )
+        self.reports = SlotReports(self.slots, self._mail, self._forwards, self.require)
 
     # -- slots --------------------------------------------------------------------
     def open_slot(
@@ -125,55 +127,11 @@ class WorkerTable:
 
     @property
     def stats(self) -> LoopStats:
-        """The message path's counts and timings (loop thread only; read through :meth:`metrics`)."""
+        """The message path's counts and timings (loop thread only; read through ``reports.metrics``)."""
         return self._mail.stats
-
-    def metrics(self, top: int) -> dict[str, Any]:
-        """Slots per phase, mailbox depths (the ``top`` deepest and the total) and the path's figures."""
-        phases: dict[str, int] = {}
-        queued = in_flight = 0
-        depths: list[tuple[int, str, str]] = []
-        for slot in self.slots.values():
-            phases[slot.phase.value] = phases.get(slot.phase.value, 0) + 1
-            depth = len(slot.queue)
-            queued += depth
-            in_flight += slot.in_flight
-            if depth:
-                depths.append((depth, slot.agent_id, slot.class_name))
-        return {
-            "phases": phases,
-            "queued": queued,
-            "in_flight": in_flight,
-            "deepest": heapq.nlargest(top, depths),
-            "forwarding": len(self._forwards),
-            **self._mail.stats.snapshot(),
-        }
 
     def unknown(self, agent_id: str) -> InvalidAgentError:
         return InvalidAgentError(f"no paglet {agent_id!r} on node {self.node_name}")
-
-    def summaries(self) -> list[dict[str, Any]]:
-        """Every paglet of this node — not workers waiting for a paglet that may still not come."""
-        now = time.monotonic()
-        return [self._summary(slot, now) for slot in self.slots.values() if slot.phase is not Phase.PREPARED]
-
-    def summary(self, agent_id: str) -> dict[str, Any]:
-        return self._summary(self.require(agent_id), time.monotonic())
-
-    def quiet(self) -> list[tuple[str, float, float | None]]:
-        """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of every paglet that could be parked as idle now:
-        ready, ``run()`` returned, nothing queued, in flight or asked of its worker."""
-        now = time.monotonic()
-        return [
-            (slot.agent_id, now - slot.last_active, slot.idle_timeout)
-            for slot in self.slots.values()
-            if slot.phase is Phase.READY and slot.run_done and not slot.held and not slot.pending_cids
-            and not slot.queue and slot.in_flight == 0
-        ]  # fmt: skip
-
-    def _summary(self, slot: WorkerSlot, now: float) -> dict[str, Any]:
-        started = self._mail.oldest_message(slot)
-        return slot.summary(None if started is None else round(now - started, 3))
 
     # -- messages ---------------------------------------------------------------------
     def route(self, agent_id: str, delivery: Delivery) -> bool:
@@ -294,11 +252,6 @@ class WorkerTable:
             return 0
         return self._mail.cut_short(slot, error)
 
-    def busy_handlers(self, agent_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
-        """For each of these paglets still here: (handler, seconds busy) of its messages in flight."""
-        slots = self.slots
-        return {agent_id: self._mail.busy_handlers(slots[agent_id]) for agent_id in agent_ids if agent_id in slots}
-
     def unfreeze(self, agent_id: str) -> None:
         """The move failed: the paglet stays and its mailbox flows again."""
         slot = self.slots.get(agent_id)
@@ -371,12 +324,6 @@ class WorkerTable:
             self.stop(agent_id)
         self.parked.fail_waking(agent_id, error)
         self.parked.park(agent_id, activate_on_message, queue_when_inactive)
-
-    def seen_ids(self, agent_id: str) -> list[str]:
-        """Ids of messages this paglet already took in — not those still queued, which travel separately."""
-        slot = self.require(agent_id)
-        queued = {d.mid for d in slot.queue.items()}
-        return [mid for mid in slot.seen.ids() if mid not in queued]
 
     def moved(self, agent_id: str, address: str) -> None:
         """A peer says the paglet is now at ``address``: collapse the chain."""

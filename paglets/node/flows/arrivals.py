@@ -20,7 +20,7 @@ from paglets.core.files import PagletFileRef, check_file_name
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
 from paglets.node.broker.commands import LOOP_DEADLINE, BrokerCommands
 from paglets.node.flows.lifecycle import Lifecycle
-from paglets.node.flows.movement import transfer_error
+from paglets.node.flows.move_requests import transfer_error
 from paglets.node.flows.parking import Parking
 from paglets.node.identity import NodeIdentity
 from paglets.node.storage.files import ArtifactStore, FileRegistry

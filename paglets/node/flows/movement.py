@@ -20,14 +20,14 @@ If the target refuses, times out or dies on the way, the source unfreezes:
 the paglet is active where it was, with its state, and the caller gets a
 :class:`~paglets.core.errors.TransferError` that says why. When an arrive
 times out, the source asks the target whether the paglet did arrive before
-deciding. Owns no state: the broker's table holds slots and forwards.
+deciding. Owns no state: the broker's table holds slots and forwards. What
+the source asks of the target goes through
+:class:`~paglets.node.flows.move_requests.MoveRequests`.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,14 +37,7 @@ from paglets.client.host_client import HostClient
 from paglets.client.proxy import PagletProxy
 from paglets.client.transfer import TransferTicket
 from paglets.client.transport import check_address
-from paglets.core.errors import (
-    HostError,
-    InvalidAgentError,
-    LifecycleError,
-    NodeUnreachableError,
-    PagletError,
-    TransferError,
-)
+from paglets.core.errors import LifecycleError, PagletError, TransferError
 from paglets.core.events import CloneEvent, ContextEventLog, MobilityEvent
 from paglets.core.files import PagletFileRef
 from paglets.core.runtime_values import ArrivalMode, EnvelopeKind
@@ -52,15 +45,12 @@ from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.checkpoints import Checkpointer
 from paglets.node.flows.inspection import Inspection
 from paglets.node.flows.lifecycle import Lifecycle
+from paglets.node.flows.move_requests import MoveRequests, time_left, transfer_error
 from paglets.node.identity import NodeIdentity
 from paglets.node.mesh.registry import MeshRegistry
-from paglets.node.storage.files import CHUNK_SIZE, FileRegistry, sha256_of
+from paglets.node.storage.files import FileRegistry, sha256_of
 from paglets.waiting import wait_for
 from paglets.wire.envelope import PagletEnvelope
-
-log = logging.getLogger("paglets.movement")
-ABORT_DEADLINE = 2.0  # seconds the target gets to drop a prepared arrival that will not come
-ARRIVAL_POLL = 0.2  # seconds between questions to a target whose arrival hook is still running
 
 _HOOKS = {
     EnvelopeKind.DISPATCH: "on_dispatching",
@@ -93,6 +83,7 @@ class Movement:
         self._checkpoints = checkpoints
         self._client = client
         self._mesh = mesh
+        self._target = MoveRequests(client, here)
 
     def address_of(self, name: str) -> str | None:
         """The address of a node the mesh knows by this name, or None."""
@@ -120,36 +111,6 @@ class Movement:
             check_code_version(self._here, ref.name, ref.code_version, ticket)
         return address
 
-    def _prepare(
-        self, address: str, agent_id: str, class_name: str, kind: EnvelopeKind, token: str, ticket: TransferTicket
-    ) -> dict[str, Any]:
-        here = self._here
-        header: dict[str, Any] = {
-            "agent": agent_id,
-            "cls": class_name,
-            "kind": kind.value,
-            "token": token,
-            "source": here.address,
-            "ttl": float(ticket.timeout) + 5.0,
-            "caps": list(ticket.required_capabilities),
-        }
-        if ticket.expected_code_version is not None:
-            header["version"] = ticket.expected_code_version
-        header["srcver"] = here.code_version  # the target refuses another version unless the ticket allows it
-        last: PagletError | None = None
-        for attempt in range(ticket.retries + 1):
-            if attempt:
-                threading.Event().wait(ticket.retry_interval)  # a deliberate back-off between attempts
-            try:
-                return self._client.request(
-                    address, "prepare", dict(header), timeout=ticket.timeout, watch_connection=True
-                ).header
-            except NodeUnreachableError as exc:
-                last = exc
-            except PagletError as exc:
-                raise TransferError(f"{address} refused paglet {agent_id}: {exc}") from None
-        raise TransferError(f"cannot reach {address} to move paglet {agent_id}: {last}") from None
-
     # -- source side -------------------------------------------------------------------------
     def dispatch(
         self,
@@ -170,7 +131,7 @@ class Movement:
         deadline = started + ticket.timeout
         token = uuid.uuid4().hex
         try:
-            prepared = self._prepare(address, agent_id, summary["class_name"], kind, token, ticket)
+            prepared = self._target.prepare(address, agent_id, summary["class_name"], kind, token, ticket)
         except TransferError as exc:
             self._failed_move(agent_id, summary["class_name"], exc, address, kind.value)
             raise
@@ -187,19 +148,19 @@ class Movement:
         )
         releasing = False
         try:
-            self._lifecycle.run_hook(agent_id, _HOOKS[kind], event.to_wire(), _left(deadline))
-            wait_for(self._broker.freeze(agent_id, initiator), _left(deadline), f"paglet {agent_id}'s messages")
+            self._lifecycle.run_hook(agent_id, _HOOKS[kind], event.to_wire(), time_left(deadline))
+            wait_for(self._broker.freeze(agent_id, initiator), time_left(deadline), f"paglet {agent_id}'s messages")
             releasing = True
-            self._lifecycle.release_resources(agent_id, kind.value, _left(deadline))
+            self._lifecycle.release_resources(agent_id, kind.value, time_left(deadline))
             releasing = False
             self._checkpoints.hold(agent_id)  # from here on no checkpoint of it may bring it back after a crash
             envelope = self._envelope(kind, agent_id, summary["class_name"], address, target_name, token, ticket)
-            self._upload_files(address, agent_id, envelope, deadline)
-            self._arrive(address, envelope, deadline, prepared.get("max_message_size"))
+            self._target.upload_files(address, envelope, deadline)
+            self._target.arrive(address, envelope, deadline, prepared.get("max_message_size"))
         except BaseException as exc:
             self._broker.unfreeze(agent_id)  # no-op unless it froze
             self._checkpoints.release(agent_id)
-            self._abort_later(address, agent_id, token)
+            self._target.abort_later(address, agent_id, token)
             if releasing and isinstance(exc, LifecycleError):
                 raise  # a resource would not close: the move is cancelled, and the error says which
             error = transfer_error(exc, f"moving paglet {agent_id} to {address}")
@@ -263,71 +224,6 @@ class Movement:
         return {"name": ref.name, "size": path.stat().st_size, "sha256": sha256_of(path), "mode": ref.mode,
                 "path": ref.path}  # fmt: skip
 
-    def _upload_files(self, address: str, agent_id: str, envelope: PagletEnvelope, deadline: float) -> None:
-        client = self._client
-        for item in envelope.metadata["files"]:
-            sha, size = item["sha256"], item["size"]
-            if client.request(address, "blob_has", {"sha": sha, "size": size}, timeout=_left(deadline)).header.get(
-                "have"
-            ):
-                continue
-            with open(item.pop("path"), "rb") as handle:
-                offset = 0
-                while True:
-                    chunk = handle.read(CHUNK_SIZE)
-                    final = offset + len(chunk) >= size
-                    header = {"sha": sha, "offset": offset, "size": size, "final": final}
-                    client.request(
-                        address, "blob_put", header, (chunk,), timeout=_left(deadline), watch_connection=True
-                    )
-                    offset += len(chunk)
-                    if final:
-                        break
-        for item in envelope.metadata["files"]:
-            item.pop("path", None)
-
-    def _arrive(self, address: str, envelope: PagletEnvelope, deadline: float, limit: Any) -> dict[str, Any]:
-        """Send the envelope (``limit``: the target's max_message_size, from its prepare answer, if it said)."""
-        client = self._client
-        header = {"agent": envelope.agent_id, "token": envelope.metadata["token"]}
-        data = envelope.to_bytes()
-        if isinstance(limit, int) and len(data) > limit:  # the target would drop it unanswered: say so now
-            raise TransferError(
-                f"paglet {envelope.agent_id}'s envelope is {len(data)} bytes; {address} takes messages of at most "
-                f"{limit} bytes (its max_message_size)"
-            )
-        try:
-            return client.request(
-                address, "arrive", dict(header), (data,), timeout=_left(deadline), watch_connection=True
-            ).header
-        except NodeUnreachableError:
-            # Did it arrive and only the answer got lost? Ask before deciding.
-            if self._arrived(address, header, deadline):
-                return {"agent": envelope.agent_id, "address": address}
-            raise
-
-    def _arrived(self, address: str, header: dict[str, Any], deadline: float) -> bool:
-        for _ in range(3):
-            try:
-                status = self._client.request(address, "transfer", dict(header), timeout=max(1.0, _left(deadline)))
-            except PagletError:
-                return False
-            if status.header.get("status") == "arrived":
-                return True
-            if status.header.get("status") != "starting":
-                return False
-            threading.Event().wait(ARRIVAL_POLL)  # arrival hook still running there: give it a moment
-        return False
-
-    def _abort_later(self, address: str, agent_id: str, token: str) -> None:
-        def abort() -> None:
-            try:
-                self._client.request(address, "abort", {"agent": agent_id, "token": token}, timeout=ABORT_DEADLINE)
-            except PagletError as exc:
-                log.debug("abort of %s at %s: %s", agent_id, address, exc)
-
-        threading.Thread(target=abort, name="paglets-abort", daemon=True).start()
-
     def _after_departure(self, agent_id: str) -> None:
         """The paglet lives elsewhere now: its registered files ("move" ones deleted) and work dir go."""
         for ref in self._files.drop(agent_id):
@@ -350,7 +246,7 @@ class Movement:
         started = time.monotonic()
         if not local:
             try:
-                prepared = self._prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket)
+                prepared = self._target.prepare(address, clone_id, class_name, EnvelopeKind.CLONE, token, ticket)
             except TransferError as exc:
                 self._failed_move(agent_id, class_name, exc, address, "clone")
                 raise
@@ -369,7 +265,7 @@ class Movement:
         timeout = ticket.timeout if ticket else self._client.timeout
         deadline = time.monotonic() + timeout
         try:
-            self._lifecycle.run_hook(agent_id, "on_cloning", event.to_wire(), _left(deadline))
+            self._lifecycle.run_hook(agent_id, "on_cloning", event.to_wire(), time_left(deadline))
             if local:
                 self._clone_here(agent_id, clone_id, class_name, event)
             else:
@@ -377,11 +273,11 @@ class Movement:
                     EnvelopeKind.CLONE, clone_id, class_name, address, target_name, token, ticket,
                     clone_of=agent_id, state_of=agent_id,
                 )  # fmt: skip
-                self._upload_files(address, clone_id, envelope, deadline)
-                self._arrive(address, envelope, deadline, prepared.get("max_message_size"))
+                self._target.upload_files(address, envelope, deadline)
+                self._target.arrive(address, envelope, deadline, prepared.get("max_message_size"))
         except BaseException as exc:
             if not local:
-                self._abort_later(address, clone_id, token)
+                self._target.abort_later(address, clone_id, token)
             error = transfer_error(exc, f"cloning paglet {agent_id} to {address}")
             self._failed_move(agent_id, class_name, error, address, "clone")
             raise error from None
@@ -432,13 +328,6 @@ class Movement:
         return PagletProxy(reply.header.get("address", here.address), agent_id, self._client)
 
 
-def _left(deadline: float) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("the transfer's time ran out")
-    return remaining
-
-
 def _clone_fields(event: CloneEvent) -> dict[str, Any]:
     return {
         "source_agent_id": event.source_agent_id,
@@ -448,19 +337,6 @@ def _clone_fields(event: CloneEvent) -> dict[str, Any]:
         "target_host_name": event.target_host_name,
         "target_host_address": event.target_host_address,
     }
-
-
-def transfer_error(exc: BaseException, what: str) -> BaseException:
-    if isinstance(exc, TransferError):
-        return exc
-    if isinstance(exc, (PagletError, TimeoutError, OSError)):
-        reason = str(exc) or type(exc).__name__
-        if isinstance(exc, TimeoutError) and not str(exc):
-            reason = "timed out"
-        return TransferError(f"{what} failed: {reason}")
-    if isinstance(exc, (InvalidAgentError, HostError)):
-        return TransferError(f"{what} failed: {exc}")
-    return exc
 
 
 def check_code_version(here: NodeIdentity, target: str, version: str, ticket: TransferTicket | None) -> None:
