@@ -122,10 +122,13 @@ class TemplateProcess:
         return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 30.0) -> None:
+        """Launch the template process. With modules to preload, wait until it has imported them (a
+        module that fails stops the node here); without, return at once: the first fork waits for it
+        (frames sent before it is ready wait in the pipe), so a node serves while its template starts."""
         if self._use_fork:
-            self._launch(timeout)
+            self._launch(timeout, wait=bool(self._preload))
 
-    def _launch(self, timeout: float) -> None:
+    def _launch(self, timeout: float, *, wait: bool = True) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "paglets.node.procs.template_main", "--pool", str(self._pool_size), *self._preload],
             stdin=subprocess.PIPE,
@@ -137,11 +140,12 @@ class TemplateProcess:
         threading.Thread(
             target=self._read_loop, args=(proc, ready), name="paglets-template process", daemon=True
         ).start()
-        try:
-            ready.result(timeout)
-        except Exception as exc:
-            _end(proc, timeout)
-            raise HostError(f"paglet template process did not start: {exc}") from None
+        if wait:
+            try:
+                ready.result(timeout)
+            except Exception as exc:
+                _end(proc, timeout)
+                raise HostError(f"paglet template process did not start: {exc}") from None
         with self._lock:
             self._proc = proc
             known = [m for m in self._learned if m not in self._untrusted]
@@ -215,6 +219,10 @@ class TemplateProcess:
                 self._replace(proc)
         if not ready.done():
             ready.set_exception(HostError("template process exited during start-up"))
+        reason = "exited"
+        if ready.exception() is not None:  # it never became ready: say why to whoever waits on a fork
+            reason = f"did not start: {ready.exception()}"
+            log.error("paglet template process %s", reason)
         with self._lock:
             self._retired.discard(proc)
             if self._proc is not proc:
@@ -224,7 +232,7 @@ class TemplateProcess:
             self._forks.clear()
         for future in waiting:
             if not future.done():
-                future.set_exception(HostError("paglet template process exited"))
+                future.set_exception(HostError(f"paglet template process {reason}"))
         _end(proc, 5.0)
 
     def _replace(self, old: subprocess.Popen[bytes]) -> None:
