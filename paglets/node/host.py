@@ -108,7 +108,9 @@ class Host:
         self._runner = NodeRunner(base, self)
         self._properties: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self.per_paglet = PagletFacilities(self._parts, self.agent_info, self.config, base.here, base.files)
+        self.per_paglet = PagletFacilities(
+            self._parts, lambda agent_id: self.agent_info(agent_id, resources=False), self.config, base.here, base.files
+        )
         self.events.add_listener(self.per_paglet.on_event)
         self.service_api = NodeServices(self._parts, base.here, base.client, base.resident_specs)
 
@@ -304,7 +306,7 @@ class Host:
 
     def get_proxy(self, agent_id: str, *, include_inactive: bool = False) -> PagletProxy | None:
         try:
-            info = self.agent_info(agent_id)
+            info = self.agent_info(agent_id, resources=False)
         except InvalidAgentError:
             return None
         if info.get("crashed") or (not info.get("active") and not include_inactive):
@@ -325,8 +327,10 @@ class Host:
     def state_bytes(self, agent_id: str) -> bytes:
         return self._parts().inspection.state_bytes(agent_id)
 
-    def agent_info(self, agent_id: str, *, include_state: bool = False) -> dict[str, Any]:
-        return self._parts().inspection.agent_info(agent_id, include_state=include_state)
+    def agent_info(self, agent_id: str, *, include_state: bool = False, resources: bool = True) -> dict[str, Any]:
+        """Details of one paglet, active or parked (InvalidAgentError if unknown); ``resources=False``
+        does not ask its worker for its resources."""
+        return self._parts().inspection.agent_info(agent_id, include_state=include_state, resources=resources)
 
     def list_agents(
         self, *, active: bool = True, inactive: bool = False, include_state: bool = False

@@ -88,7 +88,7 @@ class FrontRequests:
 
     def _op_state(self, header: dict[str, Any], payload: list[bytes]) -> Answer:
         agent_id = header["agent"]
-        info = self._node.agent_info(agent_id)
+        info = self._node.agent_info(agent_id, resources=False)
         return {"class_name": info["class_name"]}, [self._node.state_bytes(agent_id)]
 
     def _op_create(self, header: dict[str, Any], payload: list[bytes]) -> Answer:

@@ -23,11 +23,12 @@ from paglets.wire.codec.codes import EXT_DATACLASS
 RESOURCES_WAIT = 2.0  # seconds a listing waits, in total, for its active paglets' resources
 
 
-def add_active_fields(infos: list[dict[str, Any]], broker: BrokerCommands) -> None:
-    """Fill in the fields for active paglets (``infos``: their summaries, changed in place)."""
+def add_active_fields(infos: list[dict[str, Any]], broker: BrokerCommands, *, resources: bool = True) -> None:
+    """Fill in the fields for active paglets (``infos``: their summaries, changed in place). Without
+    ``resources`` the workers are not asked (``resources`` is then ``{}``): for the node's own flows."""
     asked = {}
     for info in infos:
-        if info.get("phase") == "ready":
+        if resources and info.get("phase") == "ready":
             asked[info["agent_id"]] = broker.call_worker(info["agent_id"], {"op": "resources"})
     deadline = time.monotonic() + RESOURCES_WAIT
     for info in infos:

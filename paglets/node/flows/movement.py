@@ -124,7 +124,7 @@ class Movement:
         here = self._here
         ticket = TransferTicket.of(target)
         address = self.resolve(ticket.destination, ticket)
-        summary = self._inspection.agent_info(agent_id)
+        summary = self._inspection.agent_info(agent_id, resources=False)
         if address == here.address:
             return PagletProxy(here.address, agent_id, self._client)
         started = time.monotonic()
@@ -236,7 +236,7 @@ class Movement:
         here = self._here
         ticket = None if target is None else TransferTicket.of(target)
         address = here.address if ticket is None else self.resolve(ticket.destination, ticket)
-        summary = self._inspection.agent_info(agent_id)
+        summary = self._inspection.agent_info(agent_id, resources=False)
         class_name = summary["class_name"]
         clone_id = uuid.uuid4().hex
         token = uuid.uuid4().hex

@@ -164,7 +164,7 @@ class Parking:
         request = request or DeactivationRequest(source="node")
         if agent_id in self.parked:
             return self._proxy(agent_id)  # parked already: nothing to do
-        info = self._inspection.agent_info(agent_id)
+        info = self._inspection.agent_info(agent_id, resources=False)
         timeout = self._call_timeout
         policy = request.policy or self._chosen_policy(agent_id, request, timeout) or DeactivationPolicy()
         if force_policy:
@@ -318,7 +318,7 @@ class Parking:
                 else:
                     owner = False
         if waking is None:
-            self._inspection.agent_info(agent_id)  # InvalidAgentError if it is nowhere here
+            self._inspection.agent_info(agent_id, resources=False)  # InvalidAgentError if it is nowhere here
             return self._proxy(agent_id)
         if not owner:
             return wait_for(waking, self._start_timeout + WAKE_SLACK, f"paglet {agent_id} to wake")

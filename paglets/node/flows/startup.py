@@ -46,7 +46,7 @@ def _exists(node: Any, paglet: StartupPaglet) -> bool:
     """Whether the node holds a paglet with this id, active or parked (one waking up counts too)."""
     assert paglet.agent_id is not None  # the launch config requires it of a singleton
     try:
-        node.agent_info(paglet.agent_id)
+        node.agent_info(paglet.agent_id, resources=False)
     except InvalidAgentError:
         return False
     return True

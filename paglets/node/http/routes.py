@@ -122,7 +122,7 @@ def get_agent(host: Any, req: Request) -> Reply:
 
 def get_agent_state(host: Any, req: Request) -> Reply:
     agent_id = req.params["agent_id"]
-    info = host.agent_info(agent_id)
+    info = host.agent_info(agent_id, resources=False)
     return 200, {"agent_id": agent_id, "class_name": info["class_name"], "state": host.get_state(agent_id)}
 
 

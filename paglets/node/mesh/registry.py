@@ -63,6 +63,7 @@ class MeshRegistry:
     ):
         """``on_change(ref, online)``: told (on the gossip thread) when another node comes online or goes offline."""
         self._describe_self = describe_self
+        self._name: str | None = None  # this node's name, once asked (describing it costs a broker round trip)
         self._on_change = on_change
         self._reported: dict[str, HostRef] = {}  # the other nodes last reported online
         self._client = client
@@ -137,6 +138,11 @@ class MeshRegistry:
         return peers + self._rng.sample(others, min(FANOUT, len(others)))
 
     # -- the table -----------------------------------------------------------------------
+    def _my_name(self) -> str:
+        if self._name is None:
+            self._name = self._describe_self().name
+        return self._name
+
     def _refresh_self(self) -> HostRef:
         self._heartbeat += 1
         me = replace(
@@ -161,7 +167,7 @@ class MeshRegistry:
         """
         refs = parse_table(header.get("table"))
         sender = header.get("from")
-        me = self._describe_self().name
+        me = self._my_name()
         with self._changed:
             for ref in refs:
                 if ref.name == me:
@@ -181,7 +187,7 @@ class MeshRegistry:
         except (SerializationError, ProtocolError) as exc:
             log.warning("mesh: ignoring the gossip answer of %s: %s", url, exc)
             return
-        me = self._describe_self().name
+        me = self._my_name()
         with self._changed:
             if sender is not None:
                 self._drop_hearsay_at(url, but=sender)
@@ -293,7 +299,7 @@ class MeshRegistry:
 
     def hosts(self, *, online_only: bool = False, include_self: bool = True) -> list[HostRef]:
         now = time.monotonic()
-        me = self._describe_self().name
+        me = self._my_name()
         with self._changed:
             refs = [replace(ref, online=self._online(name, now)) for name, ref in self._table.items()]
         return sorted(
