@@ -95,7 +95,8 @@ def test_queued_messages_travel_in_order(two):
     mover = threading.Thread(target=lambda: alpha.dispatch(gated.agent_id, beta.address))
     mover.start()
     # Nothing announces that a move has frozen the mailbox: the phase can only be read.
-    wait_until(lambda: alpha.agent_info(gated.agent_id, resources=False)["phase"] == "moving", 5, "the move to wait for the handler")
+    phase = lambda: alpha.agent_info(gated.agent_id, resources=False)["phase"]  # noqa: E731
+    wait_until(lambda: phase() == "moving", 5, "the move to wait for the handler")
     gated.send(Message("open", priority=UNQUEUED_PRIORITY))
     mover.join(20)
     assert not mover.is_alive(), "the move did not finish"

@@ -54,7 +54,8 @@ def park_behind_the_hold(node, proxy: PagletProxy, policy: DeactivationPolicy) -
         parking = pool.submit(park, node, proxy, policy)
         # Nothing signals that the node holds the mailbox (the deactivation waits for the handler):
         # the phase it reports is the only sign, and released earlier the handler would take the mail.
-        wait_until(lambda: node.agent_info(proxy.agent_id)["phase"] == "moving", 10, "the mailbox to be held")
+        phase = lambda: node.agent_info(proxy.agent_id, resources=False)["phase"]  # noqa: E731
+        wait_until(lambda: phase() == "moving", 10, "the mailbox to be held")
         release(proxy)
         parking.result(30)
 
