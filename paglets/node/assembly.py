@@ -396,6 +396,7 @@ def bring_online(base: Foundation, parts: RunningParts) -> None:
     parts.commands.connect_relay()
     base.mesh.start()
     base.ready.set()
+    parts.residents.wake_eager()  # after ready: requests for other paglets need not wait for these starts
 
 
 def stop_parts(base: Foundation, parts: RunningParts, stop_workers: Any) -> None:

@@ -294,9 +294,10 @@ class BrokerCommands:
         """Whether a worker slot (of any phase) holds ``agent_id``."""
         return self._call(lambda: agent_id in self._broker.table.slots)
 
-    def quiet(self) -> Future[Any]:
-        """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of the paglets that could be parked as idle now."""
-        return self._call(self._broker.table.reports.quiet)
+    def quiet(self, timed_only: bool = False) -> Future[Any]:
+        """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of the paglets that could be parked as idle now
+        (``timed_only``: only those whose class sets IDLE_TIMEOUT)."""
+        return self._call(lambda: self._broker.table.reports.quiet(timed_only))
 
     def connect_relay(self) -> None:
         """Dial the relay and wait a little for its answer, so that a node that says it is

@@ -248,7 +248,6 @@ class MessagePath:
         stats.delivered += count - failed
         if failed:
             self._note_failed(slot, pending, ok, payload, failed)
-        now = time.monotonic()
         # Batches stop once a batch's messages took long each (the backlog is better
         # shared among handlers one by one) and resume once a message goes fast again.
         now = slot.last_active = time.monotonic()

@@ -67,15 +67,16 @@ class SlotReports:
         started = self._mail.oldest_message(slot)
         return slot.summary(None if started is None else round(now - started, 3))
 
-    def quiet(self) -> list[tuple[str, float, float | None]]:
+    def quiet(self, timed_only: bool = False) -> list[tuple[str, float, float | None]]:
         """``(agent_id, seconds quiet, class IDLE_TIMEOUT)`` of every paglet that could be parked as idle now:
-        ready, ``run()`` returned, nothing queued, in flight or asked of its worker."""
+        ready, ``run()`` returned, nothing queued, in flight or asked of its worker. ``timed_only``: only
+        those whose class sets IDLE_TIMEOUT (the node has no default and no per-paglet timeout)."""
         now = time.monotonic()
         return [
             (slot.agent_id, now - slot.last_active, slot.idle_timeout)
             for slot in self._slots.values()
-            if slot.phase is Phase.READY and slot.run_done and not slot.held and not slot.pending_cids
-            and not slot.queue and slot.in_flight == 0
+            if (slot.idle_timeout or not timed_only) and slot.phase is Phase.READY and slot.run_done
+            and not slot.held and not slot.pending_cids and not slot.queue and slot.in_flight == 0
         ]  # fmt: skip
 
     def busy_handlers(self, agent_ids: list[str]) -> dict[str, list[tuple[str, float]]]:

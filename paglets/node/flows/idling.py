@@ -129,7 +129,9 @@ class IdleParker:
 
     def scan(self) -> list[str]:
         """Start parking every paglet idle for longer than its timeout; their ids."""
-        quiet = wait_for(self._broker.quiet(), LOOP_DEADLINE, "the broker")
+        with self._cond:  # without a node default or per-paglet timeouts only classes with IDLE_TIMEOUT count
+            timed_only = self._default is None and not self._overrides
+        quiet = wait_for(self._broker.quiet(timed_only), LOOP_DEADLINE, "the broker")
         kept: set[str] = set()
         for keeper in self._keepers:
             kept |= keeper()

@@ -137,6 +137,8 @@ class TemplateProcess:
             env=_child_env(),
         )
         ready: Future[bool] = Future()
+        with self._lock:
+            self._proc = proc  # before its reader runs: a template that dies at once is then seen as ours
         threading.Thread(
             target=self._read_loop, args=(proc, ready), name="paglets-template process", daemon=True
         ).start()
@@ -144,13 +146,16 @@ class TemplateProcess:
             try:
                 ready.result(timeout)
             except Exception as exc:
+                with self._lock:
+                    if self._proc is proc:
+                        self._proc = None
                 _end(proc, timeout)
                 raise HostError(f"paglet template process did not start: {exc}") from None
         with self._lock:
-            self._proc = proc
             known = [m for m in self._learned if m not in self._untrusted]
-            if known:
-                self._send_locked({"hot": known, "sys_path": self._sys_path})
+            if known and self._proc is proc:
+                with contextlib.suppress(HostError):
+                    self._send_locked({"hot": known, "sys_path": self._sys_path})
 
     def fork(self, spec: WorkerSpec) -> int:
         """Start a worker for ``spec``; returns its pid."""

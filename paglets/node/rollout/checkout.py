@@ -71,11 +71,17 @@ class Checkout:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def fast_forward(self) -> str:
-        """Fetch the branch's upstream and fast-forward to it; the new HEAD. Call under :meth:`locked`."""
+    def fast_forward(self, target: str | None = None) -> str:
+        """Fetch the branch's upstream and fast-forward to it; the new HEAD. Call under :meth:`locked`.
+
+        With ``target`` (a commit id prefix) the upstream must be at it, or HostError and the checkout
+        is left where it was (a refused update moves nothing)."""
         self.check_clean()
         _git(self.root, "fetch", "--quiet", what="fetch from the upstream")
-        _git(self.root, "merge", "--ff-only", "--quiet", "@{upstream}", what="fast-forward to the upstream")
+        upstream = _git(self.root, "rev-parse", "@{upstream}", what="read the upstream's commit")
+        if target is not None and not upstream.startswith(target):
+            raise HostError(f"checkout {self.root}: the upstream is at {upstream}, not at {target} (not pushed yet?)")
+        _git(self.root, "merge", "--ff-only", "--quiet", upstream, what="fast-forward to the upstream")
         return self.head()
 
     def install(self, command: str | None) -> None:

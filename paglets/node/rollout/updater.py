@@ -111,11 +111,7 @@ class CodeRollout:
         assert checkout is not None
         with checkout.locked():
             before = checkout.head()
-            after = checkout.fast_forward()
-            if target is not None and not after.startswith(target):
-                raise HostError(
-                    f"checkout {checkout.root} is at {after} after fetching, not at {target} (not pushed yet?)"
-                )
+            after = checkout.fast_forward(target)
             changed = after != self.start_head
             if changed:
                 checkout.install(self._config.update_install_command)

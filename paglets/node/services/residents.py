@@ -91,7 +91,7 @@ class ResidentServices:
 
     # -- node start and stop --------------------------------------------------------------
     def start(self) -> None:
-        """Create (parked) what is not here yet, advertise every service, wake the eager ones."""
+        """Create (parked) what is not here yet and advertise every service (then :meth:`wake_eager`)."""
         self._stopped.clear()
         for agent_id, spec in self._specs.items():
             self._idle.set_timeout(agent_id, spec.idle_timeout)
@@ -102,8 +102,11 @@ class ResidentServices:
             except (PagletError, ValueError) as exc:
                 log.error("node %s: resident service %s could not be set up: %s", self._here.name, agent_id, exc)
                 self._events.emit("service-setup-failed", agent_id=agent_id, reason=str(exc))
+
+    def wake_eager(self) -> None:
+        """Start the eager services, one after another (the node serves already: see assembly.bring_online)."""
         for agent_id, spec in self._specs.items():
-            if spec.lifecycle is ResidentLifecycle.EAGER:
+            if spec.lifecycle is ResidentLifecycle.EAGER and not self._stopped.is_set():
                 self._start_eager(agent_id)
 
     def stop(self) -> None:
@@ -204,7 +207,7 @@ class ResidentServices:
         except (PagletError, ValueError) as exc:
             log.error("node %s: resident service %s could not be created again: %s", self._here.name, agent_id, exc)
             return
-        if spec.lifecycle is ResidentLifecycle.EAGER:
+        if spec.lifecycle is ResidentLifecycle.EAGER and not self._stopped.is_set():  # the node may be stopping
             self._start_eager(agent_id)
 
 
