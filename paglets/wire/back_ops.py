@@ -76,6 +76,9 @@ from typing import Any
 from paglets.core.errors import ProtocolError
 from paglets.wire.limits import check_value
 
+MAIL_WAIT_MAX = 3600.0  # seconds one ``mail`` wait may take (the worker caps it; the node waits as long)
+MAIL_WAITERS_MAX = 4  # ``mail`` waits a worker holds at once (each holds a thread of its control pool)
+
 # (accepted types, required) per field
 Schema = dict[str, tuple[tuple[type, ...], bool]]
 _STR = (str,)
@@ -184,6 +187,8 @@ __all__ = [
     "EVENT_FIELDS",
     "HCALL_OPS",
     "HCALL_PAYLOAD",
+    "MAIL_WAITERS_MAX",
+    "MAIL_WAIT_MAX",
     "MSG_FIELDS",
     "READY_FIELDS",
     "START_FIELDS",

@@ -28,6 +28,7 @@ from paglets.core.events import CreationEvent, PagletEvent, PersistencyEvent, ev
 from paglets.persistence.persistency import DeactivationPolicy, DeactivationRequest
 from paglets.wire import codec
 from paglets.wire.back import OpCall
+from paglets.wire.back_ops import MAIL_WAIT_MAX, MAIL_WAITERS_MAX
 from paglets.wire.errors import error_to_wire
 from paglets.wire.plain import state_from_plain
 from paglets.worker.context import WorkerContext
@@ -36,7 +37,6 @@ from paglets.worker.link import NodeLink
 
 log = logging.getLogger("paglets.worker")
 
-MAIL_WAIT_MAX = 3600.0  # seconds a node's wait on this paglet's mail signal may take
 
 START_HOOKS = frozenset({"on_creation", "on_arrival", "on_clone", "on_activation"})
 CALL_HOOKS = frozenset({"on_dispatching", "on_reverting", "on_cloning", "on_cloned", "on_deactivating", "on_disposing"})
@@ -57,6 +57,7 @@ class PagletControl:
     ):
         self._agent_id = agent_id
         self._crash = crash
+        self._mail_waiters = threading.BoundedSemaphore(MAIL_WAITERS_MAX)  # the rest of the pool runs hooks
         self._node_name = node_name
         self._node_address = node_address
         self._link = link
@@ -192,7 +193,15 @@ class PagletControl:
         if op == "mail":  # the node's Host.wait_message / notify_message for this paglet
             notify = header.get("notify")
             if notify is None:
-                return codec.encode(self._context.wait_message(min(float(header.get("wait") or 0.0), MAIL_WAIT_MAX)))
+                if not self._mail_waiters.acquire(blocking=False):
+                    raise LifecycleError(
+                        f"paglet {self._agent_id} has {MAIL_WAITERS_MAX} node-side wait_message calls waiting already"
+                    )
+                try:
+                    wait = min(float(header.get("wait") or 0.0), MAIL_WAIT_MAX)
+                    return codec.encode(self._context.wait_message(wait))
+                finally:
+                    self._mail_waiters.release()
             if notify == "all":
                 self._context.notify_all_messages()
             else:

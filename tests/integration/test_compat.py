@@ -8,7 +8,13 @@ from concurrent.futures import Future, wait
 import pytest
 
 from paglets.core.agent import ACTIVE, INACTIVE, PagletContext
-from paglets.core.errors import AuthenticationError, HostError, MessageQueuedError, PagletCrashedError
+from paglets.core.errors import (
+    AuthenticationError,
+    HostError,
+    LifecycleError,
+    MessageQueuedError,
+    PagletCrashedError,
+)
 from paglets.core.events import ContextEvent
 from paglets.core.messages import DEACTIVATE, Message
 from paglets.core.resources import ResourceRegistry
@@ -93,6 +99,22 @@ def test_host_wait_message_is_woken_when_the_paglet_takes_mail(node):
         if wait([woken], timeout=0.1).done:
             break
     assert woken.result(0) is True
+
+
+def test_host_side_mail_waits_are_bounded_so_the_paglet_stays_manageable(node):
+    proxy = node.create(cp.NodeAware)
+    waiters = [in_thread(node.wait_message, proxy.agent_id, timeout=30) for _ in range(4)]
+    refused = None
+    for _ in range(100):  # the four waits reach the worker at moments nobody can see: try until one is refused
+        try:
+            node.wait_message(proxy.agent_id, timeout=0.05)
+        except LifecycleError as exc:
+            refused = exc
+            break
+    assert refused is not None and proxy.agent_id in str(refused)
+    assert proxy.send("ping") is not None and node.get_state(proxy.agent_id) is not None  # still served
+    node.notify_all_messages(proxy.agent_id)
+    assert [w.result(10) for w in waiters] == [True] * 4
 
 
 def test_host_notify_wakes_a_paglet_waiting_for_mail(node):

@@ -24,13 +24,13 @@ from paglets.node.broker.commands import BrokerCommands
 from paglets.node.flows.lifecycle import WorkerResources
 from paglets.waiting import wait_for
 from paglets.wire import codec
+from paglets.wire.back_ops import MAIL_WAIT_MAX
 
 log = logging.getLogger("paglets.host")
 
 LEAVING_KINDS = frozenset(
     {event_kinds.DISPOSE, event_kinds.DISPATCH, event_kinds.DEACTIVATE, event_kinds.CRASH, event_kinds.RETRACT}
 )
-MAIL_WAIT_MAX = 3600.0  # seconds; the worker caps its wait the same way
 MAIL_SLACK = 10.0  # seconds the node waits beyond the worker's wait for its answer
 
 
