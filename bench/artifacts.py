@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import statistics
 import sys
@@ -61,52 +62,144 @@ def write_file(path: Path, size: int) -> str:
 
 
 # -- raw pyzmq ------------------------------------------------------------------------------------
-def _raw_receiver(target: str, size: int, ports: Any, done: Any) -> None:
-    sock = zmq.Context.instance().socket(zmq.PULL)
-    sock.rcvhwm = RAW_HWM
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    ports.put(port)
+# Each side of the raw pair reports on its own one-way pipe; the parent waits on those pipes and on
+# the children's sentinels together, so a child that dies or stalls ends the run at once with what
+# it got so far, instead of leaving the parent (and multiprocessing's exit hook) waiting forever.
+RAW_STEP_S = 60.0  # longest wait for one step: a start, a connect, one chunk; over it the pair is broken
+
+
+class RawTransferError(RuntimeError):
+    """The raw pyzmq baseline did not move the file: which side, where, and how many bytes got across."""
+
+
+def _raw_receiver(target: str, size: int, report: Any) -> None:
+    """PULL ``size`` bytes into ``target`` and fsync it.
+
+    Reports ("port", p), then ("received", n) or ("failed", n, why)."""
     received = 0
-    with open(target, "wb") as handle:
-        while received < size:
-            chunk = sock.recv()
-            handle.write(chunk)
-            received += len(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
-    done.put(received)
-    sock.close(0)
+    try:
+        with zmq.Context() as ctx, ctx.socket(zmq.PULL) as sock:
+            sock.rcvhwm = RAW_HWM
+            sock.rcvtimeo = int(RAW_STEP_S * 1000)  # zmq.Again instead of waiting forever for a chunk
+            sock.linger = 0
+            report.send(("port", sock.bind_to_random_port("tcp://127.0.0.1")))
+            with open(target, "wb") as handle:
+                while received < size:
+                    chunk = sock.recv()
+                    handle.write(chunk)
+                    received += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        report.send(("received", received))
+    except Exception as exc:  # the parent raises it, with the byte count
+        report.send(("failed", received, f"{type(exc).__name__}: {exc}"))
 
 
-def _raw_sender(source: str, port: int, go: Any) -> None:
-    sock = zmq.Context.instance().socket(zmq.PUSH)
-    sock.sndhwm = RAW_HWM
-    sock.linger = -1
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    go.wait()
-    with open(source, "rb") as handle:
-        while chunk := handle.read(MIB):
-            sock.send(chunk)
-    sock.close()
+def _raw_sender(source: str, port: int, report: Any) -> None:
+    """PUSH ``source`` to ``port`` in 1 MiB pieces once the parent says ("go",) on ``report``.
+
+    Reports ("connected",), then ("sent", n) or ("failed", n, why). Every wait is bounded: a PUSH
+    blocks while its peer is away, and linger -1 would make close wait forever for a receiver that is gone."""
+    sent = 0
+    try:
+        with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as sock:
+            sock.sndhwm = RAW_HWM
+            sock.sndtimeo = sock.linger = int(RAW_STEP_S * 1000)
+            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            sock.connect(f"tcp://127.0.0.1:{port}")
+            if not monitor.poll(int(RAW_STEP_S * 1000)):  # only the transfer is timed, not the connect
+                raise TimeoutError(f"no ZMTP handshake with 127.0.0.1:{port} in {RAW_STEP_S:g} s")
+            sock.disable_monitor()
+            monitor.close(0)
+            report.send(("connected",))
+            # A pipe, not a multiprocessing.Event: Event.set() waits for every waiter to wake, so a
+            # sender that died waiting would hang the parent in set().
+            if not report.poll(RAW_STEP_S) or report.recv() != ("go",):
+                raise TimeoutError(f"no go from the parent in {RAW_STEP_S:g} s")
+            with open(source, "rb") as handle:
+                while chunk := handle.read(MIB):
+                    sock.send(chunk)
+                    sent += len(chunk)
+        report.send(("sent", sent))
+    except Exception as exc:
+        report.send(("failed", sent, f"{type(exc).__name__}: {exc}"))
+
+
+class _RawSide:
+    """One child of the raw pair, its report pipe, and the last thing it said."""
+
+    def __init__(self, ctx: Any, name: str, target: Any, args: tuple[Any, ...]):
+        self.name = name
+        self.inbox, outbox = ctx.Pipe()  # duplex: the sender gets its go on it
+        self.proc = ctx.Process(target=target, args=(*args, outbox), name=f"raw-{name}", daemon=True)
+        self.proc.start()
+        outbox.close()  # ours closed: the inbox sees EOF when the child is gone
+        self.last: tuple[Any, ...] = ("started",)
+
+    def state(self) -> str:
+        return f"{self.name} (pid {self.proc.pid}, exit code {self.proc.exitcode}) last said {self.last}"
+
+    def stop(self) -> None:
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        self.inbox.close()
+
+
+def _raw_await(sides: list[_RawSide], wanted: _RawSide, kinds: tuple[str, ...], timeout: float) -> tuple[Any, ...]:
+    """The next report of ``wanted`` of one of ``kinds``; raises at once if any side fails, dies or goes quiet."""
+    deadline = time.monotonic() + timeout
+    listening = {side.inbox: side for side in sides}
+    while (remaining := deadline - time.monotonic()) > 0:  # each pass reads a report or drops a finished side
+        ready = mp.connection.wait(list(listening), timeout=remaining)
+        for inbox in ready:
+            side = listening[inbox]
+            try:
+                side.last = inbox.recv()
+            except (EOFError, OSError):  # gone without a word: killed, or died starting up
+                side.proc.join(5)
+                raise RawTransferError(f"raw baseline: {side.name} exited silently; {_raw_states(sides)}") from None
+            if side.last[0] == "failed":
+                raise RawTransferError(f"raw baseline: {side.name} failed after {side.last[1]} bytes: "
+                                       f"{side.last[2]}; {_raw_states(sides)}")  # fmt: skip
+            if side is wanted and side.last[0] in kinds:
+                return side.last
+            if side.last[0] in ("received", "sent"):
+                del listening[inbox]  # its last word; its EOF is no news
+    waited_for = "/".join(kinds)
+    raise RawTransferError(f"raw baseline: no {waited_for} from {wanted.name} in {timeout:g} s; {_raw_states(sides)}")
+
+
+def _raw_states(sides: list[_RawSide]) -> str:
+    return "; ".join(side.state() for side in sides)
 
 
 def raw_transfer(source: Path, target: Path, size: int) -> float:
     """Seconds for raw pyzmq to move ``source`` into ``target`` between two fresh processes (fsync'd)."""
     ctx = mp.get_context("spawn")
-    ports, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    receiver = ctx.Process(target=_raw_receiver, args=(str(target), size, ports, done))
-    receiver.start()
-    sender = ctx.Process(target=_raw_sender, args=(str(source), ports.get(timeout=30), go))
-    sender.start()
-    time.sleep(0.5)  # let the sender connect: only the transfer is timed
-    started = time.perf_counter()
-    go.set()
-    received = done.get(timeout=600)
-    elapsed = time.perf_counter() - started
-    sender.join(30)
-    receiver.join(30)
-    target.unlink()
-    assert received == size, (received, size)
+    sides: list[_RawSide] = []
+    try:
+        receiver = _RawSide(ctx, "receiver", _raw_receiver, (str(target), size))
+        sides.append(receiver)
+        port = _raw_await(sides, receiver, ("port",), RAW_STEP_S)[1]
+        sender = _RawSide(ctx, "sender", _raw_sender, (str(source), port))
+        sides.append(sender)
+        _raw_await(sides, sender, ("connected",), 2 * RAW_STEP_S)  # its start-up, then the handshake
+        started = time.perf_counter()
+        try:
+            sender.inbox.send(("go",))
+        except OSError as exc:
+            raise RawTransferError(f"raw baseline: cannot tell the sender to go ({exc}); {_raw_states(sides)}") from exc
+        # Each chunk comes within RAW_STEP_S or the receiver says so; the deadline is only a backstop.
+        received = _raw_await(sides, receiver, ("received",), RAW_STEP_S + size / MIB)[1]
+        elapsed = time.perf_counter() - started
+    finally:
+        for side in sides:
+            side.stop()
+        target.unlink(missing_ok=True)
+    if received != size:
+        raise RawTransferError(f"raw baseline: the receiver got {received} bytes of {size}")
     return elapsed
 
 
