@@ -25,6 +25,25 @@ ACTIVE = 0x1
 INACTIVE = 0x2
 
 
+class MailSignal:
+    """A paglet's mail signal: ``wait_message`` waits on it, a message taken or a ``notify_*`` wakes it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._condition:
+            return self._condition.wait(timeout)
+
+    def notify(self) -> None:
+        with self._condition:
+            self._condition.notify()
+
+    def notify_all(self) -> None:
+        with self._condition:
+            self._condition.notify_all()
+
+
 class PagletContext:
     """What a running paglet may ask of the node it runs on.
 
@@ -231,7 +250,7 @@ class DetachedContext(PagletContext):
         self.agent_id = agent_id
         self._what = f"{paglet_class.__module__}:{paglet_class.__qualname__} {agent_id}"
         self._resources = ResourceRegistry()
-        self._mail = threading.Condition()
+        self._mail = MailSignal()
 
     def __getattr__(self, name: str) -> Any:
         if name in ("name", "address"):
@@ -252,16 +271,13 @@ class DetachedContext(PagletContext):
         return self._resources
 
     def wait_message(self, timeout: float | None = None) -> bool:
-        with self._mail:
-            return self._mail.wait(timeout)
+        return self._mail.wait(timeout)
 
     def notify_message(self) -> None:
-        with self._mail:
-            self._mail.notify()
+        self._mail.notify()
 
     def notify_all_messages(self) -> None:
-        with self._mail:
-            self._mail.notify_all()
+        self._mail.notify_all()
 
 
-__all__ = ["ACTIVE", "INACTIVE", "DetachedContext", "PagletContext"]
+__all__ = ["ACTIVE", "INACTIVE", "DetachedContext", "MailSignal", "PagletContext"]

@@ -8,7 +8,6 @@ validates and performs. Calls to other nodes go straight out through a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from paglets.client.hosts import HostRef
 from paglets.client.proxy import PagletProxy
 from paglets.core.agent import ACTIVE, PagletContext
 from paglets.core.artifacts import ArtifactRef
+from paglets.core.context import MailSignal
 from paglets.core.errors import ArtifactError, ForbiddenError, HostError
 from paglets.core.files import PagletFileRef
 from paglets.core.messages import FUTURE, Message, ReplySet
@@ -52,7 +52,7 @@ class WorkerContext(PagletContext):
         self,
         spec: WorkerSpec,
         link: NodeLink,
-        mail_arrived: threading.Condition,
+        mail_arrived: MailSignal,
         give_back_batch: Callable[[], None],
     ):
         self._spec = spec
@@ -118,16 +118,13 @@ class WorkerContext(PagletContext):
         return replies
 
     def wait_message(self, timeout: float | None = None) -> bool:
-        with self._mail_arrived:
-            return self._mail_arrived.wait(timeout)
+        return self._mail_arrived.wait(timeout)
 
     def notify_message(self) -> None:
-        with self._mail_arrived:
-            self._mail_arrived.notify()
+        self._mail_arrived.notify()
 
     def notify_all_messages(self) -> None:
-        with self._mail_arrived:
-            self._mail_arrived.notify_all()
+        self._mail_arrived.notify_all()
 
     # -- paglets ----------------------------------------------------------------
     def get_proxy(self, agent_id: str, host_url: str | None = None) -> PagletProxy:

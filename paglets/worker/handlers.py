@@ -28,6 +28,7 @@ from typing import Any
 import zmq
 
 from paglets.core.agent import NOT_HANDLED, Paglet
+from paglets.core.context import MailSignal
 from paglets.core.errors import (
     LifecycleError,
     NotHandledError,
@@ -59,7 +60,7 @@ class MessageHandlers:
         class_name: str,
         link: NodeLink,
         control: ThreadPool,
-        mail_arrived: threading.Condition,
+        mail_arrived: MailSignal,
         crash: CrashReport,
     ):
         self._agent_id = agent_id
@@ -102,8 +103,7 @@ class MessageHandlers:
         self._run_message(cid, oneway, body)
 
     def _notify_mail(self) -> None:
-        with self._mail_arrived:
-            self._mail_arrived.notify_all()
+        self._mail_arrived.notify_all()
 
     def _add_handler(self) -> None:
         with self._lock:

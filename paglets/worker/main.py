@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 import zmq
 
 from paglets.core.agent import Paglet
+from paglets.core.context import MailSignal
 from paglets.core.errors import HostError, PagletError
 from paglets.threads import ThreadPool
 from paglets.wire import back, codec
@@ -83,7 +84,7 @@ class Worker:
         self.link = NodeLink(self.ctx, spec.back_endpoint, self.agent_id, ident)
         self.crash = CrashReport(self.agent_id, self.link)
         self._control = ThreadPool(f"paglet-control-{self.agent_id[:8]}")
-        mail_arrived = threading.Condition()
+        mail_arrived = MailSignal()
         self.handlers = MessageHandlers(
             self.agent_id, spec.class_name, self.link, self._control, mail_arrived, self.crash
         )
