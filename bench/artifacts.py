@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import judge, main, progress, source_version  # noqa: E402
+from bench.common import main, progress, report  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.client.host_client import HostClient  # noqa: E402
 
@@ -292,17 +292,7 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             alpha.stop()
             beta.stop()
-    goals = judge(figures, GOALS)
-    return {
-        **figures,
-        "goals": goals,
-        "all_goals_pass": all(g["pass"] for g in goals.values()),
-        "cpu_count": os.cpu_count(),
-        "mode": "quick" if quick else "full",
-        "source": source_version(),
-        "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "run_s": round(time.perf_counter() - started, 1),
-    }
+    return report(figures, GOALS, quick=quick, started=started, load_before=load_before)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,35 @@ def judge(figures: dict[str, Any], goals: dict[str, tuple[str, float]]) -> dict[
         passed = value is not None and (value <= limit if op == "<=" else value >= limit)
         verdicts[name] = {"goal": f"{op} {limit:g}", "value": value, "pass": passed}
     return verdicts
+
+
+def report(
+    figures: dict[str, Any],
+    goals: dict[str, tuple[str, float]],
+    *,
+    quick: bool,
+    started: float,
+    load_before: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON a benchmark prints: its figures, each goal judged, and how and where it ran (``extra`` too)."""
+    verdicts = judge(figures, goals)
+    loads = (
+        {}
+        if load_before is None
+        else {"loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    )
+    return {
+        **figures,
+        "goals": verdicts,
+        "all_goals_pass": all(v["pass"] for v in verdicts.values()),
+        "cpu_count": os.cpu_count(),
+        **extra,
+        "mode": "quick" if quick else "full",
+        **loads,
+        "source": source_version(),
+        "run_s": round(time.perf_counter() - started, 1),
+    }
 
 
 def source_version() -> dict[str, Any]:

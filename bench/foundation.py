@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:  # `python bench/foundation.py` puts bench/, not t
 import zmq  # noqa: E402
 
 from bench import raw_baseline  # noqa: E402
-from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
+from bench.common import main, percentile, progress, report  # noqa: E402
 from bench.node_process import NodeProcess, start_node  # noqa: E402
 from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.client.proxy import PagletProxy  # noqa: E402
@@ -371,24 +371,13 @@ def run(quick: bool) -> dict[str, Any]:
         preload = ("--preload", ECHO.split(":")[0])
         measured, _ = with_node(Path(tmp), "bench-preload", preload, measure_preloaded_node, params)
         figures.update(measured)
-    goals = judge(figures, GOALS)
-    return {
-        **figures,
-        "goals": goals,
-        "all_goals_pass": all(g["pass"] for g in goals.values()),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "pyzmq": zmq.__version__,
-        "libzmq": zmq.zmq_version(),
+    return report(
+        figures, GOALS, quick=quick, started=started, load_before=load_before[0],
+        python=platform.python_version(), pyzmq=zmq.__version__, libzmq=zmq.zmq_version(),
         # No bytecode cache means every worker compiles its paglet's module from source.
-        "python_env": {k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
-        "node_launcher": used,
-        "mode": "quick" if quick else "full",
-        "params": params,
-        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "source": source_version(),
-        "run_s": round(time.perf_counter() - started, 1),
-    }
+        python_env={k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
+        node_launcher=used, params=params,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ The raw pyzmq round trip of the same run is recorded for scale.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import raw_baseline  # noqa: E402
-from bench.common import judge, main, percentile, progress  # noqa: E402
+from bench.common import main, percentile, progress, report  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.client.proxy import PagletProxy  # noqa: E402
@@ -115,15 +114,7 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             alpha.stop()
             beta.stop()
-    goals = judge(figures, GOALS)
-    return {
-        **figures,
-        "goals": goals,
-        "all_goals_pass": all(g["pass"] for g in goals.values()),
-        "cpu_count": os.cpu_count(),
-        "mode": "quick" if quick else "full",
-        "run_s": round(time.perf_counter() - started, 1),
-    }
+    return report(figures, GOALS, quick=quick, started=started)
 
 
 if __name__ == "__main__":

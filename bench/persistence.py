@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/persistence.py` puts bench/, not the repo, on sys.path
     sys.path.insert(0, str(ROOT))
 
-from bench.common import judge, main, percentile, progress, source_version  # noqa: E402
+from bench.common import main, percentile, progress, report  # noqa: E402
 from bench.node_process import start_node  # noqa: E402
 from paglets.client.host_client import HostClient  # noqa: E402
 from paglets.core.messages import Message  # noqa: E402
@@ -227,20 +227,10 @@ def run(quick: bool) -> dict[str, Any]:
         launcher = node.launcher
         progress("checkpoint overhead on sync round trips")
         figures.update(checkpoint_overhead(Path(tmp), 300 if quick else 1000))
-    goals = judge(figures, GOALS)
-    return {
-        **figures,
-        "goals": goals,
-        "all_goals_pass": all(g["pass"] for g in goals.values()),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "node_launcher": launcher,
-        "mode": "quick" if quick else "full",
-        "params": params,
-        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "source": source_version(),
-        "run_s": round(time.perf_counter() - started, 1),
-    }
+    return report(
+        figures, GOALS, quick=quick, started=started, load_before=load_before[0],
+        python=platform.python_version(), node_launcher=launcher, params=params,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
